@@ -1,0 +1,53 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/aci"
+	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+)
+
+func runACI(args []string) error {
+	fs := flag.NewFlagSet("aci", flag.ContinueOnError)
+	out := fs.String("o", "", "ACI file to write")
+	version := fs.String("version", "", "version label")
+	kernel := fs.String("kernel", "", "guest kernel (vmlinux)")
+	image := fs.String("image", "", "guest OS image")
+	binDir := fs.String("bin", "", "directory holding the entry-point binaries (init, enter, gc, stop)")
+	qemu := fs.String("qemu", "/usr/bin/qemu-system-x86_64", "QEMU binary to bundle")
+	firmware := fs.String("firmware", "/usr/share/qemu/qboot.rom", "comma-separated QEMU firmware files to bundle")
+	modules := fs.String("modules", "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so", "comma-separated QEMU modules to bundle")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var missing []string
+	for name, v := range map[string]string{"-o": *out, "-version": *version, "-kernel": *kernel, "-image": *image, "-bin": *binDir} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("aci: missing %s", strings.Join(missing, ", "))
+	}
+	eps := map[string]string{}
+	for _, ep := range layout.EntryPoints {
+		p := filepath.Join(*binDir, ep.File)
+		if _, err := os.Stat(p); err == nil {
+			eps[ep.Name] = p
+		}
+	}
+	return aci.Build(aci.Config{
+		Version:      *version,
+		EntryPoints:  eps,
+		Kernel:       *kernel,
+		GuestImage:   *image,
+		QEMU:         *qemu,
+		QEMUFirmware: strings.Split(*firmware, ","),
+		QEMUModules:  strings.Split(*modules, ","),
+		Output:       *out,
+	})
+}

@@ -1,0 +1,33 @@
+package hypervisor
+
+import (
+	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
+)
+
+// GuestInit is our pre-init inside the guest image.
+const GuestInit = "/usr/lib/stage1/stage1-guest"
+
+// KernelCmdline is the guest kernel's command line booting systemd into unit.
+// Extra arguments (hostname, machine id, ...) are appended by the caller.
+func KernelCmdline(unit string, debug bool, extra ...string) []string {
+	c := []string{
+		"console=ttyS0",
+		// Reboot by triple fault: QEMU (with -no-reboot) then exits.
+		"reboot=t",
+		// A panic reboots at once, which ends QEMU instead of hanging.
+		"panic=-1",
+		"root=/dev/vda", "ro", "rootfstype=erofs",
+		"init=" + GuestInit,
+		// The emulated timer is known good; its self-check costs a
+		// measurable share of boot under TCG.
+		"no_timer_check",
+		"systemd.unit=" + unit,
+	}
+	if !debug {
+		c = append(c, "quiet", "systemd.show_status=0", "loglevel=1")
+	}
+	return append(c, extra...)
+}
+
+// EventsPort is the virtio-serial port the guest reports events on.
+const EventsPort = guest.EventsPort

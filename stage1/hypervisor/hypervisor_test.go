@@ -1,0 +1,137 @@
+package hypervisor
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestChooseAccel(t *testing.T) {
+	normal := HostFacts{KVMUsable: true}
+	pvm := HostFacts{KVMUsable: true, PVM: true}
+	none := HostFacts{}
+	tests := []struct {
+		setting string
+		host    HostFacts
+		want    Accel
+		notice  bool
+		err     bool
+	}{
+		{"", normal, KVM, false, false},
+		{"auto", normal, KVM, false, false},
+		{"", pvm, TCG, true, false},
+		{"", none, TCG, true, false},
+		{"tcg", normal, TCG, false, false},
+		{"kvm", pvm, KVM, false, false},
+		{"kvm", none, "", false, true},
+		{"xen", normal, "", false, true},
+	}
+	for _, tt := range tests {
+		got, notice, err := ChooseAccel(tt.setting, tt.host)
+		if tt.err {
+			if !errors.Is(err, ErrBadAccel) {
+				t.Errorf("ChooseAccel(%q, %+v): want ErrBadAccel, got %v", tt.setting, tt.host, err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want || (notice != "") != tt.notice {
+			t.Errorf("ChooseAccel(%q, %+v) = %q, %q, %v; want %q (notice %v)", tt.setting, tt.host, got, notice, err, tt.want, tt.notice)
+		}
+		if notice != "" && strings.Contains(notice, "\n") {
+			t.Errorf("notice must be one line: %q", notice)
+		}
+	}
+}
+
+func validConfig() Config {
+	return Config{
+		Binary:    Bundled("/s1"),
+		Accel:     TCG,
+		Kernel:    "/s1/vmlinux",
+		Cmdline:   KernelCmdline("x.target", false),
+		Image:     "/s1/guest.img",
+		MemoryMiB: 128,
+		CPUs:      1,
+		TBSizeMiB: 16,
+		Ports:     []Port{{Name: EventsPort, Socket: "/pod/ev.sock"}},
+		Shares:    []Share{{Tag: "pod", Path: "/pod/stage1/rootfs"}},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := validConfig().Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	c := validConfig()
+	c.MemoryMiB = 10
+	c.CPUs = 0
+	c.Kernel = ""
+	c.Ports = append(c.Ports, Port{Name: EventsPort, Socket: "/a,b"})
+	err := c.Validate()
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("want ErrInvalidConfig, got %v", err)
+	}
+	for _, want := range []string{"memory", "vCPUs", "no kernel", "twice", "comma"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestArgvBundled(t *testing.T) {
+	a := Argv(validConfig())
+	if a[0] != "/s1/qemu/lib/ld-linux-x86-64.so.2" || a[1] != "--library-path" || a[2] != "/s1/qemu/lib" {
+		t.Fatalf("bundled QEMU must start through its own loader: %v", a[:5])
+	}
+	joined := strings.Join(a, " ")
+	for _, want := range []string{
+		"/s1/qemu/bin/qemu-system-x86_64 -L /s1/qemu/share",
+		"-M microvm,acpi=off",
+		"-no-reboot",
+		"-accel tcg,tb-size=16 -cpu max",
+		"-m 128", "-smp 1",
+		"file=/s1/guest.img,format=raw,if=none,readonly=on",
+		"-chardev socket,id=port0,path=/pod/ev.sock",
+		"virtserialport,chardev=port0,name=" + EventsPort,
+		"path=/pod/stage1/rootfs,security_model=passthrough",
+		"mount_tag=pod",
+		"-serial null",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %q:\n%s", want, joined)
+		}
+	}
+	i := slices.Index(a, "-append")
+	if i < 0 || !strings.Contains(a[i+1], "init="+GuestInit) || !strings.Contains(a[i+1], "systemd.unit=x.target") {
+		t.Errorf("bad -append: %v", a)
+	}
+}
+
+func TestArgvKVMHostQEMU(t *testing.T) {
+	c := validConfig()
+	c.Binary = Binary{Path: "/usr/bin/qemu-system-x86_64"}
+	c.Accel = KVM
+	c.Console = "/pod/console.log"
+	a := Argv(c)
+	joined := strings.Join(a, " ")
+	if a[0] != "/usr/bin/qemu-system-x86_64" || strings.Contains(joined, " -L ") {
+		t.Errorf("host QEMU runs directly: %v", a[:3])
+	}
+	if !strings.Contains(joined, "-accel kvm -cpu host") || strings.Contains(joined, "tb-size") {
+		t.Errorf("KVM argv wrong: %s", joined)
+	}
+	if !strings.Contains(joined, "-serial file:/pod/console.log") {
+		t.Errorf("console not in argv: %s", joined)
+	}
+}
+
+func TestKernelCmdlineDebug(t *testing.T) {
+	if slices.Contains(KernelCmdline("a.target", true), "quiet") {
+		t.Error("debug boot must not be quiet")
+	}
+	c := KernelCmdline("a.target", false, "systemd.hostname=h")
+	if !slices.Contains(c, "quiet") || c[len(c)-1] != "systemd.hostname=h" {
+		t.Errorf("cmdline %v", c)
+	}
+}

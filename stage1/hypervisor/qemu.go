@@ -1,0 +1,216 @@
+// Package hypervisor starts and stops the pod's VM: QEMU's microvm machine
+// with virtio-mmio devices and direct kernel boot. The QEMU command line is
+// built by a pure function (Argv) from a Config, so it can be read and tested
+// without starting anything.
+package hypervisor
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// ErrInvalidConfig wraps every Config.Validate failure.
+var ErrInvalidConfig = errors.New("invalid VM config")
+
+// Binary says how to execute QEMU.
+type Binary struct {
+	// Path is the qemu-system-x86_64 executable.
+	Path string
+	// Loader, if set, is the dynamic loader QEMU is run through, with
+	// LibDir as its only library path: this is how the stage1 image runs
+	// its own QEMU and libraries on a host that has neither.
+	Loader string
+	LibDir string
+	// DataDir holds QEMU's firmware (qboot.rom, microvm's default BIOS); empty means
+	// QEMU's built-in default.
+	DataDir string
+	// ModuleDir holds QEMU's loadable modules (the TCG accelerator is
+	// one); empty means QEMU's built-in default.
+	ModuleDir string
+}
+
+// Env is the environment QEMU needs on top of the caller's.
+func (b Binary) Env() []string {
+	if b.ModuleDir == "" {
+		return nil
+	}
+	return []string{"QEMU_MODULE_DIR=" + b.ModuleDir}
+}
+
+// Bundled is the QEMU layout inside the stage1 rootfs at root.
+func Bundled(root string) Binary {
+	q := filepath.Join(root, "qemu")
+	return Binary{
+		Path:      filepath.Join(q, "bin", "qemu-system-x86_64"),
+		Loader:    filepath.Join(q, "lib", "ld-linux-x86-64.so.2"),
+		LibDir:    filepath.Join(q, "lib"),
+		DataDir:   filepath.Join(q, "share"),
+		ModuleDir: filepath.Join(q, "modules"),
+	}
+}
+
+// Port is a virtio-serial port whose host end is a UNIX socket that QEMU
+// connects to (the host side listens before QEMU starts).
+type Port struct {
+	Name   string
+	Socket string
+}
+
+// Share is a host directory exported to the guest over 9p.
+type Share struct {
+	Tag      string
+	Path     string
+	ReadOnly bool
+}
+
+// Config describes one VM.
+type Config struct {
+	Binary Binary
+	Accel  Accel
+	// Kernel is an uncompressed vmlinux with a PVH entry point.
+	Kernel  string
+	Cmdline []string
+	// Image is the guest OS image, attached read-only as /dev/vda.
+	Image     string
+	MemoryMiB int
+	CPUs      int
+	// TBSizeMiB bounds TCG's translation cache (QEMU's default is far
+	// larger and dominates an idle guest's host memory); 0 keeps QEMU's.
+	TBSizeMiB int
+	// Console receives the guest's serial console; empty discards it.
+	Console string
+	Ports   []Port
+	Shares  []Share
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var probs []string
+	if c.Binary.Path == "" {
+		probs = append(probs, "no QEMU binary")
+	}
+	if c.Binary.Loader != "" && c.Binary.LibDir == "" {
+		probs = append(probs, "a loader needs a library directory")
+	}
+	if c.Accel != KVM && c.Accel != TCG {
+		probs = append(probs, fmt.Sprintf("accelerator %q is neither kvm nor tcg", c.Accel))
+	}
+	if c.Kernel == "" {
+		probs = append(probs, "no kernel")
+	}
+	if c.Image == "" {
+		probs = append(probs, "no guest image")
+	}
+	if c.MemoryMiB < 64 {
+		probs = append(probs, fmt.Sprintf("memory %d MiB is below the 64 MiB minimum", c.MemoryMiB))
+	}
+	if c.CPUs < 1 {
+		probs = append(probs, fmt.Sprintf("%d vCPUs", c.CPUs))
+	}
+	if c.TBSizeMiB < 0 {
+		probs = append(probs, "negative translation buffer size")
+	}
+	names := map[string]bool{}
+	for _, p := range c.Ports {
+		if p.Name == "" || p.Socket == "" {
+			probs = append(probs, "a port needs a name and a socket")
+		}
+		if names[p.Name] {
+			probs = append(probs, fmt.Sprintf("port %q twice", p.Name))
+		}
+		names[p.Name] = true
+		if strings.Contains(p.Socket, ",") {
+			probs = append(probs, fmt.Sprintf("socket path %q contains a comma", p.Socket))
+		}
+	}
+	for _, s := range c.Shares {
+		if s.Tag == "" || s.Path == "" {
+			probs = append(probs, "a share needs a tag and a path")
+		}
+		if strings.Contains(s.Path, ",") {
+			probs = append(probs, fmt.Sprintf("share path %q contains a comma", s.Path))
+		}
+	}
+	for _, f := range []string{c.Kernel, c.Image, c.Console} {
+		if strings.Contains(f, ",") {
+			probs = append(probs, fmt.Sprintf("path %q contains a comma (QEMU option syntax)", f))
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// Argv is the full command line that starts the VM described by c.
+func Argv(c Config) []string {
+	var a []string
+	if c.Binary.Loader != "" {
+		a = append(a, c.Binary.Loader, "--library-path", c.Binary.LibDir, "--argv0", "qemu-system-x86_64")
+	}
+	a = append(a, c.Binary.Path)
+	if c.Binary.DataDir != "" {
+		a = append(a, "-L", c.Binary.DataDir)
+	}
+	// microvm without ACPI, PCI or option ROMs: the guest kernel finds its
+	// devices on its command line and its CPUs in MP tables.
+	a = append(a,
+		"-M", "microvm,acpi=off,x-option-roms=off",
+		"-nodefaults", "-no-user-config", "-nographic",
+		// A guest reboot ends QEMU: that is how the guest powers off.
+		"-no-reboot",
+		"-m", strconv.Itoa(c.MemoryMiB),
+		"-smp", strconv.Itoa(c.CPUs),
+	)
+	switch c.Accel {
+	case KVM:
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	default:
+		accel := "tcg"
+		if c.TBSizeMiB > 0 {
+			accel += ",tb-size=" + strconv.Itoa(c.TBSizeMiB)
+		}
+		a = append(a, "-accel", accel, "-cpu", "max")
+	}
+	a = append(a,
+		"-kernel", c.Kernel,
+		"-append", strings.Join(c.Cmdline, " "),
+	)
+	console := "null"
+	if c.Console != "" {
+		console = "file:" + c.Console
+	}
+	a = append(a, "-serial", console)
+	a = append(a,
+		"-drive", "id=root,file="+c.Image+",format=raw,if=none,readonly=on",
+		"-device", "virtio-blk-device,drive=root",
+		// Entropy at once: systemd otherwise waits for the kernel's crng.
+		"-object", "rng-random,id=rng,filename=/dev/urandom",
+		"-device", "virtio-rng-device,rng=rng",
+	)
+	if len(c.Ports) > 0 {
+		a = append(a, "-device", "virtio-serial-device,max_ports="+strconv.Itoa(len(c.Ports)+1))
+		for i, p := range c.Ports {
+			id := "port" + strconv.Itoa(i)
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+p.Socket,
+				"-device", "virtserialport,chardev="+id+",name="+p.Name,
+			)
+		}
+	}
+	for i, s := range c.Shares {
+		id := "fs" + strconv.Itoa(i)
+		opts := "local,id=" + id + ",path=" + s.Path + ",security_model=passthrough"
+		if s.ReadOnly {
+			opts += ",readonly=on"
+		}
+		a = append(a,
+			"-fsdev", opts,
+			"-device", "virtio-9p-device,fsdev="+id+",mount_tag="+s.Tag,
+		)
+	}
+	return a
+}

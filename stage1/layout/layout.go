@@ -1,0 +1,30 @@
+// Package layout names the files of the stage1 image (the ACI rootfs) and of
+// the pod directory that more than one program reads or writes.
+package layout
+
+import "path/filepath"
+
+// Paths relative to the stage1 rootfs.
+const (
+	Kernel     = "vmlinux"
+	GuestImage = "guest.img"
+	// QEMUDir holds bin/qemu-system-x86_64, lib/ (with the dynamic
+	// loader) and share/ (firmware).
+	QEMUDir = "qemu"
+	// StatusDir must exist (empty) in the image: rkt touches it.
+	StatusDir = "rkt/status"
+)
+
+// Entry points: the annotation suffix (after coreos.com/rkt/stage1/) and the
+// file in the stage1 rootfs.
+var EntryPoints = []struct{ Name, File string }{
+	{"run", "init"},
+	{"enter", "enter"},
+	{"gc", "gc"},
+	{"stop", "stop"},
+}
+
+// Stage1Rootfs is the stage1 rootfs inside a pod directory.
+func Stage1Rootfs(podDir string) string {
+	return filepath.Join(podDir, "stage1", "rootfs")
+}
