@@ -1,21 +1,47 @@
 // Command init is the stage1 run entry point (/init in the ACI). rkt execs it
 // in the pod directory; it boots the pod's VM, supervises it and exits with
-// the pod's exit code.
+// the pod's exit code (rkt run's exit code).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/runflags"
+	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
+)
+
+// Exit codes of our own failures (an app's code passes through unchanged).
+const (
+	exitUsage  = 2
+	exitFailed = 254
 )
 
 func main() {
 	opts, err := runflags.Parse(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 run: %v\n", err)
-		os.Exit(254)
+		if errors.Is(err, runflags.ErrUsage) || errors.Is(err, runflags.ErrUnsupported) {
+			os.Exit(exitUsage)
+		}
+		os.Exit(exitFailed)
 	}
-	fmt.Fprintf(os.Stderr, "stage1 run: pod %s: running pods is not implemented yet\n", opts.UUID)
-	os.Exit(254)
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 run: %v\n", err)
+		os.Exit(exitFailed)
+	}
+	code, err := supervisor.Run(supervisor.Options{
+		PodDir: dir,
+		Flags:  opts,
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 run: pod %s: %v\n", opts.UUID, err)
+		os.Exit(exitFailed)
+	}
+	os.Exit(code)
 }

@@ -52,7 +52,7 @@ func TestBootSelftest(t *testing.T) {
 		Accel:     accel,
 		Kernel:    filepath.Join(rootfs, layout.Kernel),
 		Image:     filepath.Join(rootfs, layout.GuestImage),
-		Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", true),
+		Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", accel, true),
 		MemoryMiB: 128,
 		CPUs:      1,
 		TBSizeMiB: 32,

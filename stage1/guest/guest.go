@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +27,23 @@ const (
 	// events (boot, app exits) on. The host end is a socket of the run
 	// entrypoint.
 	EventsPort = "org.stage1-kvm.events"
+	// StdoutPort, StderrPort and StdinPort carry the apps' standard
+	// streams to and from the run entrypoint's own.
+	StdoutPort = "org.stage1-kvm.stdout"
+	StderrPort = "org.stage1-kvm.stderr"
+	StdinPort  = "org.stage1-kvm.stdin"
+
+	// PodMount is where the pod's stage1 rootfs (host directory
+	// <pod>/stage1/rootfs) is mounted; PodTag is its 9p mount tag.
+	PodMount = "/pod"
+	PodTag   = "pod"
+	// UnitsDir, relative to the pod mount, holds the units the host
+	// generated for this pod; PreInit copies them to RuntimeUnitDir.
+	UnitsDir       = "units"
+	RuntimeUnitDir = "/run/systemd/system"
+	// JournalDir, relative to the pod mount, receives the persistent
+	// journal (rkt's place for it).
+	JournalDir = "var/log/journal"
 )
 
 // ErrNoPort means the VM has no virtio-serial port of that name.
@@ -70,8 +88,61 @@ func PreInit() error {
 	if err := recordInitStart(); err != nil {
 		return err
 	}
+	if err := mountPod(); err != nil {
+		return err
+	}
 	argv := append([]string{Systemd}, os.Args[1:]...)
 	return fmt.Errorf("exec %s: %w", Systemd, syscall.Exec(Systemd, argv, os.Environ()))
+}
+
+// mountPod mounts the pod's shared directory, installs the pod's units and
+// points the journal at the pod directory. A VM without the share (the boot
+// self-test) skips all of it.
+func mountPod() error {
+	// cache=mmap: journald maps its files shared; the other cache modes
+	// either refuse that or keep writes from the host for too long.
+	opts := "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
+	if err := unix.Mount(PodTag, PodMount, "9p", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // no such tag
+		}
+		return fmt.Errorf("mount pod share: %w", err)
+	}
+	if err := os.MkdirAll(RuntimeUnitDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", RuntimeUnitDir, err)
+	}
+	src := filepath.Join(PodMount, UnitsDir)
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("read pod units: %w", err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return fmt.Errorf("read unit %s: %w", e.Name(), err)
+		}
+		if err := os.WriteFile(filepath.Join(RuntimeUnitDir, e.Name()), b, 0o644); err != nil {
+			return fmt.Errorf("install unit %s: %w", e.Name(), err)
+		}
+	}
+	journal := filepath.Join(PodMount, JournalDir)
+	if _, err := os.Stat(journal); err == nil {
+		if err := os.MkdirAll("/var/log/journal", 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(journal, "/var/log/journal", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind pod journal: %w", err)
+		}
+		// /var is ready before journald starts: tell it to write the
+		// persistent journal at once instead of waiting for a flush.
+		if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile("/run/systemd/journal/flushed", nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LinkPorts creates dst/<name> -> /dev/<vportNpM> for every named
@@ -103,9 +174,19 @@ func LinkPorts(sysDir, dst string) error {
 	return nil
 }
 
-// Send writes one line to the named virtio-serial port.
+// Send writes one line to the named virtio-serial port. A port is open by
+// one process at a time, so Send waits (a bounded time) while another
+// program of ours holds it.
 func Send(port, line string) error {
-	f, err := os.OpenFile(filepath.Join(PortDir, port), os.O_WRONLY, 0)
+	var f *os.File
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		f, err = os.OpenFile(filepath.Join(PortDir, port), os.O_WRONLY, 0)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: %s", ErrNoPort, port)
 	} else if err != nil {

@@ -42,3 +42,42 @@ func TestLinkPorts(t *testing.T) {
 		t.Fatalf("want one link (unnamed ports skipped), got %d", len(entries))
 	}
 }
+
+func TestExitStatus(t *testing.T) {
+	for _, tt := range []struct {
+		code, status string
+		want         int
+		err          bool
+	}{
+		{"exited", "0", 0, false},
+		{"exited", "42", 42, false},
+		{"exited", "255", 255, false},
+		{"killed", "KILL", 9, false},
+		{"killed", "TERM", 15, false},
+		{"dumped", "SEGV", 11, false},
+		{"", "", 1, false},
+		{"exited", "x", 0, true},
+		{"killed", "NOPE", 0, true},
+		{"weird", "1", 0, true},
+	} {
+		got, err := ExitStatus(tt.code, tt.status)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ExitStatus(%q, %q) = %d, %v; want %d (err %v)", tt.code, tt.status, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestShouldPowerOff(t *testing.T) {
+	exited := map[string]bool{"a": true}
+	f := func(a string) bool { return exited[a] }
+	if ShouldPowerOff(0, []string{"a", "b"}, f) {
+		t.Error("b still runs: the pod goes on")
+	}
+	if !ShouldPowerOff(3, []string{"a", "b"}, f) {
+		t.Error("a failure stops the pod")
+	}
+	exited["b"] = true
+	if !ShouldPowerOff(0, []string{"a", "b"}, f) {
+		t.Error("all apps done: the pod ends")
+	}
+}

@@ -9,7 +9,7 @@ const GuestInit = "/usr/lib/stage1/stage1-guest"
 
 // KernelCmdline is the guest kernel's command line booting systemd into unit.
 // Extra arguments (hostname, machine id, ...) are appended by the caller.
-func KernelCmdline(unit string, debug bool, extra ...string) []string {
+func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []string {
 	c := []string{
 		"console=ttyS0",
 		// Reboot by triple fault: QEMU (with -no-reboot) then exits.
@@ -22,6 +22,12 @@ func KernelCmdline(unit string, debug bool, extra ...string) []string {
 		// measurable share of boot under TCG.
 		"no_timer_check",
 		"systemd.unit=" + unit,
+	}
+	if accel == TCG {
+		// TCG has no TSC-deadline timer, so the kernel would calibrate
+		// the local APIC timer against the PIT in real time (~240 ms).
+		// Without it the PIT drives the tick; fine for a small guest.
+		c = append(c, "noapictimer")
 	}
 	if !debug {
 		c = append(c, "quiet", "systemd.show_status=0", "loglevel=1")

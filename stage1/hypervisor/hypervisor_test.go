@@ -49,7 +49,7 @@ func validConfig() Config {
 		Binary:    Bundled("/s1"),
 		Accel:     TCG,
 		Kernel:    "/s1/vmlinux",
-		Cmdline:   KernelCmdline("x.target", false),
+		Cmdline:   KernelCmdline("x.target", TCG, false),
 		Image:     "/s1/guest.img",
 		MemoryMiB: 128,
 		CPUs:      1,
@@ -121,16 +121,16 @@ func TestArgvKVMHostQEMU(t *testing.T) {
 	if !strings.Contains(joined, "-accel kvm -cpu host") || strings.Contains(joined, "tb-size") {
 		t.Errorf("KVM argv wrong: %s", joined)
 	}
-	if !strings.Contains(joined, "-serial file:/pod/console.log") {
+	if !strings.Contains(joined, "-chardev file,id=console,path=/pod/console.log -serial chardev:console") {
 		t.Errorf("console not in argv: %s", joined)
 	}
 }
 
 func TestKernelCmdlineDebug(t *testing.T) {
-	if slices.Contains(KernelCmdline("a.target", true), "quiet") {
+	if slices.Contains(KernelCmdline("a.target", KVM, true), "quiet") {
 		t.Error("debug boot must not be quiet")
 	}
-	c := KernelCmdline("a.target", false, "systemd.hostname=h")
+	c := KernelCmdline("a.target", TCG, false, "systemd.hostname=h")
 	if !slices.Contains(c, "quiet") || c[len(c)-1] != "systemd.hostname=h" {
 		t.Errorf("cmdline %v", c)
 	}

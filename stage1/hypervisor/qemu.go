@@ -81,7 +81,9 @@ type Config struct {
 	// larger and dominates an idle guest's host memory); 0 keeps QEMU's.
 	TBSizeMiB int
 	// Console receives the guest's serial console; empty discards it.
-	Console string
+	// ConsoleAppend opens it for appending (for a shared stderr).
+	Console       string
+	ConsoleAppend bool
 	Ports   []Port
 	Shares  []Share
 }
@@ -179,11 +181,15 @@ func Argv(c Config) []string {
 		"-kernel", c.Kernel,
 		"-append", strings.Join(c.Cmdline, " "),
 	)
-	console := "null"
-	if c.Console != "" {
-		console = "file:" + c.Console
+	if c.Console == "" {
+		a = append(a, "-serial", "null")
+	} else {
+		opts := "file,id=console,path=" + c.Console
+		if c.ConsoleAppend {
+			opts += ",append=on"
+		}
+		a = append(a, "-chardev", opts, "-serial", "chardev:console")
 	}
-	a = append(a, "-serial", console)
 	a = append(a,
 		"-drive", "id=root,file="+c.Image+",format=raw,if=none,readonly=on",
 		"-device", "virtio-blk-device,drive=root",

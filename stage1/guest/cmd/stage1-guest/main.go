@@ -1,15 +1,21 @@
 // Command stage1-guest is our program inside the VM. As PID 1 (the kernel's
 // init=) it prepares the guest and execs systemd; as a unit's command it
-// reports to the host.
+// forwards the apps' I/O and reports to the host.
 //
-//	stage1-guest             (as PID 1) pre-init, then exec systemd
-//	stage1-guest selftest    report boot timings on the events port
+//	stage1-guest                                (as PID 1) pre-init, then exec systemd
+//	stage1-guest io --apps=a,b [--interactive=a] the apps' I/O forwarder (a notify service)
+//	stage1-guest app-exited --apps=a,b A       record app A's end (ExecStopPost=)
+//	stage1-guest event ready                   tell the host the apps are started
+//	stage1-guest selftest                      report boot timings
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/events"
 	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
 )
 
@@ -25,9 +31,28 @@ func run() error {
 		return guest.PreInit()
 	}
 	if len(os.Args) < 2 {
-		return fmt.Errorf("usage: stage1-guest selftest")
+		return fmt.Errorf("usage: stage1-guest io|app-exited|event|selftest")
 	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
+	apps := fs.String("apps", "", "comma-separated apps of the pod")
+	interactive := fs.String("interactive", "", "the app reading the host's stdin")
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		return err
+	}
+	appList := strings.Split(*apps, ",")
 	switch os.Args[1] {
+	case "io":
+		return guest.ForwardIO(appList, *interactive)
+	case "app-exited":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: stage1-guest app-exited --apps=a,b APP")
+		}
+		return guest.AppExited(fs.Arg(0), appList)
+	case "event":
+		if fs.NArg() != 1 || fs.Arg(0) != string(events.Ready) {
+			return fmt.Errorf("usage: stage1-guest event ready")
+		}
+		return guest.Send(guest.EventsPort, events.Event{Kind: events.Ready}.String())
 	case "selftest":
 		bt, err := guest.ReadBootTimes()
 		if err != nil {

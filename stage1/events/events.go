@@ -1,0 +1,67 @@
+// Package events is the line protocol the guest uses to tell the run entry
+// point what happens in the pod: one event per line on the events
+// virtio-serial port.
+//
+//	ready                  the apps have been started
+//	exited <app> <status>  an app ended; status as rkt records it (exit code,
+//	                       or the signal number if a signal killed it)
+//	boot kernel_ms=N total_ms=M   boot self-test timings
+package events
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrMalformed is returned for a line that is not an event.
+var ErrMalformed = errors.New("malformed event")
+
+// Kind names an event.
+type Kind string
+
+const (
+	Ready  Kind = "ready"
+	Exited Kind = "exited"
+)
+
+// Event is one parsed line.
+type Event struct {
+	Kind   Kind
+	App    string // Exited only
+	Status int    // Exited only
+}
+
+// String is the wire form, without the newline.
+func (e Event) String() string {
+	if e.Kind == Exited {
+		return fmt.Sprintf("%s %s %d", e.Kind, e.App, e.Status)
+	}
+	return string(e.Kind)
+}
+
+// Parse parses one line (trailing newline allowed).
+func Parse(line string) (Event, error) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return Event{}, fmt.Errorf("%w: empty line", ErrMalformed)
+	}
+	switch Kind(f[0]) {
+	case Ready:
+		if len(f) != 1 {
+			break
+		}
+		return Event{Kind: Ready}, nil
+	case Exited:
+		if len(f) != 3 {
+			break
+		}
+		n, err := strconv.Atoi(f[2])
+		if err != nil || n < 0 || n > 255 {
+			break
+		}
+		return Event{Kind: Exited, App: f[1], Status: n}, nil
+	}
+	return Event{}, fmt.Errorf("%w: %q", ErrMalformed, strings.TrimSpace(line))
+}

@@ -1,0 +1,173 @@
+package guest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/coreos/go-systemd/v22/journal"
+	"golang.org/x/sys/unix"
+)
+
+// IODir holds each app's stdin/stdout/stderr FIFOs (A.stdin, A.stdout,
+// A.stderr). Units name them in StandardOutput=file:..., so an app writes to
+// a plain FIFO and never learns it is in a VM.
+const IODir = "/run/stage1/io"
+
+// drainTime bounds how long the forwarder keeps reading after SIGTERM; the
+// apps have been stopped by then, so this only empties the FIFOs.
+const drainTime = 200 * time.Millisecond
+
+// ForwardIO runs the I/O forwarder service: it creates the FIFOs, tells
+// systemd it is ready, then copies every app's stdout and stderr to the host
+// (the stdout and stderr ports, kept apart) and to the journal under the
+// app's name, and the host's stdin to the interactive app, until SIGTERM.
+func ForwardIO(apps []string, interactive string) error {
+	if err := os.MkdirAll(IODir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", IODir, err)
+	}
+	stdout, err := openPort(StdoutPort, os.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	stderr, err := openPort(StderrPort, os.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var fifos []*os.File
+	for _, app := range apps {
+		for _, s := range []struct {
+			suffix   string
+			port     *lockedWriter
+			priority journal.Priority
+		}{{"stdout", &lockedWriter{w: stdout}, journal.PriInfo}, {"stderr", &lockedWriter{w: stderr}, journal.PriErr}} {
+			f, err := makeFIFO(filepath.Join(IODir, app+"."+s.suffix))
+			if err != nil {
+				return err
+			}
+			fifos = append(fifos, f)
+			wg.Add(1)
+			go func(app string, f *os.File, port *lockedWriter, pri journal.Priority) {
+				defer wg.Done()
+				copyStream(f, port, &journalWriter{app: app, priority: pri})
+			}(app, f, s.port, s.priority)
+		}
+	}
+	if interactive != "" {
+		in, err := makeFIFO(filepath.Join(IODir, interactive+".stdin"))
+		if err != nil {
+			return err
+		}
+		port, err := openPort(StdinPort, os.O_RDONLY)
+		if err != nil {
+			return err
+		}
+		go func() {
+			// EOF from the host (its stdin closed) closes our end of
+			// the FIFO, so the app reads EOF too.
+			io.Copy(in, port)
+			in.Close()
+		}()
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		return fmt.Errorf("notify systemd: %w", err)
+	}
+	<-term
+	for _, f := range fifos {
+		f.SetReadDeadline(time.Now().Add(drainTime))
+	}
+	wg.Wait()
+	return nil
+}
+
+// makeFIFO creates a FIFO and opens it read-write: the forwarder then never
+// sees EOF when an app closes its end, and opening never blocks.
+func makeFIFO(path string) (*os.File, error) {
+	if err := unix.Mkfifo(path, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("create FIFO %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open FIFO %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func openPort(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(PortDir, name), flag, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoPort, name)
+	} else if err != nil {
+		return nil, fmt.Errorf("open port %s: %w", name, err)
+	}
+	return f, nil
+}
+
+// copyStream copies r to the host port at once (chunks as they come, so
+// prompts without a newline show up) and, line by line, to the journal.
+func copyStream(r io.Reader, port io.Writer, j *journalWriter) {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			port.Write(buf[:n])
+			j.Write(buf[:n])
+		}
+		if err != nil {
+			j.Flush()
+			return
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// journalWriter sends complete lines to journald as the app's messages.
+type journalWriter struct {
+	app      string
+	priority journal.Priority
+	partial  []byte
+}
+
+func (j *journalWriter) Write(p []byte) {
+	j.partial = append(j.partial, p...)
+	for {
+		i := bytes.IndexByte(j.partial, '\n')
+		if i < 0 {
+			break
+		}
+		j.send(string(j.partial[:i]))
+		j.partial = j.partial[i+1:]
+	}
+}
+
+func (j *journalWriter) Flush() {
+	if len(j.partial) > 0 {
+		j.send(string(j.partial))
+		j.partial = nil
+	}
+}
+
+func (j *journalWriter) send(line string) {
+	// Best effort: a journal hiccup must never stall the app's output.
+	journal.Send(line, j.priority, map[string]string{"SYSLOG_IDENTIFIER": j.app, "RKT_APP": j.app})
+}

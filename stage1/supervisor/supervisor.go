@@ -1,0 +1,437 @@
+// Package supervisor is the run entry point's work: it turns the pod that
+// stage0 prepared into a VM, supervises it, relays the apps' standard streams
+// and exit statuses, and leaves nothing behind when it is done.
+package supervisor
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/cleanup"
+	"github.com/stage1-kvm/stage1-kvm/stage1/events"
+	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
+	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/pod"
+	"github.com/stage1-kvm/stage1-kvm/stage1/runflags"
+	"github.com/stage1-kvm/stage1-kvm/stage1/sizing"
+	"github.com/stage1-kvm/stage1-kvm/stage1/units"
+)
+
+// Environment knobs (documented in README.md).
+const (
+	// QEMUEnv points at a host QEMU to use instead of the bundled one.
+	QEMUEnv = "STAGE1_KVM_QEMU"
+	// BootTimeoutEnv overrides how long the guest may take to start the
+	// apps (a Go duration, e.g. 90s).
+	BootTimeoutEnv = "STAGE1_KVM_BOOT_TIMEOUT"
+)
+
+// Default boot bounds: a healthy TCG boot here takes 1-4 s, a KVM boot well
+// under 1 s; the bound only has to end hopeless cases (e.g. a host whose KVM
+// cannot run our kernel) instead of hanging forever.
+const (
+	bootTimeoutTCG = 120 * time.Second
+	bootTimeoutKVM = 30 * time.Second
+	// tcgBufferMiB bounds QEMU's TCG translation cache: QEMU's default
+	// dominates an idle guest's host memory.
+	tcgBufferMiB = 32
+	// drainTimeout bounds reading the apps' last output after QEMU exits.
+	drainTimeout = 5 * time.Second
+)
+
+// Options is what the run entry point was given.
+type Options struct {
+	PodDir string
+	Flags  *runflags.Options
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Run boots and supervises the pod and returns its exit code.
+func Run(o Options) (code int, err error) {
+	var undo cleanup.Stack
+	defer func() {
+		if uerr := undo.Unwind(); uerr != nil {
+			fmt.Fprintf(o.Stderr, "stage1: cleanup: %v\n", uerr)
+		}
+	}()
+	s := &session{o: o, debug: o.Flags.Debug}
+	for _, step := range []struct {
+		name string
+		do   func(*cleanup.Stack) error
+	}{
+		{"keep the pod lock", s.keepLock},
+		{"load the pod", s.loadPod},
+		{"write units", s.writeUnits},
+		{"open host channels", s.openChannels},
+		{"start the VM", s.startVM},
+		{"write the pid file", s.writePid},
+	} {
+		if err := step.do(&undo); err != nil {
+			return 0, fmt.Errorf("%s: %w", step.name, err)
+		}
+	}
+	return s.supervise()
+}
+
+type session struct {
+	o     Options
+	debug bool
+	pod   *pod.Pod
+	size  sizing.Size
+	vmDir string
+
+	listeners map[string]*net.UnixListener
+	accel     hypervisor.Accel
+	vm        *hypervisor.VM
+	console   string
+}
+
+func (s *session) logf(format string, args ...any) {
+	if s.debug {
+		fmt.Fprintf(s.o.Stderr, "stage1: "+format+"\n", args...)
+	}
+}
+
+// keepLock keeps rkt's pod lock for the pod's whole life: the fd is inherited
+// locked; it only must not leak into QEMU.
+func (s *session) keepLock(*cleanup.Stack) error {
+	v := os.Getenv("RKT_LOCK_FD")
+	if v == "" {
+		s.logf("no RKT_LOCK_FD: not started by rkt")
+		return nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 0 {
+		return fmt.Errorf("bad RKT_LOCK_FD %q", v)
+	}
+	syscall.CloseOnExec(fd)
+	return nil
+}
+
+func (s *session) loadPod(*cleanup.Stack) error {
+	p, err := pod.Load(s.o.PodDir)
+	if err != nil {
+		return err
+	}
+	s.pod = p
+	if s.o.Flags.Interactive && len(p.Apps) != 1 {
+		return fmt.Errorf("--interactive needs a pod with exactly one app, this one has %d", len(p.Apps))
+	}
+	apps := make([]types.App, len(p.Apps))
+	for i, a := range p.Apps {
+		apps[i] = a.App
+	}
+	if s.size, err = sizing.VMSize(apps, runtime.NumCPU()); err != nil {
+		return err
+	}
+	if len(s.o.Flags.Nets) != 1 || s.o.Flags.Nets[0] != "none" {
+		s.logf("pod networking is not implemented yet: the pod has loopback only (--net=%s)", strings.Join(s.o.Flags.Nets, ","))
+	}
+	return nil
+}
+
+func (s *session) writeUnits(undo *cleanup.Stack) error {
+	in := units.Pod{Interactive: s.o.Flags.Interactive}
+	for _, a := range s.pod.Apps {
+		in.Apps = append(in.Apps, units.App{
+			Name:           a.Name,
+			ImageName:      a.Image.Name.String(),
+			App:            a.App,
+			RootfsHost:     a.RootfsHost,
+			ReadOnlyRootFS: a.ReadOnlyRootFS,
+		})
+	}
+	files, err := units.Generate(in)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.pod.Stage1Rootfs, guest.UnitsDir)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), f.Content, 0o644); err != nil {
+			return err
+		}
+	}
+	// The journal persists in the pod, where rkt's tools look for it.
+	return os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, guest.JournalDir), 0o755)
+}
+
+// Host ends of the guest's ports, relative to the pod directory (the cwd of
+// both us and QEMU, which keeps socket paths short).
+var channelPorts = []struct{ name, socket string }{
+	{guest.EventsPort, "events.sock"},
+	{guest.StdoutPort, "stdout.sock"},
+	{guest.StderrPort, "stderr.sock"},
+	{guest.StdinPort, "stdin.sock"},
+}
+
+func (s *session) openChannels(undo *cleanup.Stack) error {
+	s.vmDir = filepath.Join(s.o.PodDir, "vm")
+	if err := os.MkdirAll(s.vmDir, 0o700); err != nil {
+		return err
+	}
+	s.listeners = map[string]*net.UnixListener{}
+	for _, c := range channelPorts {
+		if c.name == guest.StdinPort && !s.o.Flags.Interactive {
+			continue
+		}
+		path := filepath.Join(s.vmDir, c.socket)
+		os.Remove(path)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", path, err)
+		}
+		ln.SetUnlinkOnClose(true)
+		undo.Push("close "+c.socket, func() error { ln.Close(); return nil })
+		s.listeners[c.name] = ln
+	}
+	return nil
+}
+
+func (s *session) startVM(undo *cleanup.Stack) error {
+	accel, notice, err := hypervisor.ChooseAccel(os.Getenv(hypervisor.AccelEnv), hypervisor.ProbeHost())
+	if err != nil {
+		return err
+	}
+	if notice != "" {
+		fmt.Fprintf(s.o.Stderr, "stage1: %s\n", notice)
+	}
+	s.accel = accel
+	bin := hypervisor.Bundled(s.pod.Stage1Rootfs)
+	if q := os.Getenv(QEMUEnv); q != "" {
+		bin = hypervisor.Binary{Path: q}
+	}
+	uuid := s.o.Flags.UUID.String()
+	hostname := s.o.Flags.Hostname
+	if hostname == "" {
+		hostname = "rkt-" + uuid
+	}
+	s.console = filepath.Join(s.vmDir, "console.log")
+	cfg := hypervisor.Config{
+		Binary: bin,
+		Accel:  accel,
+		Kernel: filepath.Join(s.pod.Stage1Rootfs, layout.Kernel),
+		Image:  filepath.Join(s.pod.Stage1Rootfs, layout.GuestImage),
+		Cmdline: hypervisor.KernelCmdline("stage1-pod.target", accel, s.debug,
+			"systemd.hostname="+hostname,
+			// rkt's convention: the machine ID is the pod UUID.
+			"systemd.machine_id="+strings.ReplaceAll(uuid, "-", "")),
+		MemoryMiB: s.size.MemoryMiB,
+		CPUs:      s.size.CPUs,
+		TBSizeMiB: tcgBufferMiB,
+		Console:   s.console,
+		Shares:    []hypervisor.Share{{Tag: guest.PodTag, Path: s.pod.Stage1Rootfs}},
+	}
+	if s.debug {
+		cfg.Console = "/proc/self/fd/2"
+		cfg.ConsoleAppend = true
+	}
+	for _, c := range channelPorts {
+		if _, ok := s.listeners[c.name]; ok {
+			cfg.Ports = append(cfg.Ports, hypervisor.Port{Name: c.name, Socket: filepath.Join(s.vmDir, c.socket)})
+		}
+	}
+	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
+	vm, err := hypervisor.Start(cfg, s.o.Stderr)
+	if err != nil {
+		return err
+	}
+	s.vm = vm
+	undo.Push("stop the VM", vm.Kill)
+	return nil
+}
+
+// writePid writes <pod>/pid: rkt shows its mtime as the pod's start time and
+// passes the number to enter.
+func (s *session) writePid(*cleanup.Stack) error {
+	tmp := filepath.Join(s.o.PodDir, "pid.tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.o.PodDir, "pid"))
+}
+
+// supervise relays streams and events until QEMU exits, then decides the
+// pod's exit code.
+func (s *session) supervise() (int, error) {
+	var pumps sync.WaitGroup
+	conns := map[string]chan net.Conn{}
+	for name, ln := range s.listeners {
+		ch := make(chan net.Conn, 1)
+		conns[name] = ch
+		go func(ln *net.UnixListener) {
+			c, err := ln.Accept()
+			if err != nil {
+				close(ch)
+				return
+			}
+			ch <- c
+		}(ln)
+	}
+	pump := func(port string, w io.Writer) {
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			if c, ok := <-conns[port]; ok {
+				io.Copy(w, c)
+				c.Close()
+			}
+		}()
+	}
+	pump(guest.StdoutPort, s.o.Stdout)
+	pump(guest.StderrPort, s.o.Stderr)
+	if ch, ok := conns[guest.StdinPort]; ok {
+		go func() {
+			if c, ok := <-ch; ok {
+				io.Copy(c, s.o.Stdin)
+				// Closing tells the guest that stdin ended.
+				c.Close()
+			}
+		}()
+	}
+
+	evc := make(chan events.Event, 16)
+	pumps.Add(1)
+	go func() {
+		defer pumps.Done()
+		defer close(evc)
+		c, ok := <-conns[guest.EventsPort]
+		if !ok {
+			return
+		}
+		defer c.Close()
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			e, err := events.Parse(sc.Text())
+			if err != nil {
+				s.logf("ignoring %v", err)
+				continue
+			}
+			evc <- e
+		}
+	}()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	timeout := bootTimeoutTCG
+	if s.accel == hypervisor.KVM {
+		timeout = bootTimeoutKVM
+	}
+	if v := os.Getenv(BootTimeoutEnv); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	boot := time.NewTimer(timeout)
+	defer boot.Stop()
+
+	var exits []events.Event
+	var cause error
+	vmDone := s.vm.Done()
+	for vmDone != nil || evc != nil {
+		select {
+		case e, ok := <-evc:
+			if !ok {
+				evc = nil
+				continue
+			}
+			boot.Stop()
+			s.logf("event: %s", e)
+			switch e.Kind {
+			case events.Ready:
+				if err := s.markReady(); err != nil {
+					fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
+				}
+			case events.Exited:
+				exits = append(exits, e)
+			}
+		case <-boot.C:
+			cause = fmt.Errorf("%w (%v, %s)", ErrBootTimeout, timeout, s.accel)
+			s.vm.Kill()
+		case sig := <-sigs:
+			// An orderly stop needs the guest agent; until then a
+			// signal ends the VM at once so nothing is left running.
+			s.logf("got %v: stopping the VM", sig)
+			cause = fmt.Errorf("stopped by %v", sig)
+			s.vm.Kill()
+		case <-vmDone:
+			vmDone = nil
+			// QEMU is gone: its connections are closed, so the
+			// readers end; bound the wait in case one never connected.
+			for _, ln := range s.listeners {
+				ln.Close()
+			}
+			go func() {
+				time.Sleep(drainTimeout)
+				for _, ch := range conns {
+					select {
+					case c, ok := <-ch:
+						if ok {
+							c.Close()
+						}
+					default:
+					}
+				}
+			}()
+		}
+	}
+	pumps.Wait()
+	vmErr := s.vm.Wait()
+	code, err := PodExit(exits, s.pod.AppNames())
+	if err != nil {
+		if cause != nil {
+			err = fmt.Errorf("%w: %v", err, cause)
+		} else if vmErr != nil {
+			err = fmt.Errorf("%w: %v", err, vmErr)
+		}
+		return 0, errors.Join(err, s.consoleHint())
+	}
+	return code, nil
+}
+
+// markReady makes `rkt status --wait-ready` return.
+func (s *session) markReady() error {
+	link := filepath.Join(s.pod.Stage1Rootfs, "rkt", "supervisor-status")
+	os.Remove(link)
+	return os.Symlink("ready", link)
+}
+
+// consoleHint points at the guest console log for a VM that failed.
+func (s *session) consoleHint() error {
+	if s.debug {
+		return nil
+	}
+	b, err := os.ReadFile(s.console)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return fmt.Errorf("last guest console lines (%s):\n%s", s.console, strings.Join(lines, "\n"))
+}
