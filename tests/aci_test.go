@@ -162,7 +162,9 @@ func TestKernelIsPVH(t *testing.T) {
 	}
 }
 
-func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 func align4(n uint32) uint32 { return (n + 3) &^ 3 }
 
 // TestGuestImageReproducible builds the guest image twice from the same

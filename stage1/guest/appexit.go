@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -19,8 +20,8 @@ const exitedDir = "/run/stage1/exited"
 // directory (rkt status reads it on the host).
 const StatusDir = "rkt/status"
 
-// ExitStatus turns systemd's $EXIT_CODE and $EXIT_STATUS (set for
-// ExecStopPost=) into the status rkt records: the exit code, or the number of
+// ExitStatus turns systemd's $MONITOR_EXIT_CODE and $MONITOR_EXIT_STATUS
+// (given to units started by an app's OnSuccess=/OnFailure=) into the status rkt records: the exit code, or the number of
 // the signal that killed the app (rkt stores systemd's ExecMainStatus, which
 // is the signal number in that case).
 func ExitStatus(code, status string) (int, error) {
@@ -65,7 +66,16 @@ func ShouldPowerOff(status int, apps []string, exited func(app string) bool) boo
 // AppExited records an app's end: the status file rkt reads, an event for
 // the run entrypoint, and, per the pod rules, the VM's power-off.
 func AppExited(app string, apps []string) error {
-	status, err := ExitStatus(os.Getenv("EXIT_CODE"), os.Getenv("EXIT_STATUS"))
+	code, st := os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS")
+	if code == "" {
+		// systemd leaves the MONITOR_ variables out in some cases; ask
+		// it directly, as rkt's own reaper did.
+		var err error
+		if code, st, err = mainStatus(app + ".service"); err != nil {
+			return err
+		}
+	}
+	status, err := ExitStatus(code, st)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", app, err)
 	}
@@ -86,12 +96,48 @@ func AppExited(app string, apps []string) error {
 		return err == nil
 	}
 	if ShouldPowerOff(status, apps, done) {
-		// --no-block: we run inside a unit that the power-off stops.
+		// --no-block: the power-off waits for this unit to finish.
 		if out, err := exec.Command("/usr/bin/systemctl", "poweroff", "--no-block").CombinedOutput(); err != nil {
 			return fmt.Errorf("power off: %w: %s", err, out)
 		}
 	}
 	return nil
+}
+
+// mainStatus reads a unit's main process result from systemd, in the
+// $EXIT_CODE/$EXIT_STATUS vocabulary ExitStatus takes.
+func mainStatus(unit string) (code, status string, err error) {
+	out, err := exec.Command("/usr/bin/systemctl", "show", "--property=ExecMainCode,ExecMainStatus", unit).Output()
+	if err != nil {
+		return "", "", fmt.Errorf("query %s: %w", unit, err)
+	}
+	return ParseMainStatus(string(out))
+}
+
+// ParseMainStatus parses `systemctl show -p ExecMainCode,ExecMainStatus`.
+// ExecMainCode is the siginfo code: 1 exited, 2 killed, 3 dumped, 0 never ran.
+func ParseMainStatus(out string) (code, status string, err error) {
+	var mc string
+	for _, l := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch k {
+		case "ExecMainCode":
+			mc = v
+		case "ExecMainStatus":
+			status = v
+		}
+	}
+	switch mc {
+	case "1":
+		return "exited", status, nil
+	case "2":
+		return "killed", status, nil
+	case "3":
+		return "dumped", status, nil
+	case "0":
+		return "", "", nil
+	}
+	return "", "", fmt.Errorf("unexpected systemctl output %q", out)
 }
 
 // writeFileSync writes a file atomically and durably: the host may read it

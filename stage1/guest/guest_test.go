@@ -81,3 +81,24 @@ func TestShouldPowerOff(t *testing.T) {
 		t.Error("all apps done: the pod ends")
 	}
 }
+
+func TestParseMainStatus(t *testing.T) {
+	for _, tt := range []struct{ out, code, status string }{
+		{"ExecMainCode=1\nExecMainStatus=42\n", "exited", "42"},
+		{"ExecMainCode=2\nExecMainStatus=9\n", "killed", "9"},
+		{"ExecMainStatus=11\nExecMainCode=3\n", "dumped", "11"},
+		{"ExecMainCode=0\nExecMainStatus=0\n", "", ""},
+	} {
+		c, s, err := ParseMainStatus(tt.out)
+		if err != nil || c != tt.code || s != tt.status {
+			t.Errorf("ParseMainStatus(%q) = %q, %q, %v", tt.out, c, s, err)
+		}
+		// The pair must be understood by ExitStatus.
+		if _, err := ExitStatus(c, s); err != nil {
+			t.Errorf("ExitStatus(%q, %q): %v", c, s, err)
+		}
+	}
+	if _, _, err := ParseMainStatus("garbage"); err == nil {
+		t.Error("want an error for unexpected output")
+	}
+}

@@ -36,6 +36,9 @@ import (
 const (
 	// QEMUEnv points at a host QEMU to use instead of the bundled one.
 	QEMUEnv = "STAGE1_KVM_QEMU"
+	// KernelArgsEnv appends arguments to the guest kernel command line
+	// (for debugging, e.g. systemd.log_level=debug).
+	KernelArgsEnv = "STAGE1_KVM_KERNEL_ARGS"
 	// BootTimeoutEnv overrides how long the guest may take to start the
 	// apps (a Go duration, e.g. 90s).
 	BootTimeoutEnv = "STAGE1_KVM_BOOT_TIMEOUT"
@@ -228,16 +231,21 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	if hostname == "" {
 		hostname = "rkt-" + uuid
 	}
+	cmdlineExtra := []string{
+		"systemd.hostname=" + hostname,
+		// rkt's convention: the machine ID is the pod UUID.
+		"systemd.machine_id=" + strings.ReplaceAll(uuid, "-", ""),
+	}
+	if extra := strings.Fields(os.Getenv(KernelArgsEnv)); len(extra) > 0 {
+		cmdlineExtra = append(cmdlineExtra, extra...)
+	}
 	s.console = filepath.Join(s.vmDir, "console.log")
 	cfg := hypervisor.Config{
 		Binary: bin,
 		Accel:  accel,
 		Kernel: filepath.Join(s.pod.Stage1Rootfs, layout.Kernel),
 		Image:  filepath.Join(s.pod.Stage1Rootfs, layout.GuestImage),
-		Cmdline: hypervisor.KernelCmdline("stage1-pod.target", accel, s.debug,
-			"systemd.hostname="+hostname,
-			// rkt's convention: the machine ID is the pod UUID.
-			"systemd.machine_id="+strings.ReplaceAll(uuid, "-", "")),
+		Cmdline:   hypervisor.KernelCmdline("stage1-pod.target", accel, s.debug, cmdlineExtra...),
 		MemoryMiB: s.size.MemoryMiB,
 		CPUs:      s.size.CPUs,
 		TBSizeMiB: tcgBufferMiB,

@@ -1,0 +1,285 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+// sh is an app running a busybox shell script.
+func sh(name, script string) harness.AppSpec {
+	return harness.AppSpec{Name: name, Exec: []string{"/bin/sh", "-c", script}}
+}
+
+// runPod prepares a pod from specs, runs it like `rkt run` and checks that
+// nothing of it is left on the host afterwards.
+func runPod(t *testing.T, o harness.RunOpts, specs ...harness.AppSpec) (*harness.Pod, harness.RunResult) {
+	t.Helper()
+	s := harness.NewStage0(t)
+	var acis []string
+	for _, sp := range specs {
+		acis = append(acis, harness.BuildACI(t, sp))
+	}
+	p := s.Prepare(t, harness.PodOpts{}, acis...)
+	r := p.Run(t, o)
+	assertNoLeaks(t, p)
+	return p, r
+}
+
+// assertNoLeaks fails if any process still references the pod directory
+// (QEMU's command line names it), killing such processes by PID.
+func assertNoLeaks(t *testing.T, p *harness.Pod) {
+	t.Helper()
+	for _, pid := range processesMentioning(p.Dir) {
+		harness.MustBeGone(t, "process of pod "+p.UUID, pid)
+	}
+}
+
+func processesMentioning(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, code := range []int{0, 1, 42, 255} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			p, r := runPod(t, harness.RunOpts{}, sh("app", fmt.Sprintf("echo hello; exit %d", code)))
+			if r.ExitCode != code {
+				t.Fatalf("run exited %d, want %d\nstderr: %s", r.ExitCode, code, r.Stderr)
+			}
+			if st, ok := p.AppStatus("app"); !ok || st != code {
+				t.Errorf("rkt/status/app = %d (present %v), want %d", st, ok, code)
+			}
+			if r.Stdout != "hello\n" {
+				t.Errorf("stdout %q, want %q", r.Stdout, "hello\n")
+			}
+		})
+	}
+}
+
+func TestRunKilledBySignal(t *testing.T) {
+	// rkt records systemd's ExecMainStatus: the signal number.
+	p, r := runPod(t, harness.RunOpts{}, sh("app", "kill -KILL $$"))
+	if r.ExitCode != 9 {
+		t.Fatalf("run exited %d, want 9 (SIGKILL)\nstderr: %s", r.ExitCode, r.Stderr)
+	}
+	if st, _ := p.AppStatus("app"); st != 9 {
+		t.Errorf("status %d, want 9", st)
+	}
+}
+
+func TestMultiAppFirstFailureStopsPod(t *testing.T) {
+	p, r := runPod(t, harness.RunOpts{},
+		sh("fails", "sleep 1; exit 3"),
+		sh("sleeps", "trap 'exit 7' TERM; sleep 100 & wait"))
+	if r.ExitCode != 3 {
+		t.Fatalf("run exited %d, want 3\nstderr: %s", r.ExitCode, r.Stderr)
+	}
+	if r.Duration > 60*time.Second {
+		t.Errorf("the pod was not stopped by the failure: took %v", r.Duration)
+	}
+	if st, _ := p.AppStatus("fails"); st != 3 {
+		t.Errorf("status of fails = %d", st)
+	}
+	// The other app got SIGTERM and its trap ran.
+	if st, ok := p.AppStatus("sleeps"); !ok || st != 7 {
+		t.Errorf("status of sleeps = %d (present %v), want 7 from its TERM trap", st, ok)
+	}
+}
+
+func TestMultiAppAllSucceed(t *testing.T) {
+	p, r := runPod(t, harness.RunOpts{}, sh("a", "exit 0"), sh("b", "sleep 1; exit 0"))
+	if r.ExitCode != 0 {
+		t.Fatalf("run exited %d\nstderr: %s", r.ExitCode, r.Stderr)
+	}
+	for _, a := range []string{"a", "b"} {
+		if st, ok := p.AppStatus(a); !ok || st != 0 {
+			t.Errorf("status of %s = %d (present %v)", a, st, ok)
+		}
+	}
+}
+
+func TestStdoutStderrSeparate(t *testing.T) {
+	_, r := runPod(t, harness.RunOpts{}, sh("app", "echo to-stdout; echo to-stderr >&2; printf no-newline"))
+	if r.Stdout != "to-stdout\nno-newline" {
+		t.Errorf("stdout = %q", r.Stdout)
+	}
+	if !strings.Contains(r.Stderr, "to-stderr\n") || strings.Contains(r.Stderr, "to-stdout") {
+		t.Errorf("stderr = %q", r.Stderr)
+	}
+	for _, noise := range []string{"systemd", "Linux version", "reboot"} {
+		if strings.Contains(r.Stdout+r.Stderr, noise) {
+			t.Errorf("boot noise %q in output without --debug:\nstdout %q\nstderr %q", noise, r.Stdout, r.Stderr)
+		}
+	}
+}
+
+func TestDebugShowsBootLog(t *testing.T) {
+	_, r := runPod(t, harness.RunOpts{Debug: true, Timeout: 40 * time.Second}, sh("app", "echo hi"))
+	if r.ExitCode != 0 || r.Stdout != "hi\n" {
+		t.Fatalf("exit %d, stdout %q\nstderr %s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	for _, want := range []string{"Linux version", "loopback only"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("--debug stderr lacks %q", want)
+		}
+	}
+}
+
+func TestAppIdentityAndEnvironment(t *testing.T) {
+	spec := harness.AppSpec{
+		Name: "app",
+		Exec: []string{"/bin/sh", "-c", `echo "uid=$(id -u) gid=$(id -g) groups=$(id -G) pwd=$(pwd)"; echo "name=$AC_APP_NAME path=$PATH foo=$FOO tricky=$TRICKY"`},
+		User: "user", Group: "users",
+		SupplementaryGIDs: []int{4242},
+		WorkingDirectory:  "/tmp",
+		Env: []types.EnvironmentVariable{
+			{Name: "FOO", Value: "bar baz"},
+			{Name: "TRICKY", Value: `50% "q" $HOME \n`},
+		},
+	}
+	_, r := runPod(t, harness.RunOpts{}, spec)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	want := "uid=1000 gid=100 groups=100 4242 pwd=/tmp\n" +
+		`name=app path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin foo=bar baz tricky=50% "q" $HOME \n` + "\n"
+	if r.Stdout != want {
+		t.Errorf("stdout:\n%q\nwant:\n%q", r.Stdout, want)
+	}
+}
+
+func TestEventHandlers(t *testing.T) {
+	spec := sh("app", "echo main >> /tmp/order")
+	spec.EventHandlers = []types.EventHandler{
+		{Name: "pre-start", Exec: []string{"/bin/sh", "-c", "echo pre-start >> /tmp/order"}},
+		{Name: "post-stop", Exec: []string{"/bin/sh", "-c", "echo post-stop >> /tmp/order"}},
+	}
+	p, r := runPod(t, harness.RunOpts{}, spec)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	// The app rootfs is the host directory stage0 prepared: its writes are
+	// on the host.
+	b, err := os.ReadFile(filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/app/rootfs/tmp/order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "pre-start\nmain\npost-stop\n" {
+		t.Errorf("handler order %q", b)
+	}
+}
+
+func TestInteractiveStdin(t *testing.T) {
+	_, r := runPod(t, harness.RunOpts{Interactive: true, Stdin: strings.NewReader("line one\nline two\n")},
+		sh("app", `while read l; do echo "got: $l"; done; echo eof`))
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	if r.Stdout != "got: line one\ngot: line two\neof\n" {
+		t.Errorf("stdout %q", r.Stdout)
+	}
+}
+
+func TestHostname(t *testing.T) {
+	_, r := runPod(t, harness.RunOpts{Hostname: "web-1"}, sh("app", "hostname"))
+	if r.Stdout != "web-1\n" {
+		t.Errorf("hostname %q, want web-1", r.Stdout)
+	}
+	p, r := runPod(t, harness.RunOpts{}, sh("app", "hostname"))
+	if r.Stdout != "rkt-"+p.UUID+"\n" {
+		t.Errorf("default hostname %q, want rkt-%s", r.Stdout, p.UUID)
+	}
+}
+
+func TestRunsInAVM(t *testing.T) {
+	_, r := runPod(t, harness.RunOpts{}, sh("app", "uname -r; cat /proc/cpuinfo | grep -c ^processor"))
+	host, _ := exec.Command("uname", "-r").Output()
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if len(lines) != 2 || lines[0] != "6.1.192" {
+		t.Fatalf("guest kernel %q, want our 6.1.192 (host runs %s)", r.Stdout, host)
+	}
+	if lines[1] != "1" {
+		t.Errorf("want 1 vCPU by default, got %s", lines[1])
+	}
+}
+
+func TestJournalPersistsInPod(t *testing.T) {
+	p, r := runPod(t, harness.RunOpts{}, sh("app", "echo journal-marker-$((6*7))"))
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	machineID := strings.ReplaceAll(p.UUID, "-", "")
+	dir := filepath.Join(p.Dir, "stage1/rootfs/var/log/journal")
+	if _, err := os.Stat(filepath.Join(dir, machineID)); err != nil {
+		t.Fatalf("no journal for machine %s: %v", machineID, err)
+	}
+	out, err := exec.Command("journalctl", "-D", dir, "-o", "cat", "--no-pager").CombinedOutput()
+	if err != nil {
+		t.Fatalf("journalctl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "journal-marker-42") {
+		t.Errorf("app output not in the pod's journal:\n%s", out)
+	}
+}
+
+func TestVMDiesMidRun(t *testing.T) {
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "sleep 300")))
+	run := p.Start(t, harness.RunOpts{})
+	ready := filepath.Join(p.Dir, "stage1/rootfs/rkt/supervisor-status")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if l, err := os.Readlink(ready); err == nil && l == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pod never became ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !p.LockHeld() {
+		t.Error("pod lock not held while running")
+	}
+	if b, err := os.ReadFile(filepath.Join(p.Dir, "pid")); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(run.Pid) {
+		t.Errorf("pid file %q (%v), want %d", b, err, run.Pid)
+	}
+	qemu := processesMentioning(filepath.Join(p.Dir, "stage1/rootfs/vmlinux"))
+	if len(qemu) != 1 {
+		t.Fatalf("want one QEMU process, found %v", qemu)
+	}
+	if err := syscall.Kill(qemu[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := run.Wait()
+	if r.ExitCode == 0 {
+		t.Fatal("run exited 0 although its VM was killed")
+	}
+	if !strings.Contains(r.Stderr, "VM stopped before its apps finished") {
+		t.Errorf("no clear message: %q", r.Stderr)
+	}
+	if p.LockHeld() {
+		t.Error("pod lock still held after run exited")
+	}
+	assertNoLeaks(t, p)
+}
