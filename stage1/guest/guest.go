@@ -41,6 +41,9 @@ const (
 	// generated for this pod; PreInit copies them to RuntimeUnitDir.
 	UnitsDir       = "units"
 	RuntimeUnitDir = "/run/systemd/system"
+	// AccountsDir, relative to the pod mount, holds the guest's passwd
+	// and group files generated for the pod's apps.
+	AccountsDir = "accounts"
 	// JournalDir, relative to the pod mount, receives the persistent
 	// journal (rkt's place for it).
 	JournalDir = "var/log/journal"
@@ -125,6 +128,9 @@ func mountPod() error {
 			return fmt.Errorf("install unit %s: %w", e.Name(), err)
 		}
 	}
+	if err := installAccounts(); err != nil {
+		return err
+	}
 	journal := filepath.Join(PodMount, JournalDir)
 	if _, err := os.Stat(journal); err == nil {
 		if err := os.MkdirAll("/var/log/journal", 0o755); err != nil {
@@ -140,6 +146,27 @@ func mountPod() error {
 		}
 		if err := os.WriteFile("/run/systemd/journal/flushed", nil, 0o644); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// installAccounts puts the pod's passwd and group over the image's (which
+// is read-only), copied to /run so lookups do not go through 9p.
+func installAccounts() error {
+	for _, name := range []string{"passwd", "group"} {
+		b, err := os.ReadFile(filepath.Join(PodMount, AccountsDir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("read pod %s: %w", name, err)
+		}
+		tmp := filepath.Join("/run/stage1", name)
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return err
+		}
+		if err := unix.Mount(tmp, "/etc/"+name, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", name, err)
 		}
 	}
 	return nil

@@ -84,8 +84,8 @@ type Config struct {
 	// ConsoleAppend opens it for appending (for a shared stderr).
 	Console       string
 	ConsoleAppend bool
-	Ports   []Port
-	Shares  []Share
+	Ports         []Port
+	Shares        []Share
 }
 
 // Validate reports every problem with c at once.

@@ -7,7 +7,9 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/events"
 )
 
-func ex(app string, st int) events.Event { return events.Event{Kind: events.Exited, App: app, Status: st} }
+func ex(app string, st int) events.Event {
+	return events.Event{Kind: events.Exited, App: app, Status: st}
+}
 
 func TestPodExit(t *testing.T) {
 	apps := []string{"a", "b"}

@@ -177,6 +177,20 @@ func (s *session) writeUnits(undo *cleanup.Stack) error {
 			return err
 		}
 	}
+	passwd, group, err := units.Accounts(in)
+	if err != nil {
+		return err
+	}
+	acc := filepath.Join(s.pod.Stage1Rootfs, guest.AccountsDir)
+	if err := os.MkdirAll(acc, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(acc, "passwd"), passwd, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(acc, "group"), group, 0o644); err != nil {
+		return err
+	}
 	// The journal persists in the pod, where rkt's tools look for it.
 	return os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, guest.JournalDir), 0o755)
 }
@@ -241,10 +255,10 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	}
 	s.console = filepath.Join(s.vmDir, "console.log")
 	cfg := hypervisor.Config{
-		Binary: bin,
-		Accel:  accel,
-		Kernel: filepath.Join(s.pod.Stage1Rootfs, layout.Kernel),
-		Image:  filepath.Join(s.pod.Stage1Rootfs, layout.GuestImage),
+		Binary:    bin,
+		Accel:     accel,
+		Kernel:    filepath.Join(s.pod.Stage1Rootfs, layout.Kernel),
+		Image:     filepath.Join(s.pod.Stage1Rootfs, layout.GuestImage),
 		Cmdline:   hypervisor.KernelCmdline("stage1-pod.target", accel, s.debug, cmdlineExtra...),
 		MemoryMiB: s.size.MemoryMiB,
 		CPUs:      s.size.CPUs,

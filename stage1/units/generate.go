@@ -393,6 +393,9 @@ func exitedUnit(names []string) ([]*unit.UnitOption, error) {
 		unitOpt("DefaultDependencies", "no"),
 		unitOpt("Before", "shutdown.target"),
 		service("Type", "oneshot"),
+		// Not the template's own slice: that one is stopped at shutdown
+		// and would make starting an instance then fail.
+		service("Slice", "-.slice"),
 		// The instance name is an AC name ([a-z0-9-]): no quoting needed.
 		service("ExecStart", exec+" %i"),
 	}, nil
