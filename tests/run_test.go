@@ -135,7 +135,7 @@ func TestStdoutStderrSeparate(t *testing.T) {
 }
 
 func TestDebugShowsBootLog(t *testing.T) {
-	_, r := runPod(t, harness.RunOpts{Debug: true, Timeout: 40 * time.Second}, sh("app", "echo hi"))
+	_, r := runPod(t, harness.RunOpts{Debug: true}, sh("app", "echo hi"))
 	if r.ExitCode != 0 || r.Stdout != "hi\n" {
 		t.Fatalf("exit %d, stdout %q\nstderr %s", r.ExitCode, r.Stdout, r.Stderr)
 	}

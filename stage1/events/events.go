@@ -3,6 +3,8 @@
 // virtio-serial port.
 //
 //	ready                  the apps have been started
+//	stdin-ready            the guest holds the stdin port open: data sent
+//	                       before that would be dropped by the guest kernel
 //	exited <app> <status>  an app ended; status as rkt records it (exit code,
 //	                       or the signal number if a signal killed it)
 //	boot kernel_ms=N total_ms=M   boot self-test timings
@@ -22,8 +24,9 @@ var ErrMalformed = errors.New("malformed event")
 type Kind string
 
 const (
-	Ready  Kind = "ready"
-	Exited Kind = "exited"
+	Ready      Kind = "ready"
+	StdinReady Kind = "stdin-ready"
+	Exited     Kind = "exited"
 )
 
 // Event is one parsed line.
@@ -48,11 +51,11 @@ func Parse(line string) (Event, error) {
 		return Event{}, fmt.Errorf("%w: empty line", ErrMalformed)
 	}
 	switch Kind(f[0]) {
-	case Ready:
+	case Ready, StdinReady:
 		if len(f) != 1 {
 			break
 		}
-		return Event{Kind: Ready}, nil
+		return Event{Kind: Kind(f[0])}, nil
 	case Exited:
 		if len(f) != 3 {
 			break

@@ -14,6 +14,8 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/events"
 )
 
 // IODir holds each app's stdin/stdout/stderr FIFOs (A.stdin, A.stdout,
@@ -62,20 +64,9 @@ func ForwardIO(apps []string, interactive string) error {
 		}
 	}
 	if interactive != "" {
-		in, err := makeFIFO(filepath.Join(IODir, interactive+".stdin"))
-		if err != nil {
+		if err := forwardStdin(filepath.Join(IODir, interactive+".stdin")); err != nil {
 			return err
 		}
-		port, err := openPort(StdinPort, os.O_RDONLY)
-		if err != nil {
-			return err
-		}
-		go func() {
-			// EOF from the host (its stdin closed) closes our end of
-			// the FIFO, so the app reads EOF too.
-			io.Copy(in, port)
-			in.Close()
-		}()
 	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
@@ -87,6 +78,35 @@ func ForwardIO(apps []string, interactive string) error {
 		f.SetReadDeadline(time.Now().Add(drainTime))
 	}
 	wg.Wait()
+	return nil
+}
+
+// forwardStdin copies the host's stdin to the interactive app's stdin FIFO.
+func forwardStdin(fifo string) error {
+	if err := unix.Mkfifo(fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create FIFO %s: %w", fifo, err)
+	}
+	port, err := openPort(StdinPort, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	// The guest kernel drops what arrives on a port nobody holds open, so
+	// the host waits for this before sending stdin.
+	if err := Send(EventsPort, events.Event{Kind: events.StdinReady}.String()); err != nil {
+		return err
+	}
+	go func() {
+		// Opening for writing waits for the app to open its end: data
+		// written to a FIFO that no reader holds open would be lost.
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		io.Copy(f, port)
+		// EOF from the host (its stdin ended): closing the only writer
+		// gives the app EOF too.
+		f.Close()
+	}()
 	return nil
 }
 

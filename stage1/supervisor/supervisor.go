@@ -324,12 +324,16 @@ func (s *session) supervise() (int, error) {
 	}
 	pump(guest.StdoutPort, s.o.Stdout)
 	pump(guest.StderrPort, s.o.Stderr)
+	stdinReady := make(chan struct{})
 	if ch, ok := conns[guest.StdinPort]; ok {
 		go func() {
+			<-stdinReady
 			if c, ok := <-ch; ok {
 				io.Copy(c, s.o.Stdin)
-				// Closing tells the guest that stdin ended.
-				c.Close()
+				// A half-close tells QEMU, and so the guest, that
+				// stdin ended. A full close would make QEMU drop
+				// what it has not yet passed to the guest.
+				c.(*net.UnixConn).CloseWrite()
 			}
 		}()
 	}
@@ -387,6 +391,11 @@ func (s *session) supervise() (int, error) {
 			case events.Ready:
 				if err := s.markReady(); err != nil {
 					fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
+				}
+			case events.StdinReady:
+				if stdinReady != nil {
+					close(stdinReady)
+					stdinReady = nil
 				}
 			case events.Exited:
 				exits = append(exits, e)
