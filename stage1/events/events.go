@@ -5,6 +5,8 @@
 //	ready                  the apps have been started
 //	stdin-ready            the guest holds the stdin port open: data sent
 //	                       before that would be dropped by the guest kernel
+//	agent-ready            the guest agent holds the agent port open and
+//	                       serves sessions on it
 //	exited <app> <status>  an app ended; status as rkt records it (exit code,
 //	                       or the signal number if a signal killed it)
 //	boot kernel_ms=N total_ms=M   boot self-test timings
@@ -26,6 +28,7 @@ type Kind string
 const (
 	Ready      Kind = "ready"
 	StdinReady Kind = "stdin-ready"
+	AgentReady Kind = "agent-ready"
 	Exited     Kind = "exited"
 )
 
@@ -51,7 +54,7 @@ func Parse(line string) (Event, error) {
 		return Event{}, fmt.Errorf("%w: empty line", ErrMalformed)
 	}
 	switch Kind(f[0]) {
-	case Ready, StdinReady:
+	case Ready, StdinReady, AgentReady:
 		if len(f) != 1 {
 			break
 		}

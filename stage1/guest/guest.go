@@ -32,6 +32,10 @@ const (
 	StdoutPort = "org.stage1-kvm.stdout"
 	StderrPort = "org.stage1-kvm.stderr"
 	StdinPort  = "org.stage1-kvm.stdin"
+	// AgentPort carries the guest agent's multiplexed sessions (enter,
+	// stop). The run entry point holds the host end and proxies the pod's
+	// agent socket (layout.AgentSocket) onto it.
+	AgentPort = "org.stage1-kvm.agent"
 
 	// PodMount is where the pod's stage1 rootfs (host directory
 	// <pod>/stage1/rootfs) is mounted; PodTag is its 9p mount tag.

@@ -15,6 +15,16 @@ const (
 	StatusDir = "rkt/status"
 )
 
+// Paths relative to the pod directory.
+const (
+	// AgentSocket is where enter and stop reach the guest agent (through
+	// the run entry point, which proxies each connection as one stream).
+	// Mode 0600: root only.
+	AgentSocket = "agent.sock"
+	// QEMUPidFile holds the QEMU process ID, for stop --force and gc.
+	QEMUPidFile = "vm/qemu.pid"
+)
+
 // Entry points: the annotation suffix (after coreos.com/rkt/stage1/) and the
 // file in the stage1 rootfs.
 var EntryPoints = []struct{ Name, File string }{
