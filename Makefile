@@ -9,7 +9,7 @@ GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 
 # Entry points and guest programs: static, so they run on any host and in
 # the guest without a libc.
-ENTRYPOINTS := init
+ENTRYPOINTS := init enter gc stop
 BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) stage1-guest rootfs-builder)
 
 .PHONY: all deps test unit-test e2e-test lint bench demo clean FORCE
@@ -21,6 +21,12 @@ deps:
 
 $(BUILD)/bin/init: FORCE
 	$(GOBUILD) -o $@ ./init
+$(BUILD)/bin/enter: FORCE
+	$(GOBUILD) -o $@ ./enter
+$(BUILD)/bin/gc: FORCE
+	$(GOBUILD) -o $@ ./gc
+$(BUILD)/bin/stop: FORCE
+	$(GOBUILD) -o $@ ./stage1/cmd/stop
 $(BUILD)/bin/stage1-guest: FORCE
 	$(GOBUILD) -o $@ ./stage1/guest/cmd/stage1-guest
 $(BUILD)/bin/rootfs-builder: FORCE
@@ -40,12 +46,20 @@ $(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/vmlinux $(BUILD)/guest.img
 test: all lint unit-test e2e-test
 
 unit-test:
-	go test ./init/... ./stage1/... ./rootfs-builder/...
+	go test ./init/... ./enter/... ./gc/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
 
 # End-to-end tests boot real VMs from the built ACI (TCG on these hosts).
 e2e-test:
 	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -timeout 40m -v ./tests/... 2>&1 | tee $(BUILD)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; \
 		exit $${PIPESTATUS[0]}
+
+# A real pod in a VM, through the stage0 stand-in.
+demo: all
+	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -v -run '^TestDemo$$' ./tests/ 2>&1 | grep -vE '^(=== RUN|--- |PASS|ok)'; exit $${PIPESTATUS[0]}
+
+# Benchmarks (docs/benchmarks.md); BENCH_RUNS=N repeats (median reported).
+bench: all
+	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./tests/ 2>&1 | tee $(BUILD)/bench.log | grep -vE '^\s*\[ *[0-9]'
 
 lint:
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting" >&2; exit 1; }

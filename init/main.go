@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/runflags"
 	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
@@ -17,6 +18,9 @@ const (
 	exitUsage  = 2
 	exitFailed = 254
 )
+
+// started is taken as early as Go allows, for the pod's start timings.
+var started = time.Now()
 
 func main() {
 	opts, err := runflags.Parse(os.Args[1:])
@@ -33,11 +37,12 @@ func main() {
 		os.Exit(exitFailed)
 	}
 	code, err := supervisor.Run(supervisor.Options{
-		PodDir: dir,
-		Flags:  opts,
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
+		Started: started,
+		PodDir:  dir,
+		Flags:   opts,
+		Stdin:   os.Stdin,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 run: pod %s: %v\n", opts.UUID, err)

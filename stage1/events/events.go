@@ -2,14 +2,16 @@
 // point what happens in the pod: one event per line on the events
 // virtio-serial port.
 //
-//	ready                  the apps have been started
+//	ready [kernel_ms=N total_ms=M]
+//	                       the apps have been started; optionally with the
+//	                       guest's boot timings (CLOCK_BOOTTIME ms at the end of
+//	                       kernel boot, and now)
 //	stdin-ready            the guest holds the stdin port open: data sent
 //	                       before that would be dropped by the guest kernel
 //	agent-ready            the guest agent holds the agent port open and
 //	                       serves sessions on it
 //	exited <app> <status>  an app ended; status as rkt records it (exit code,
 //	                       or the signal number if a signal killed it)
-//	boot kernel_ms=N total_ms=M   boot self-test timings
 package events
 
 import (
@@ -37,12 +39,17 @@ type Event struct {
 	Kind   Kind
 	App    string // Exited only
 	Status int    // Exited only
+	// KernelMs and TotalMs: Ready only, 0 when absent.
+	KernelMs, TotalMs int64
 }
 
 // String is the wire form, without the newline.
 func (e Event) String() string {
-	if e.Kind == Exited {
+	switch {
+	case e.Kind == Exited:
 		return fmt.Sprintf("%s %s %d", e.Kind, e.App, e.Status)
+	case e.Kind == Ready && e.TotalMs > 0:
+		return fmt.Sprintf("%s kernel_ms=%d total_ms=%d", e.Kind, e.KernelMs, e.TotalMs)
 	}
 	return string(e.Kind)
 }
@@ -54,7 +61,19 @@ func Parse(line string) (Event, error) {
 		return Event{}, fmt.Errorf("%w: empty line", ErrMalformed)
 	}
 	switch Kind(f[0]) {
-	case Ready, StdinReady, AgentReady:
+	case Ready:
+		e := Event{Kind: Ready}
+		if len(f) == 1 {
+			return e, nil
+		}
+		if len(f) == 3 {
+			_, err1 := fmt.Sscanf(f[1], "kernel_ms=%d", &e.KernelMs)
+			_, err2 := fmt.Sscanf(f[2], "total_ms=%d", &e.TotalMs)
+			if err1 == nil && err2 == nil {
+				return e, nil
+			}
+		}
+	case StdinReady, AgentReady:
 		if len(f) != 1 {
 			break
 		}

@@ -21,9 +21,11 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/agent"
 	"github.com/stage1-kvm/stage1-kvm/stage1/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/events"
 	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
+	"github.com/stage1-kvm/stage1-kvm/stage1/hostres"
 	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
 	"github.com/stage1-kvm/stage1-kvm/stage1/pod"
@@ -53,17 +55,23 @@ const (
 	// tcgBufferMiB bounds QEMU's TCG translation cache: QEMU's default
 	// dominates an idle guest's host memory.
 	tcgBufferMiB = 32
+	// StopTimeout bounds an orderly stop (SIGTERM to run): the guest powers
+	// off, apps get SIGTERM (each has TimeoutStopSec=10s before SIGKILL),
+	// post-stop handlers run. Past it, the VM is killed.
+	StopTimeout = 30 * time.Second
 	// drainTimeout bounds reading the apps' last output after QEMU exits.
 	drainTimeout = 5 * time.Second
 )
 
 // Options is what the run entry point was given.
 type Options struct {
-	PodDir string
-	Flags  *runflags.Options
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	// Started is when the run process started (for the timings file).
+	Started time.Time
+	PodDir  string
+	Flags   *runflags.Options
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // Run boots and supervises the pod and returns its exit code.
@@ -74,7 +82,10 @@ func Run(o Options) (code int, err error) {
 			fmt.Fprintf(o.Stderr, "stage1: cleanup: %v\n", uerr)
 		}
 	}()
-	s := &session{o: o, debug: o.Flags.Debug}
+	s := &session{o: o, debug: o.Flags.Debug, timer: &timer{start: o.Started}}
+	if s.timer.start.IsZero() {
+		s.timer.start = time.Now()
+	}
 	for _, step := range []struct {
 		name string
 		do   func(*cleanup.Stack) error
@@ -101,9 +112,11 @@ type session struct {
 	vmDir string
 
 	listeners map[string]*net.UnixListener
+	agent     *agentProxy
 	accel     hypervisor.Accel
 	vm        *hypervisor.VM
 	console   string
+	timer     *timer
 }
 
 func (s *session) logf(format string, args ...any) {
@@ -177,6 +190,16 @@ func (s *session) writeUnits(undo *cleanup.Stack) error {
 			return err
 		}
 	}
+	// The apps' environments, where rkt keeps them, for enter.
+	envDir := filepath.Join(s.pod.Stage1Rootfs, "rkt", "env")
+	if err := os.MkdirAll(envDir, 0o755); err != nil {
+		return err
+	}
+	for _, a := range in.Apps {
+		if err := os.WriteFile(filepath.Join(envDir, a.Name), agent.EncodeEnv(units.AppEnvironment(a)), 0o600); err != nil {
+			return err
+		}
+	}
 	passwd, group, err := units.Accounts(in)
 	if err != nil {
 		return err
@@ -202,6 +225,7 @@ var channelPorts = []struct{ name, socket string }{
 	{guest.StdoutPort, "stdout.sock"},
 	{guest.StderrPort, "stderr.sock"},
 	{guest.StdinPort, "stdin.sock"},
+	{guest.AgentPort, "agent.sock"},
 }
 
 func (s *session) openChannels(undo *cleanup.Stack) error {
@@ -224,6 +248,12 @@ func (s *session) openChannels(undo *cleanup.Stack) error {
 		undo.Push("close "+c.socket, func() error { ln.Close(); return nil })
 		s.listeners[c.name] = ln
 	}
+	agent, err := newAgentProxy(filepath.Join(s.o.PodDir, layout.AgentSocket))
+	if err != nil {
+		return err
+	}
+	undo.Push("close the agent socket", func() error { agent.close(); return nil })
+	s.agent = agent
 	return nil
 }
 
@@ -276,12 +306,17 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		}
 	}
 	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
+	s.timer.markQEMU()
 	vm, err := hypervisor.Start(cfg, s.o.Stderr)
 	if err != nil {
 		return err
 	}
 	s.vm = vm
 	undo.Push("stop the VM", vm.Kill)
+	if err := hostres.WriteQEMUPid(s.o.PodDir, vm.Pid()); err != nil {
+		return err
+	}
+	undo.Push("forget the QEMU pid", func() error { return hostres.KillQEMU(s.o.PodDir) })
 	return nil
 }
 
@@ -298,6 +333,15 @@ func (s *session) writePid(*cleanup.Stack) error {
 // supervise relays streams and events until QEMU exits, then decides the
 // pod's exit code.
 func (s *session) supervise() (int, error) {
+	timeout := bootTimeoutTCG
+	if s.accel == hypervisor.KVM {
+		timeout = bootTimeoutKVM
+	}
+	if v := os.Getenv(BootTimeoutEnv); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			timeout = d
+		}
+	}
 	var pumps sync.WaitGroup
 	conns := map[string]chan net.Conn{}
 	for name, ln := range s.listeners {
@@ -322,7 +366,8 @@ func (s *session) supervise() (int, error) {
 			}
 		}()
 	}
-	pump(guest.StdoutPort, s.o.Stdout)
+	go s.agent.serve(timeout)
+	pump(guest.StdoutPort, s.timer.firstOutput(s.o.Stdout))
 	pump(guest.StderrPort, s.o.Stderr)
 	stdinReady := make(chan struct{})
 	if ch, ok := conns[guest.StdinPort]; ok {
@@ -363,20 +408,12 @@ func (s *session) supervise() (int, error) {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	timeout := bootTimeoutTCG
-	if s.accel == hypervisor.KVM {
-		timeout = bootTimeoutKVM
-	}
-	if v := os.Getenv(BootTimeoutEnv); v != "" {
-		if d, err := time.ParseDuration(v); err == nil && d > 0 {
-			timeout = d
-		}
-	}
 	boot := time.NewTimer(timeout)
 	defer boot.Stop()
 
 	var exits []events.Event
 	var cause error
+	var stopTimer <-chan time.Time
 	vmDone := s.vm.Done()
 	for vmDone != nil || evc != nil {
 		select {
@@ -389,9 +426,13 @@ func (s *session) supervise() (int, error) {
 			s.logf("event: %s", e)
 			switch e.Kind {
 			case events.Ready:
+				s.timer.markReady(e.KernelMs, e.TotalMs)
+				s.timer.write(s.vmDir)
 				if err := s.markReady(); err != nil {
 					fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
 				}
+			case events.AgentReady:
+				go s.attachAgent(conns[guest.AgentPort])
 			case events.StdinReady:
 				if stdinReady != nil {
 					close(stdinReady)
@@ -404,13 +445,21 @@ func (s *session) supervise() (int, error) {
 			cause = fmt.Errorf("%w (%v, %s)", ErrBootTimeout, timeout, s.accel)
 			s.vm.Kill()
 		case sig := <-sigs:
-			// An orderly stop needs the guest agent; until then a
-			// signal ends the VM at once so nothing is left running.
-			s.logf("got %v: stopping the VM", sig)
-			cause = fmt.Errorf("stopped by %v", sig)
+			if stopTimer != nil {
+				// A second signal: no more patience.
+				cause = fmt.Errorf("killed after a second %v", sig)
+				s.vm.Kill()
+				continue
+			}
+			s.logf("got %v: stopping the pod", sig)
+			stopTimer = time.After(StopTimeout)
+			go s.powerOff()
+		case <-stopTimer:
+			cause = fmt.Errorf("the orderly stop did not finish within %v", StopTimeout)
 			s.vm.Kill()
 		case <-vmDone:
 			vmDone = nil
+			s.agent.close()
 			// QEMU is gone: its connections are closed, so the
 			// readers end; bound the wait in case one never connected.
 			for _, ln := range s.listeners {
@@ -431,6 +480,7 @@ func (s *session) supervise() (int, error) {
 		}
 	}
 	pumps.Wait()
+	s.timer.write(s.vmDir)
 	vmErr := s.vm.Wait()
 	code, err := PodExit(exits, s.pod.AppNames())
 	if err != nil {
@@ -442,6 +492,32 @@ func (s *session) supervise() (int, error) {
 		return 0, errors.Join(err, s.consoleHint())
 	}
 	return code, nil
+}
+
+// powerOff asks the guest agent for an orderly power-off, waiting for the
+// agent if the guest is still booting. The caller's timer forces the stop if
+// this fails or takes too long.
+func (s *session) powerOff() {
+	c, err := s.agent.open(StopTimeout)
+	if err != nil {
+		s.logf("orderly stop: %v", err)
+		return
+	}
+	defer c.Close()
+	if err := agent.Stop(c); err != nil {
+		s.logf("orderly stop: %v", err)
+	}
+}
+
+// attachAgent connects the agent proxy once the guest agent holds its port.
+func (s *session) attachAgent(ch chan net.Conn) {
+	c, ok := <-ch
+	if !ok {
+		return
+	}
+	if err := s.agent.attach(c); err != nil {
+		fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
+	}
 }
 
 // markReady makes `rkt status --wait-ready` return.

@@ -182,7 +182,7 @@ func podTarget(names []string) []*unit.UnitOption {
 		unitOpt("Description", "rkt pod"),
 		unitOpt("Requires", "basic.target "+IOService),
 		unitOpt("After", "basic.target"),
-		unitOpt("Wants", serviceNames(names)+" "+ReadyService),
+		unitOpt("Wants", serviceNames(names)+" "+AgentService+" "+ReadyService),
 		unitOpt("AllowIsolate", "yes"),
 	}
 }
@@ -218,7 +218,8 @@ func readyUnit(names []string) ([]*unit.UnitOption, error) {
 	}
 	return []*unit.UnitOption{
 		unitOpt("Description", "Notify that the pod's apps are started"),
-		unitOpt("After", serviceNames(names)),
+		// Ready means enter works too.
+		unitOpt("After", serviceNames(names)+" "+AgentService),
 		service("Type", "oneshot"),
 		service("ExecStart", exec),
 	}, nil
@@ -405,7 +406,11 @@ func exitedUnit(names []string) ([]*unit.UnitOption, error) {
 // manifest's variables (a later duplicate replaces an earlier one, in
 // place), AC_APP_NAME (the executor's to set, so it overrides the
 // manifest), and PATH=DefaultPath when the manifest sets no PATH.
-func appEnvironment(a App) []types.EnvironmentVariable {
+func appEnvironment(a App) []types.EnvironmentVariable { return AppEnvironment(a) }
+
+// AppEnvironment is the environment the app runs with (see appEnvironment);
+// enter gives commands the same.
+func AppEnvironment(a App) []types.EnvironmentVariable {
 	var env types.Environment
 	for _, kv := range a.App.Environment {
 		if kv.Name == "AC_APP_NAME" {

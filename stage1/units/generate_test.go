@@ -306,7 +306,7 @@ func TestPodUnits(t *testing.T) {
 	if got := target.one(t, "Unit", "After"); got != "basic.target" {
 		t.Errorf("target After = %q", got)
 	}
-	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-ready.service" {
+	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-agent.service stage1-ready.service" {
 		t.Errorf("target Wants = %q", got)
 	}
 
@@ -328,7 +328,7 @@ func TestPodUnits(t *testing.T) {
 	}
 
 	ready := units["stage1-ready.service"]
-	if got := ready.one(t, "Unit", "After"); got != "b.service a.service" {
+	if got := ready.one(t, "Unit", "After"); got != "b.service a.service stage1-agent.service" {
 		t.Errorf("ready After = %q", got)
 	}
 	if got := ready.one(t, "Service", "Type"); got != "oneshot" {

@@ -28,6 +28,8 @@ const (
 	PodTarget = "stage1-pod.target"
 	// IOService forwards the apps' standard streams to the host.
 	IOService = "stage1-io.service"
+	// AgentService is the guest agent (a static unit of the guest image).
+	AgentService = "stage1-agent.service"
 	// ReadyService tells the host that every app has been started.
 	ReadyService = "stage1-ready.service"
 )

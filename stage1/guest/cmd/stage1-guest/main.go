@@ -6,6 +6,7 @@
 //	stage1-guest io --apps=a,b [--interactive=a] the apps' I/O forwarder (a notify service)
 //	stage1-guest app-exited --apps=a,b A       record app A's end (ExecStopPost=)
 //	stage1-guest event ready                   tell the host the apps are started
+//	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
 //	stage1-guest selftest                      report boot timings
 package main
 
@@ -31,7 +32,7 @@ func run() error {
 		return guest.PreInit()
 	}
 	if len(os.Args) < 2 {
-		return fmt.Errorf("usage: stage1-guest io|app-exited|event|selftest")
+		return fmt.Errorf("usage: stage1-guest io|app-exited|event|agent|selftest")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
 	apps := fs.String("apps", "", "comma-separated apps of the pod")
@@ -52,7 +53,16 @@ func run() error {
 		if fs.NArg() != 1 || fs.Arg(0) != string(events.Ready) {
 			return fmt.Errorf("usage: stage1-guest event ready")
 		}
-		return guest.Send(guest.EventsPort, events.Event{Kind: events.Ready}.String())
+		e := events.Event{Kind: events.Ready}
+		if bt, err := guest.ReadBootTimes(); err == nil {
+			e.KernelMs, e.TotalMs = bt.KernelMs, bt.TotalMs
+		}
+		return guest.Send(guest.EventsPort, e.String())
+	case "agent":
+		if fs.NArg() != 0 {
+			return fmt.Errorf("usage: stage1-guest agent")
+		}
+		return guest.RunAgent()
 	case "selftest":
 		bt, err := guest.ReadBootTimes()
 		if err != nil {

@@ -1,0 +1,120 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// errNoAgent is returned to clients when the guest agent never came up.
+var errNoAgent = errors.New("the pod's guest agent is not available")
+
+// agentProxy serves the pod's agent socket: every connection a client (enter,
+// or run itself for an orderly stop) makes becomes one stream of a yamux
+// session over the single agent virtio-serial port.
+type agentProxy struct {
+	ln *net.UnixListener
+
+	mu    sync.Mutex
+	sess  *yamux.Session
+	ready chan struct{} // closed once sess is set
+	gone  chan struct{} // closed when the VM is gone
+	once  sync.Once
+}
+
+func newAgentProxy(path string) (*agentProxy, error) {
+	os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// Root only: whoever can connect can run commands in the pod.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ln.SetUnlinkOnClose(true)
+	return &agentProxy{ln: ln, ready: make(chan struct{}), gone: make(chan struct{})}, nil
+}
+
+// attach starts the yamux client over the port connection once the guest
+// agent said it holds the port open.
+func (p *agentProxy) attach(port net.Conn) error {
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	// The guest may be descheduled for long stretches under emulation;
+	// the VM's own exit is how we learn it is gone.
+	cfg.EnableKeepAlive = false
+	sess, err := yamux.Client(port, cfg)
+	if err != nil {
+		return fmt.Errorf("agent session: %w", err)
+	}
+	p.mu.Lock()
+	p.sess = sess
+	p.mu.Unlock()
+	close(p.ready)
+	return nil
+}
+
+// open returns a new stream to the agent, waiting up to wait for the agent
+// to come up.
+func (p *agentProxy) open(wait time.Duration) (net.Conn, error) {
+	select {
+	case <-p.ready:
+	case <-p.gone:
+		return nil, errNoAgent
+	case <-time.After(wait):
+		return nil, fmt.Errorf("%w within %v", errNoAgent, wait)
+	}
+	p.mu.Lock()
+	sess := p.sess
+	p.mu.Unlock()
+	return sess.Open()
+}
+
+// serve accepts clients until close. Each client waits for the agent as
+// long as a boot may take.
+func (p *agentProxy) serve(wait time.Duration) {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			s, err := p.open(wait)
+			if err != nil {
+				return
+			}
+			defer s.Close()
+			// A yamux stream's Close is a half-close: the client's
+			// EOF reaches the agent, which may still answer.
+			go func() { io.Copy(s, c); s.Close() }()
+			done := make(chan struct{})
+			go func() { io.Copy(c, s); close(done) }()
+			select {
+			case <-done:
+			case <-p.gone:
+			}
+		}()
+	}
+}
+
+// close stops accepting and ends the session; the VM is gone.
+func (p *agentProxy) close() {
+	p.once.Do(func() {
+		close(p.gone)
+		p.ln.Close()
+		p.mu.Lock()
+		if p.sess != nil {
+			p.sess.Close()
+		}
+		p.mu.Unlock()
+	})
+}

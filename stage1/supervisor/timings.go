@@ -1,0 +1,96 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// TimingsFile, in the pod's vm/ directory, records where a pod's start went
+// (read by `make bench`). All values are milliseconds since run started.
+const TimingsFile = "timings.json"
+
+// Timings is the content of TimingsFile.
+type Timings struct {
+	// HostSetupMs: run started -> QEMU spawned.
+	HostSetupMs float64 `json:"host_setup_ms"`
+	// QEMUToKernelMs: QEMU spawned -> guest kernel started (QEMU's own
+	// start and firmware), derived from the guest's clock at ready.
+	QEMUToKernelMs float64 `json:"qemu_to_kernel_ms"`
+	// KernelMs: guest kernel start -> our pre-init (guest clock).
+	KernelMs float64 `json:"kernel_ms"`
+	// SystemdToReadyMs: pre-init -> apps started (guest clock).
+	SystemdToReadyMs float64 `json:"systemd_to_ready_ms"`
+	// ReadyMs: run started -> the guest reported the apps started.
+	ReadyMs float64 `json:"ready_ms"`
+	// FirstOutputMs: run started -> first byte of any app's stdout.
+	FirstOutputMs float64 `json:"first_output_ms,omitempty"`
+}
+
+type timer struct {
+	mu      sync.Mutex
+	start   time.Time
+	qemu    time.Time
+	ready   time.Time
+	output  time.Time
+	guestK  int64
+	guestT  int64
+	written bool
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (t *timer) markQEMU() { t.mu.Lock(); t.qemu = time.Now(); t.mu.Unlock() }
+
+func (t *timer) markReady(kernelMs, totalMs int64) {
+	t.mu.Lock()
+	t.ready, t.guestK, t.guestT = time.Now(), kernelMs, totalMs
+	t.mu.Unlock()
+}
+
+// firstOutput wraps w to note when the first byte goes through.
+func (t *timer) firstOutput(w interface{ Write([]byte) (int, error) }) *outputTimer {
+	return &outputTimer{t: t, w: w}
+}
+
+type outputTimer struct {
+	t    *timer
+	w    interface{ Write([]byte) (int, error) }
+	once sync.Once
+}
+
+func (o *outputTimer) Write(p []byte) (int, error) {
+	o.once.Do(func() { o.t.mu.Lock(); o.t.output = time.Now(); o.t.mu.Unlock() })
+	return o.w.Write(p)
+}
+
+func (t *timer) result() Timings {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := Timings{}
+	if !t.qemu.IsZero() {
+		r.HostSetupMs = ms(t.qemu.Sub(t.start))
+	}
+	if !t.ready.IsZero() {
+		r.ReadyMs = ms(t.ready.Sub(t.start))
+		r.KernelMs = float64(t.guestK)
+		r.SystemdToReadyMs = float64(t.guestT - t.guestK)
+		if t.guestT > 0 {
+			r.QEMUToKernelMs = ms(t.ready.Sub(t.qemu)) - float64(t.guestT)
+		}
+	}
+	if !t.output.IsZero() {
+		r.FirstOutputMs = ms(t.output.Sub(t.start))
+	}
+	return r
+}
+
+func (t *timer) write(dir string) {
+	b, err := json.MarshalIndent(t.result(), "", "  ")
+	if err != nil {
+		return
+	}
+	os.WriteFile(filepath.Join(dir, TimingsFile), append(b, '\n'), 0o644)
+}

@@ -1,0 +1,231 @@
+package tests
+
+// Benchmarks behind `make bench` (results in docs/benchmarks.md). Each one
+// repeats its measurement BENCH_RUNS times (default 5) inside a single
+// b.N iteration and reports medians, because this machine is noisy and a
+// VM boot is far too slow for Go's own iteration scheme.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/events"
+	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+func benchRuns() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return 5
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+type samples map[string][]float64
+
+func (s samples) report(b *testing.B) {
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b.ReportMetric(median(s[k]), k)
+		b.Logf("%-28s median %8.1f  samples %v", k, median(s[k]), s[k])
+	}
+}
+
+// BenchmarkGuestBoot boots the self-test target (no pod) with the
+// production kernel command line and reads the guest's own clock: kernel
+// start -> pre-init, and -> systemd's marker unit.
+func BenchmarkGuestBoot(b *testing.B) {
+	dir := b.TempDir()
+	if err := harness.Unpack(harness.ACI(b), dir); err != nil {
+		b.Fatal(err)
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	accel, _, err := hypervisor.ChooseAccel(os.Getenv(hypervisor.AccelEnv), hypervisor.ProbeHost())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			sock := filepath.Join(dir, "ev.sock")
+			os.Remove(sock)
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := hypervisor.Config{
+				Binary: hypervisor.Bundled(rootfs), Accel: accel,
+				Kernel: filepath.Join(rootfs, layout.Kernel), Image: filepath.Join(rootfs, layout.GuestImage),
+				Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", accel, false),
+				MemoryMiB: 128, CPUs: 1, TBSizeMiB: 32,
+				Ports: []hypervisor.Port{{Name: hypervisor.EventsPort, Socket: sock}},
+			}
+			start := time.Now()
+			vm, err := hypervisor.Start(cfg, os.Stderr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln.(*net.UnixListener).SetDeadline(time.Now().Add(bootTimeout))
+			c, err := ln.Accept()
+			if err != nil {
+				vm.Kill()
+				b.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(bootTimeout))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			marker := time.Since(start)
+			e, perr := events.Parse(line)
+			if err != nil || perr != nil || e.TotalMs == 0 {
+				vm.Kill()
+				b.Fatalf("no boot marker: %v %v %q", err, perr, line)
+			}
+			if err := vm.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+			ln.Close()
+			s["guest_kernel_ms"] = append(s["guest_kernel_ms"], float64(e.KernelMs))
+			s["guest_systemd_ms"] = append(s["guest_systemd_ms"], float64(e.TotalMs-e.KernelMs))
+			s["guest_total_ms"] = append(s["guest_total_ms"], float64(e.TotalMs))
+			s["host_qemu_to_marker_ms"] = append(s["host_qemu_to_marker_ms"], float64(marker.Microseconds())/1000)
+			s["host_qemu_lifetime_ms"] = append(s["host_qemu_lifetime_ms"], float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	s.report(b)
+}
+
+func readTimings(b *testing.B, p *harness.Pod) supervisor.Timings {
+	var t supervisor.Timings
+	raw, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+// BenchmarkPodStart runs whole pods through the stage0 stand-in: one whose
+// app prints a line (exec of run -> first byte of the app's output, with a
+// breakdown) and one running /bin/true (total time of `rkt run`).
+func BenchmarkPodStart(b *testing.B) {
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			st := harness.NewStage0(b)
+			p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
+			res := p.Run(b, harness.RunOpts{Net: "none"})
+			if res.ExitCode != 0 {
+				b.Fatalf("run: %d %s", res.ExitCode, res.Stderr)
+			}
+			t := readTimings(b, p)
+			s["first_output_ms"] = append(s["first_output_ms"], t.FirstOutputMs)
+			s["host_setup_ms"] = append(s["host_setup_ms"], t.HostSetupMs)
+			s["qemu_to_kernel_ms"] = append(s["qemu_to_kernel_ms"], t.QEMUToKernelMs)
+			s["kernel_ms"] = append(s["kernel_ms"], t.KernelMs)
+			s["systemd_to_apps_ms"] = append(s["systemd_to_apps_ms"], t.SystemdToReadyMs)
+
+			p2 := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, harness.AppSpec{Name: "true", Exec: []string{"/bin/true"}}))
+			res = p2.Run(b, harness.RunOpts{Net: "none"})
+			if res.ExitCode != 0 {
+				b.Fatalf("run: %d %s", res.ExitCode, res.Stderr)
+			}
+			s["true_pod_total_ms"] = append(s["true_pod_total_ms"], float64(res.Duration.Microseconds())/1000)
+		}
+	}
+	s.report(b)
+}
+
+// pss sums the proportional set size (KiB) of pid and its descendants.
+func pss(pid int) (total int64, procs []string) {
+	pids := []int{pid}
+	for i := 0; i < len(pids); i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pids[i], pids[i]))
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, n)
+			}
+		}
+	}
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Pss:") {
+				kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+				total += kb
+				procs = append(procs, fmt.Sprintf("%s=%dKiB", strings.TrimSpace(string(comm)), kb))
+			}
+		}
+	}
+	return total, procs
+}
+
+func statusKiB(pid int, field string) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+// BenchmarkIdlePodMemory measures the host memory of one idle pod (a 128
+// MiB guest: a 32 MiB app limit plus the 96 MiB base): the PSS of all its
+// host processes, and QEMU's peak RSS.
+func BenchmarkIdlePodMemory(b *testing.B) {
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			st := harness.NewStage0(b)
+			p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
+			run := p.Start(b, harness.RunOpts{Net: "none"})
+			p.WaitReady(b, readyTimeout)
+			time.Sleep(3 * time.Second) // let boot-time allocations settle
+			total, procs := pss(run.Pid)
+			qemu := processesMentioning(filepath.Join(p.Dir, "stage1/rootfs/vmlinux"))
+			if len(qemu) == 1 {
+				s["qemu_peak_rss_mib"] = append(s["qemu_peak_rss_mib"], statusKiB(qemu[0], "VmHWM")/1024)
+			}
+			s["pod_pss_mib"] = append(s["pod_pss_mib"], float64(total)/1024)
+			b.Logf("pss by process: %v", procs)
+			syscall.Kill(run.Pid, syscall.SIGTERM)
+			run.Wait()
+		}
+	}
+	s.report(b)
+}

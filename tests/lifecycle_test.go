@@ -1,0 +1,168 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/hostres"
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+const readyTimeout = 2 * time.Minute
+
+// termApp runs until SIGTERM, then says so and exits 0; its post-stop
+// handler leaves a mark in its rootfs (on the host).
+func termApp() harness.AppSpec {
+	spec := sh("app", "trap 'echo got-term; exit 0' TERM; echo up; sleep 300 & wait")
+	spec.EventHandlers = []types.EventHandler{
+		{Name: "post-stop", Exec: []string{"/bin/sh", "-c", "echo done > /post-stop-ran"}},
+	}
+	return spec
+}
+
+func startPod(t *testing.T, specs ...harness.AppSpec) (*harness.Stage0, *harness.Pod, *harness.Running) {
+	t.Helper()
+	s := harness.NewStage0(t)
+	var acis []string
+	for _, sp := range specs {
+		acis = append(acis, harness.BuildACI(t, sp))
+	}
+	p := s.Prepare(t, harness.PodOpts{}, acis...)
+	return s, p, p.Start(t, harness.RunOpts{Net: "none"})
+}
+
+func checkOrderlyStop(t *testing.T, p *harness.Pod, r harness.RunResult) {
+	t.Helper()
+	if st, ok := p.AppStatus("app"); !ok || st != 0 {
+		t.Errorf("app status %d (present %v), want 0 from its TERM trap", st, ok)
+	}
+	if !strings.Contains(r.Stdout, "got-term") {
+		t.Errorf("the app did not get SIGTERM: stdout %q", r.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/app/rootfs/post-stop-ran")); err != nil {
+		t.Errorf("post-stop handler did not run: %v", err)
+	}
+	if p.LockHeld() {
+		t.Error("pod lock still held")
+	}
+}
+
+func TestStopGraceful(t *testing.T) {
+	_, p, run := startPod(t, termApp())
+	p.WaitReady(t, readyTimeout)
+	stop := p.Stop(t, harness.StopOpts{})
+	if stop.ExitCode != 0 {
+		t.Fatalf("stop exited %d: %s", stop.ExitCode, stop.Stderr)
+	}
+	r := run.Wait()
+	checkOrderlyStop(t, p, r)
+	assertNoLeaks(t, p)
+}
+
+func TestSIGTERMToRunIsOrderly(t *testing.T) {
+	// What systemd does when a unit running `rkt run` is stopped.
+	_, p, run := startPod(t, termApp())
+	p.WaitReady(t, readyTimeout)
+	if err := syscall.Kill(run.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := run.Wait()
+	checkOrderlyStop(t, p, r)
+	assertNoLeaks(t, p)
+}
+
+func TestStopForce(t *testing.T) {
+	_, p, run := startPod(t, termApp())
+	p.WaitReady(t, readyTimeout)
+	start := time.Now()
+	stop := p.Stop(t, harness.StopOpts{Force: true})
+	if stop.ExitCode != 0 {
+		t.Fatalf("stop --force exited %d: %s", stop.ExitCode, stop.Stderr)
+	}
+	r := run.Wait()
+	if r.ExitCode == 0 {
+		t.Error("a forced stop cannot report success: the apps never finished")
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("forced stop took %v", d)
+	}
+	assertNoLeaks(t, p)
+}
+
+func TestStopWhileBooting(t *testing.T) {
+	_, p, run := startPod(t, termApp())
+	// Wait for run to write its pid (the VM has just been started), then
+	// stop at once, long before the guest is up.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := p.PID(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run never wrote its pid")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop := p.Stop(t, harness.StopOpts{})
+	if stop.ExitCode != 0 {
+		t.Fatalf("stop exited %d: %s", stop.ExitCode, stop.Stderr)
+	}
+	run.Wait()
+	if p.LockHeld() {
+		t.Error("pod lock still held")
+	}
+	assertNoLeaks(t, p)
+}
+
+func TestGCAfterExit(t *testing.T) {
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "exit 0")))
+	if r := p.Run(t, harness.RunOpts{Net: "none"}); r.ExitCode != 0 {
+		t.Fatalf("run: %d %s", r.ExitCode, r.Stderr)
+	}
+	for i := 0; i < 2; i++ { // idempotent
+		code, stderr := s.GC(t, p, harness.GCOpts{Keep: true})
+		if code != 0 {
+			t.Fatalf("gc #%d exited %d: %s", i+1, code, stderr)
+		}
+		for _, sock := range hostres.Sockets {
+			if _, err := os.Stat(filepath.Join(p.Dir, sock)); err == nil {
+				t.Errorf("gc #%d left %s", i+1, sock)
+			}
+		}
+	}
+	assertNoLeaks(t, p)
+}
+
+func TestGCAfterRunKilledMidStart(t *testing.T) {
+	s, p, run := startPod(t, termApp())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := p.PID(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run never wrote its pid")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// run dies without any chance to clean up.
+	syscall.Kill(run.Pid, syscall.SIGKILL)
+	run.Wait()
+	code, stderr := s.GC(t, p, harness.GCOpts{Keep: true})
+	if code != 0 {
+		t.Fatalf("gc exited %d: %s", code, stderr)
+	}
+	assertNoLeaks(t, p)
+	for _, sock := range hostres.Sockets {
+		if _, err := os.Stat(filepath.Join(p.Dir, sock)); err == nil {
+			t.Errorf("gc left %s", sock)
+		}
+	}
+}
