@@ -89,6 +89,10 @@ func PreInit() error {
 	if err := os.Chmod("/var/tmp", 0o1777); err != nil {
 		return fmt.Errorf("chmod /var/tmp: %w", err)
 	}
+	// systemd expects /var/run to point at /run.
+	if err := os.Symlink("../run", "/var/run"); err != nil {
+		return fmt.Errorf("link /var/run: %w", err)
+	}
 	if err := LinkPorts("/sys/class/virtio-ports", PortDir); err != nil {
 		return err
 	}
