@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema/types"
+	"github.com/creack/pty"
 
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
@@ -280,6 +281,48 @@ func TestVMDiesMidRun(t *testing.T) {
 	}
 	if p.LockHeld() {
 		t.Error("pod lock still held after run exited")
+	}
+	assertNoLeaks(t, p)
+}
+
+func TestInteractiveTerminal(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 33, Cols: 99}); err != nil {
+		t.Fatal(err)
+	}
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", `tty; stty size; read x; echo "got:$x"`)))
+	run := p.Start(t, harness.RunOpts{Interactive: true, Stdin: tty, Stdout: tty, Stderr: tty})
+	tty.Close()
+	var out strings.Builder
+	done := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				close(done)
+				return
+			}
+		}
+	}()
+	// Typed before the guest is up: run holds it until the app's terminal
+	// is open. A raw host terminal sends CR; the guest terminal maps it.
+	ptmx.Write([]byte("hello\r"))
+	r := run.Wait()
+	<-done
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %q", r.ExitCode, out.String())
+	}
+	for _, want := range []string{"/dev/hvc0", "33 99", "got:hello"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("terminal output lacks %q:\n%q", want, out.String())
+		}
 	}
 	assertNoLeaks(t, p)
 }

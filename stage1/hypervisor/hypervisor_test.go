@@ -121,6 +121,11 @@ func TestArgvKVMHostQEMU(t *testing.T) {
 	if !strings.Contains(joined, "-accel kvm -cpu host") || strings.Contains(joined, "tb-size") {
 		t.Errorf("KVM argv wrong: %s", joined)
 	}
+	c.Consoles = []Port{{Name: "tty", Socket: "/pod/tty.sock"}}
+	joined = strings.Join(Argv(c), " ")
+	if !strings.Contains(joined, "-chardev socket,id=tty0,path=/pod/tty.sock -device virtconsole,chardev=tty0,name=tty") {
+		t.Errorf("console port missing: %s", joined)
+	}
 	if !strings.Contains(joined, "-chardev file,id=console,path=/pod/console.log -serial chardev:console") {
 		t.Errorf("console not in argv: %s", joined)
 	}

@@ -85,7 +85,10 @@ type Config struct {
 	Console       string
 	ConsoleAppend bool
 	Ports         []Port
-	Shares        []Share
+	// Consoles are virtio console ports (terminals in the guest,
+	// /dev/hvc0 first) backed like Ports.
+	Consoles []Port
+	Shares   []Share
 }
 
 // Validate reports every problem with c at once.
@@ -116,7 +119,7 @@ func (c Config) Validate() error {
 		probs = append(probs, "negative translation buffer size")
 	}
 	names := map[string]bool{}
-	for _, p := range c.Ports {
+	for _, p := range append(append([]Port(nil), c.Ports...), c.Consoles...) {
 		if p.Name == "" || p.Socket == "" {
 			probs = append(probs, "a port needs a name and a socket")
 		}
@@ -197,13 +200,20 @@ func Argv(c Config) []string {
 		"-object", "rng-random,id=rng,filename=/dev/urandom",
 		"-device", "virtio-rng-device,rng=rng",
 	)
-	if len(c.Ports) > 0 {
-		a = append(a, "-device", "virtio-serial-device,max_ports="+strconv.Itoa(len(c.Ports)+1))
+	if n := len(c.Ports) + len(c.Consoles); n > 0 {
+		a = append(a, "-device", "virtio-serial-device,max_ports="+strconv.Itoa(n+1))
 		for i, p := range c.Ports {
 			id := "port" + strconv.Itoa(i)
 			a = append(a,
 				"-chardev", "socket,id="+id+",path="+p.Socket,
 				"-device", "virtserialport,chardev="+id+",name="+p.Name,
+			)
+		}
+		for i, p := range c.Consoles {
+			id := "tty" + strconv.Itoa(i)
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+p.Socket,
+				"-device", "virtconsole,chardev="+id+",name="+p.Name,
 			)
 		}
 	}

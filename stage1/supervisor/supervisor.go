@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema/types"
+	"golang.org/x/term"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/agent"
 	"github.com/stage1-kvm/stage1-kvm/stage1/cleanup"
@@ -111,6 +112,11 @@ type session struct {
 	size  sizing.Size
 	vmDir string
 
+	// tty: --interactive with a terminal on stdin; the app gets a guest
+	// terminal of that size, relayed raw.
+	tty        bool
+	rows, cols int
+
 	listeners map[string]*net.UnixListener
 	agent     *agentProxy
 	accel     hypervisor.Accel
@@ -150,6 +156,10 @@ func (s *session) loadPod(*cleanup.Stack) error {
 	if s.o.Flags.Interactive && len(p.Apps) != 1 {
 		return fmt.Errorf("--interactive needs a pod with exactly one app, this one has %d", len(p.Apps))
 	}
+	if f, ok := s.o.Stdin.(*os.File); ok && s.o.Flags.Interactive && term.IsTerminal(int(f.Fd())) {
+		s.tty = true
+		s.cols, s.rows, _ = term.GetSize(int(f.Fd()))
+	}
 	apps := make([]types.App, len(p.Apps))
 	for i, a := range p.Apps {
 		apps[i] = a.App
@@ -164,7 +174,7 @@ func (s *session) loadPod(*cleanup.Stack) error {
 }
 
 func (s *session) writeUnits(undo *cleanup.Stack) error {
-	in := units.Pod{Interactive: s.o.Flags.Interactive}
+	in := units.Pod{Interactive: s.o.Flags.Interactive, TTY: s.tty, Rows: s.rows, Cols: s.cols}
 	for _, a := range s.pod.Apps {
 		in.Apps = append(in.Apps, units.App{
 			Name:           a.Name,
@@ -226,7 +236,11 @@ var channelPorts = []struct{ name, socket string }{
 	{guest.StderrPort, "stderr.sock"},
 	{guest.StdinPort, "stdin.sock"},
 	{guest.AgentPort, "agent.sock"},
+	{ttyPort, "tty.sock"},
 }
+
+// ttyPort is the virtio console (the guest's /dev/hvc0) of a terminal app.
+const ttyPort = "org.stage1-kvm.tty"
 
 func (s *session) openChannels(undo *cleanup.Stack) error {
 	s.vmDir = filepath.Join(s.o.PodDir, "vm")
@@ -235,7 +249,10 @@ func (s *session) openChannels(undo *cleanup.Stack) error {
 	}
 	s.listeners = map[string]*net.UnixListener{}
 	for _, c := range channelPorts {
-		if c.name == guest.StdinPort && !s.o.Flags.Interactive {
+		if c.name == guest.StdinPort && (!s.o.Flags.Interactive || s.tty) {
+			continue
+		}
+		if c.name == ttyPort && !s.tty {
 			continue
 		}
 		path := filepath.Join(s.vmDir, c.socket)
@@ -301,8 +318,14 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		cfg.ConsoleAppend = true
 	}
 	for _, c := range channelPorts {
-		if _, ok := s.listeners[c.name]; ok {
-			cfg.Ports = append(cfg.Ports, hypervisor.Port{Name: c.name, Socket: filepath.Join(s.vmDir, c.socket)})
+		if _, ok := s.listeners[c.name]; !ok {
+			continue
+		}
+		port := hypervisor.Port{Name: c.name, Socket: filepath.Join(s.vmDir, c.socket)}
+		if c.name == ttyPort {
+			cfg.Consoles = append(cfg.Consoles, port)
+		} else {
+			cfg.Ports = append(cfg.Ports, port)
 		}
 	}
 	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
@@ -367,12 +390,39 @@ func (s *session) supervise() (int, error) {
 		}()
 	}
 	go s.agent.serve(timeout)
+	appStarted := make(chan struct{})
+	if s.tty {
+		restore, err := s.rawTerminal()
+		if err != nil {
+			fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
+		} else {
+			defer restore()
+		}
+		started := appStarted // the loop below clears the variable
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			c, ok := <-conns[ttyPort]
+			if !ok {
+				return
+			}
+			defer c.Close()
+			go func() {
+				// The guest drops input that arrives before
+				// the app holds its terminal open.
+				<-started
+				io.Copy(c, s.o.Stdin)
+			}()
+			io.Copy(s.o.Stdout, c)
+		}()
+	}
 	pump(guest.StdoutPort, s.timer.firstOutput(s.o.Stdout))
 	pump(guest.StderrPort, s.o.Stderr)
 	stdinReady := make(chan struct{})
 	if ch, ok := conns[guest.StdinPort]; ok {
+		ready := stdinReady // the loop below clears the variable
 		go func() {
-			<-stdinReady
+			<-ready
 			if c, ok := <-ch; ok {
 				io.Copy(c, s.o.Stdin)
 				// A half-close tells QEMU, and so the guest, that
@@ -426,6 +476,10 @@ func (s *session) supervise() (int, error) {
 			s.logf("event: %s", e)
 			switch e.Kind {
 			case events.Ready:
+				if appStarted != nil {
+					close(appStarted)
+					appStarted = nil
+				}
 				s.timer.markReady(e.KernelMs, e.TotalMs)
 				s.timer.write(s.vmDir)
 				if err := s.markReady(); err != nil {
@@ -518,6 +572,17 @@ func (s *session) attachAgent(ch chan net.Conn) {
 	if err := s.agent.attach(c); err != nil {
 		fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
 	}
+}
+
+// rawTerminal puts run's terminal in raw mode: keys, Ctrl-C included, go to
+// the app's terminal, whose line discipline handles them.
+func (s *session) rawTerminal() (func(), error) {
+	f := s.o.Stdin.(*os.File)
+	st, err := term.MakeRaw(int(f.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("raw terminal: %w", err)
+	}
+	return func() { term.Restore(int(f.Fd()), st) }, nil
 }
 
 // markReady makes `rkt status --wait-ready` return.

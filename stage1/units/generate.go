@@ -47,6 +47,11 @@ type Pod struct {
 	// Interactive connects the single app's stdin (rkt run
 	// --interactive, which rkt allows only with exactly one app).
 	Interactive bool
+	// TTY (with Interactive) gives the app the guest terminal TTYPath
+	// for stdin, stdout and stderr, sized Rows x Cols: rkt run
+	// --interactive from a terminal.
+	TTY        bool
+	Rows, Cols int
 }
 
 // File is a unit file to install in the guest's unit directory.
@@ -72,7 +77,7 @@ func Generate(p Pod) ([]File, error) {
 		return nil
 	}
 	for _, a := range p.Apps {
-		opts, err := appUnit(a, names, p.Interactive)
+		opts, err := appUnit(a, names, p)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.Name, err)
 		}
@@ -80,7 +85,7 @@ func Generate(p Pod) ([]File, error) {
 			return nil, err
 		}
 	}
-	ioOpts, err := ioUnit(names, p.Interactive)
+	ioOpts, err := ioUnit(names, p.Interactive && !p.TTY)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +231,7 @@ func readyUnit(names []string) ([]*unit.UnitOption, error) {
 }
 
 // appUnit is the service running one app.
-func appUnit(a App, names []string, interactive bool) ([]*unit.UnitOption, error) {
+func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 	root := openRootfs(a.RootfsHost)
 	defer root.Close()
 
@@ -287,16 +292,35 @@ func appUnit(a App, names []string, interactive bool) ([]*unit.UnitOption, error
 	}
 	opts = append(opts, execOpts...)
 
-	stdin := "null"
-	if interactive {
-		stdin = "file:" + StdinFIFO(a.Name)
+	switch {
+	case p.Interactive && p.TTY:
+		opts = append(opts,
+			service("StandardInput", "tty"),
+			service("StandardOutput", "tty"),
+			service("StandardError", "tty"),
+			service("TTYPath", TTYPath),
+			// The terminal is the host user's; take it over like a
+			// login would (a stale reader must not share it).
+			service("TTYVHangup", "yes"),
+			service("TTYReset", "yes"),
+		)
+		if p.Rows > 0 && p.Cols > 0 {
+			opts = append(opts,
+				service("TTYRows", strconv.Itoa(p.Rows)),
+				service("TTYColumns", strconv.Itoa(p.Cols)))
+		}
+	case p.Interactive:
+		opts = append(opts,
+			service("StandardInput", "file:"+StdinFIFO(a.Name)),
+			service("StandardOutput", "file:"+StdoutFIFO(a.Name)),
+			service("StandardError", "file:"+StderrFIFO(a.Name)))
+	default:
+		opts = append(opts,
+			service("StandardInput", "null"),
+			service("StandardOutput", "file:"+StdoutFIFO(a.Name)),
+			service("StandardError", "file:"+StderrFIFO(a.Name)))
 	}
-	opts = append(opts,
-		service("StandardInput", stdin),
-		service("StandardOutput", "file:"+StdoutFIFO(a.Name)),
-		service("StandardError", "file:"+StderrFIFO(a.Name)),
-		service("SyslogIdentifier", a.Name),
-	)
+	opts = append(opts, service("SyslogIdentifier", a.Name))
 
 	isoOpts, err := isolatorOptions(a.App)
 	if err != nil {

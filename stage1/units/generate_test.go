@@ -520,3 +520,21 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+func TestInteractiveTTY(t *testing.T) {
+	units := generate(t, Pod{Apps: []App{simpleApp("web")}, Interactive: true, TTY: true, Rows: 40, Cols: 120})
+	u := units["web.service"]
+	for name, want := range map[string]string{
+		"StandardInput": "tty", "StandardOutput": "tty", "StandardError": "tty",
+		"TTYPath": TTYPath, "TTYRows": "40", "TTYColumns": "120",
+	} {
+		if got := u.one(t, "Service", name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	// The forwarder does not touch the terminal app's stdin.
+	io := units["stage1-io.service"]
+	if got := io.exec(t, "ExecStart"); len(got) != 1 || slices.Contains(got[0], "--interactive=web") {
+		t.Errorf("io ExecStart = %q", got)
+	}
+}

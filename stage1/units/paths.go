@@ -39,6 +39,10 @@ func AppRootfs(app string) string {
 	return path.Join(PodMount, "opt/stage2", app, "rootfs")
 }
 
+// TTYPath is the guest terminal an interactive app gets when rkt run's stdin
+// is a terminal: the first (only) virtio console port.
+const TTYPath = "/dev/hvc0"
+
 // ExitedService is the instance of the exited template for app; with an
 // empty app, the template itself.
 func ExitedService(app string) string { return "stage1-app-exited@" + app + ".service" }
