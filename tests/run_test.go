@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -325,4 +327,36 @@ func TestInteractiveTerminal(t *testing.T) {
 		}
 	}
 	assertNoLeaks(t, p)
+}
+
+func TestVMSizing(t *testing.T) {
+	s := harness.NewStage0(t)
+	script := `grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2; ` +
+		`cg=$(cut -d: -f3 /proc/self/cgroup); cat /sys/fs/cgroup$cg/memory.max /sys/fs/cgroup$cg/cpu.max`
+	p := s.Prepare(t, harness.PodOpts{MemoryLimit: "200M", CPULimit: "2"}, harness.BuildACI(t, sh("app", script)))
+	r := p.Run(t, harness.RunOpts{Net: "none"})
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	f := strings.Fields(r.Stdout)
+	if len(f) != 5 {
+		t.Fatalf("output %q", r.Stdout)
+	}
+	hostCPUs := fmt.Sprint(min(2, runtime.NumCPU()))
+	if f[0] != hostCPUs {
+		t.Errorf("vCPUs %s, want %s (2 cores asked, capped at the host's)", f[0], hostCPUs)
+	}
+	// 96 MiB base + 200M (191 MiB) for the app, minus what the guest
+	// kernel keeps for itself.
+	kb, _ := strconv.Atoi(f[1])
+	if kb < 250*1024 || kb > 296*1024 {
+		t.Errorf("guest MemTotal %d KiB, want about 296 MiB", kb)
+	}
+	// rkt's --memory=200M is decimal; the kernel rounds down to pages.
+	if f[2] != fmt.Sprint(200000000/4096*4096) {
+		t.Errorf("app memory.max %s, want 200M", f[2])
+	}
+	if f[3] != "200000" {
+		t.Errorf("app cpu.max quota %s, want 200000 (2 CPUs)", f[3])
+	}
 }
