@@ -2,6 +2,7 @@ package hypervisor
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -138,5 +139,31 @@ func TestKernelCmdlineDebug(t *testing.T) {
 	c := KernelCmdline("a.target", TCG, false, "systemd.hostname=h")
 	if !slices.Contains(c, "quiet") || c[len(c)-1] != "systemd.hostname=h" {
 		t.Errorf("cmdline %v", c)
+	}
+}
+
+func TestArgvTaps(t *testing.T) {
+	c := validConfig()
+	f0, f1 := os.NewFile(100, "tap0"), os.NewFile(101, "tap1")
+	c.Taps = []Tap{{File: f0, MAC: "02:00:00:00:00:01"}, {File: f1, MAC: "02:00:00:00:00:02"}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(Argv(c), " ")
+	for _, want := range []string{
+		"-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01",
+		"-netdev tap,id=net1,fd=4 -device virtio-net-device,netdev=net1,mac=02:00:00:00:00:02",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %q:\n%s", want, joined)
+		}
+	}
+	if strings.Contains(joined, "vhost") {
+		t.Errorf("no vhost on these hosts: %s", joined)
+	}
+	c.Taps = []Tap{{MAC: "nope"}}
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "no file") || !strings.Contains(err.Error(), "bad MAC") {
+		t.Errorf("bad taps accepted: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ package hypervisor
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -89,7 +91,23 @@ type Config struct {
 	// /dev/hvc0 first) backed like Ports.
 	Consoles []Port
 	Shares   []Share
+	// Taps are the pod's network interfaces, each an open tap device
+	// handed to QEMU as an inherited descriptor.
+	Taps []Tap
 }
+
+// Tap is one guest network interface backed by a tap device that the host
+// side already opened (in the pod's network namespace). QEMU inherits File
+// as descriptor TapFD(i) for the i-th tap; the guest sees a virtio-net
+// device with the given MAC.
+type Tap struct {
+	File *os.File
+	MAC  string
+}
+
+// TapFD is the descriptor number QEMU gets the i-th tap's file as: the taps
+// are QEMU's first inherited files after stdin, stdout and stderr.
+func TapFD(i int) int { return 3 + i }
 
 // Validate reports every problem with c at once.
 func (c Config) Validate() error {
@@ -137,6 +155,14 @@ func (c Config) Validate() error {
 		}
 		if strings.Contains(s.Path, ",") {
 			probs = append(probs, fmt.Sprintf("share path %q contains a comma", s.Path))
+		}
+	}
+	for i, t := range c.Taps {
+		if t.File == nil {
+			probs = append(probs, fmt.Sprintf("tap %d has no file", i))
+		}
+		if _, err := net.ParseMAC(t.MAC); err != nil || strings.Contains(t.MAC, ",") {
+			probs = append(probs, fmt.Sprintf("tap %d: bad MAC %q", i, t.MAC))
 		}
 	}
 	for _, f := range []string{c.Kernel, c.Image, c.Console} {
@@ -199,6 +225,10 @@ func Argv(c Config) []string {
 		// Entropy at once: systemd otherwise waits for the kernel's crng.
 		"-object", "rng-random,id=rng,filename=/dev/urandom",
 		"-device", "virtio-rng-device,rng=rng",
+		// Free page reporting: the guest hands pages it no longer uses
+		// back to the host, so an idle pod costs what it really uses,
+		// not the most it ever touched.
+		"-device", "virtio-balloon-device,free-page-reporting=on",
 	)
 	if n := len(c.Ports) + len(c.Consoles); n > 0 {
 		a = append(a, "-device", "virtio-serial-device,max_ports="+strconv.Itoa(n+1))
@@ -216,6 +246,14 @@ func Argv(c Config) []string {
 				"-device", "virtconsole,chardev="+id+",name="+p.Name,
 			)
 		}
+	}
+	for i, t := range c.Taps {
+		id := "net" + strconv.Itoa(i)
+		// No vhost: these hosts have no /dev/vhost-net.
+		a = append(a,
+			"-netdev", "tap,id="+id+",fd="+strconv.Itoa(TapFD(i)),
+			"-device", "virtio-net-device,netdev="+id+",mac="+t.MAC,
+		)
 	}
 	for i, s := range c.Shares {
 		id := "fs" + strconv.Itoa(i)

@@ -26,6 +26,9 @@ func Start(c Config, stderr io.Writer) (*VM, error) {
 	cmd.Env = append(os.Environ(), c.Binary.Env()...)
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
+	for _, t := range c.Taps {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, t.File)
+	}
 	// QEMU must not outlive the process supervising it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
