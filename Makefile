@@ -32,6 +32,15 @@ $(BUILD)/bin/stage1-guest: FORCE
 $(BUILD)/bin/rootfs-builder: FORCE
 	$(GOBUILD) -o $@ ./rootfs-builder
 
+# CNI plugins for the pods' networks, from the containernetworking/plugins
+# module pinned in go.mod (tool directives).
+CNI_PLUGINS := github.com/containernetworking/plugins/plugins
+NET_PLUGINS := $(addprefix $(CNI_PLUGINS)/main/,ptp bridge macvlan ipvlan loopback) \
+	$(CNI_PLUGINS)/ipam/host-local $(CNI_PLUGINS)/meta/portmap
+$(BUILD)/net-plugins: FORCE
+	@mkdir -p $@
+	$(GOBUILD) -o $@/ $(NET_PLUGINS)
+
 # The kernel is cached outside the repo, keyed by its inputs (kernel/build.sh).
 $(BUILD)/vmlinux: FORCE
 	kernel/build.sh $@
@@ -39,9 +48,10 @@ $(BUILD)/vmlinux: FORCE
 $(BUILD)/guest.img: $(BUILD)/bin/rootfs-builder $(BUILD)/bin/stage1-guest
 	$(BUILD)/bin/rootfs-builder image -o $@ $(BUILD)/bin/stage1-guest
 
-$(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/vmlinux $(BUILD)/guest.img
+$(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/vmlinux $(BUILD)/guest.img $(BUILD)/net-plugins
 	$(BUILD)/bin/rootfs-builder aci -o $@ -version $(VERSION) \
-		-kernel $(BUILD)/vmlinux -image $(BUILD)/guest.img -bin $(BUILD)/bin
+		-kernel $(BUILD)/vmlinux -image $(BUILD)/guest.img -bin $(BUILD)/bin \
+		-net-plugins $(BUILD)/net-plugins
 
 test: all lint unit-test e2e-test
 
@@ -61,9 +71,15 @@ demo: all
 bench: all
 	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./tests/ 2>&1 | tee $(BUILD)/bench.log | grep -vE '^\s*\[ *[0-9]'
 
-lint:
+STATICCHECK := $(BUILD)/tools/staticcheck
+
+$(STATICCHECK):
+	GOBIN=$(BUILD)/tools go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint: $(STATICCHECK)
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting" >&2; exit 1; }
 	go vet ./...
+	$(STATICCHECK) ./...
 
 clean:
 	rm -rf $(BUILD)

@@ -30,14 +30,13 @@ type Timings struct {
 }
 
 type timer struct {
-	mu      sync.Mutex
-	start   time.Time
-	qemu    time.Time
-	ready   time.Time
-	output  time.Time
-	guestK  int64
-	guestT  int64
-	written bool
+	mu     sync.Mutex
+	start  time.Time
+	qemu   time.Time
+	ready  time.Time
+	output time.Time
+	guestK int64
+	guestT int64
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
