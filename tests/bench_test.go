@@ -229,3 +229,61 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 	}
 	s.report(b)
 }
+
+// BenchmarkEnter measures `rkt enter` of /bin/true into a running pod,
+// 20 times per run by default (BENCH_ENTERS).
+func BenchmarkEnter(b *testing.B) {
+	enters := 20
+	if n, err := strconv.Atoi(os.Getenv("BENCH_ENTERS")); err == nil && n > 0 {
+		enters = n
+	}
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		st := harness.NewStage0(b)
+		p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "sleep 600")))
+		run := p.Start(b, harness.RunOpts{Net: "none"})
+		p.WaitReady(b, readyTimeout)
+		for e := 0; e < enters; e++ {
+			r := p.Enter(b, harness.EnterOpts{App: "app"}, "/bin/true")
+			if r.ExitCode != 0 {
+				b.Fatalf("enter: %d %s", r.ExitCode, r.Stderr)
+			}
+			s["enter_true_ms"] = append(s["enter_true_ms"], float64(r.Duration.Microseconds())/1000)
+		}
+		syscall.Kill(run.Pid, syscall.SIGTERM)
+		run.Wait()
+	}
+	s.report(b)
+}
+
+// BenchmarkStopAndGC measures stop (graceful and --force) until run has
+// exited, and gc of the exited pod.
+func BenchmarkStopAndGC(b *testing.B) {
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			for _, force := range []bool{false, true} {
+				st := harness.NewStage0(b)
+				p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "sleep 600")))
+				run := p.Start(b, harness.RunOpts{Net: "none"})
+				p.WaitReady(b, readyTimeout)
+				start := time.Now()
+				if res := p.Stop(b, harness.StopOpts{Force: force}); res.ExitCode != 0 {
+					b.Fatalf("stop: %d %s", res.ExitCode, res.Stderr)
+				}
+				run.Wait()
+				name := "stop_graceful_ms"
+				if force {
+					name = "stop_force_ms"
+				}
+				s[name] = append(s[name], float64(time.Since(start).Microseconds())/1000)
+				gcStart := time.Now()
+				if code, stderr := st.GC(b, p); code != 0 {
+					b.Fatalf("gc: %d %s", code, stderr)
+				}
+				s["gc_ms"] = append(s["gc_ms"], float64(time.Since(gcStart).Microseconds())/1000)
+			}
+		}
+	}
+	s.report(b)
+}
