@@ -21,6 +21,7 @@ func runACI(args []string) error {
 	qemu := fs.String("qemu", "/usr/bin/qemu-system-x86_64", "QEMU binary to bundle")
 	firmware := fs.String("firmware", "/usr/share/qemu/qboot.rom", "comma-separated QEMU firmware files to bundle")
 	modules := fs.String("modules", "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so", "comma-separated QEMU modules to bundle")
+	netPlugins := fs.String("net-plugins", "", "directory of CNI plugin binaries to bundle")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -40,7 +41,20 @@ func runACI(args []string) error {
 			eps[ep.Name] = p
 		}
 	}
+	var plugins []string
+	if *netPlugins != "" {
+		entries, err := os.ReadDir(*netPlugins)
+		if err != nil {
+			return fmt.Errorf("aci: -net-plugins: %w", err)
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				plugins = append(plugins, filepath.Join(*netPlugins, e.Name()))
+			}
+		}
+	}
 	return aci.Build(aci.Config{
+		NetPlugins:   plugins,
 		Version:      *version,
 		EntryPoints:  eps,
 		Kernel:       *kernel,

@@ -10,6 +10,8 @@ packages=(
 	qemu-system-x86 qemu-system-data
 	# guest OS image: systemd from the build host, packed as erofs
 	systemd erofs-utils
+	# pod networking: CNI plugins call iptables; the network tests use ip
+	iptables iproute2
 	# test app images
 	busybox-static
 )

@@ -48,7 +48,10 @@ type Config struct {
 	// QEMUModules are QEMU's loadable modules we need (Debian builds the
 	// TCG accelerator as one).
 	QEMUModules []string
-	Output      string
+	// NetPlugins are CNI plugin binaries, installed in net-plugins/ (the
+	// pod's networks run them on the host).
+	NetPlugins []string
+	Output     string
 }
 
 // Manifest is the image manifest for c. It is pure: no file is read.
@@ -132,8 +135,17 @@ func stageRootfs(c Config, t tree.Tree) error {
 	if err := t.CopyFile(c.GuestImage, layout.GuestImage, 0o644); err != nil {
 		return err
 	}
+	for _, p := range c.NetPlugins {
+		if err := t.CopyFile(p, NetPluginsDir+"/"+filepath.Base(p), 0o755); err != nil {
+			return err
+		}
+	}
 	return stageQEMU(c, t)
 }
+
+// NetPluginsDir is where the CNI plugins go in the rootfs (the network
+// package's PluginsDir).
+const NetPluginsDir = "net-plugins"
 
 // stageQEMU puts QEMU, every library it loads and the loader itself in one
 // flat directory, so it runs through that loader with --library-path and

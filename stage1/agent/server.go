@@ -109,7 +109,7 @@ func serveExec(c io.ReadWriteCloser, br *bufio.Reader, req *Request, h Handler) 
 		if !finished.Load() {
 			// The client is gone (or spoke nonsense) while the
 			// command runs.
-			if err != nil && !errors.Is(err, io.EOF) {
+			if !errors.Is(err, io.EOF) {
 				fw.write(FrameError, []byte(err.Error()))
 			}
 			p.Hangup()
@@ -139,7 +139,8 @@ func serveExec(c io.ReadWriteCloser, br *bufio.Reader, req *Request, h Handler) 
 	fw.write(FrameExit, ExitPayload(status))
 }
 
-// pumpInput applies the client's frames to p until the stream ends.
+// pumpInput applies the client's frames to p until the stream ends; it
+// always returns the error that ended it (io.EOF for a clean end).
 func pumpInput(br *bufio.Reader, p Process) error {
 	stdin := p.Stdin()
 	stdinOpen := true

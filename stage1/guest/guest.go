@@ -102,6 +102,9 @@ func PreInit() error {
 	if err := mountPod(); err != nil {
 		return err
 	}
+	if err := setupNetwork(); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
 	argv := append([]string{Systemd}, os.Args[1:]...)
 	return fmt.Errorf("exec %s: %w", Systemd, syscall.Exec(Systemd, argv, os.Environ()))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/network"
 )
 
 // Sockets are the pod's UNIX sockets, relative to the pod directory.
@@ -109,6 +110,8 @@ func ReleaseAll(podDir string) error {
 		do   func(string) error
 	}{
 		{"stop qemu", KillQEMU},
+		// After QEMU: its taps are closed by then.
+		{"release the network", network.Release},
 		{"remove sockets", RemoveSockets},
 	} {
 		if err := step.do(podDir); err != nil {

@@ -94,6 +94,7 @@ func Run(o Options) (code int, err error) {
 		{"keep the pod lock", s.keepLock},
 		{"load the pod", s.loadPod},
 		{"write units", s.writeUnits},
+		{"set up the network", s.setupNetwork},
 		{"open host channels", s.openChannels},
 		{"start the VM", s.startVM},
 		{"write the pid file", s.writePid},
@@ -111,6 +112,8 @@ type session struct {
 	pod   *pod.Pod
 	size  sizing.Size
 	vmDir string
+	// taps are the pod's network interfaces (network.go).
+	taps []hypervisor.Tap
 
 	// tty: --interactive with a terminal on stdin; the app gets a guest
 	// terminal of that size, relayed raw.
@@ -166,9 +169,6 @@ func (s *session) loadPod(*cleanup.Stack) error {
 	}
 	if s.size, err = sizing.VMSize(apps, runtime.NumCPU()); err != nil {
 		return err
-	}
-	if len(s.o.Flags.Nets) != 1 || s.o.Flags.Nets[0] != "none" {
-		s.logf("pod networking is not implemented yet: the pod has loopback only (--net=%s)", strings.Join(s.o.Flags.Nets, ","))
 	}
 	return nil
 }
@@ -312,6 +312,7 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		TBSizeMiB: tcgBufferMiB,
 		Console:   s.console,
 		Shares:    []hypervisor.Share{{Tag: guest.PodTag, Path: s.pod.Stage1Rootfs}},
+		Taps:      s.taps,
 	}
 	if s.debug {
 		cfg.Console = "/proc/self/fd/2"
