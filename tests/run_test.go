@@ -142,7 +142,7 @@ func TestDebugShowsBootLog(t *testing.T) {
 	if r.ExitCode != 0 || r.Stdout != "hi\n" {
 		t.Fatalf("exit %d, stdout %q\nstderr %s", r.ExitCode, r.Stdout, r.Stderr)
 	}
-	for _, want := range []string{"Linux version", "loopback only"} {
+	for _, want := range []string{"Linux version", "stage1: VM: "} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("--debug stderr lacks %q", want)
 		}
