@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,28 +97,37 @@ func TestStopForce(t *testing.T) {
 }
 
 func TestStopWhileBooting(t *testing.T) {
-	_, p, run := startPod(t, termApp())
-	// Wait for run to write its pid (the VM has just been started), then
-	// stop at once, long before the guest is up.
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+			_, p, run := startPod(t, termApp())
+			// Wait for run to write its pid (the VM has just been
+			// started), then stop at once, long before the guest is up.
+			waitPid(t, p)
+			stop := p.Stop(t, harness.StopOpts{Force: force})
+			if stop.ExitCode != 0 {
+				t.Fatalf("stop exited %d: %s", stop.ExitCode, stop.Stderr)
+			}
+			run.Wait()
+			if p.LockHeld() {
+				t.Error("pod lock still held")
+			}
+			assertNoLeaks(t, p)
+		})
+	}
+}
+
+func waitPid(t *testing.T, p *harness.Pod) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := p.PID(); err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("run never wrote its pid")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stop := p.Stop(t, harness.StopOpts{})
-	if stop.ExitCode != 0 {
-		t.Fatalf("stop exited %d: %s", stop.ExitCode, stop.Stderr)
-	}
-	run.Wait()
-	if p.LockHeld() {
-		t.Error("pod lock still held")
-	}
-	assertNoLeaks(t, p)
 }
 
 func TestGCAfterExit(t *testing.T) {
@@ -142,16 +152,7 @@ func TestGCAfterExit(t *testing.T) {
 
 func TestGCAfterRunKilledMidStart(t *testing.T) {
 	s, p, run := startPod(t, termApp())
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := p.PID(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("run never wrote its pid")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPid(t, p)
 	// run dies without any chance to clean up.
 	syscall.Kill(run.Pid, syscall.SIGKILL)
 	run.Wait()

@@ -38,13 +38,28 @@ func runPod(t *testing.T, o harness.RunOpts, specs ...harness.AppSpec) (*harness
 	return p, r
 }
 
-// assertNoLeaks fails if any process still references the pod directory
-// (QEMU's command line names it), killing such processes by PID.
+// assertNoLeaks fails if anything of the pod is left on the host after its
+// run exited: a process referencing the pod directory (QEMU's command line
+// names it; such processes are killed by PID), a mount under the pod
+// directory, or a UNIX socket in it.
 func assertNoLeaks(t *testing.T, p *harness.Pod) {
 	t.Helper()
 	for _, pid := range processesMentioning(p.Dir) {
 		harness.MustBeGone(t, "process of pod "+p.UUID, pid)
 	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], p.Dir+"/") {
+				t.Errorf("LEAK: mount %s of pod %s", f[4], p.UUID)
+			}
+		}
+	}
+	filepath.WalkDir(p.Dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type()&os.ModeSocket != 0 {
+			t.Errorf("LEAK: socket %s of pod %s", path, p.UUID)
+		}
+		return nil
+	})
 }
 
 func processesMentioning(s string) []int {
