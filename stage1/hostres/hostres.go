@@ -39,7 +39,16 @@ func WriteQEMUPid(podDir string, pid int) error {
 // QEMU (its command line names the pod directory: a recycled PID is never
 // mistaken for it). ok is false when there is no such process.
 func QEMUPid(podDir string) (pid int, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(podDir, layout.QEMUPidFile))
+	pid, ok, err = ReadPidFile(filepath.Join(podDir, layout.QEMUPidFile))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	return pid, belongsToPod(pid, podDir), nil
+}
+
+// ReadPidFile reads a decimal PID file; ok is false if it does not exist.
+func ReadPidFile(path string) (pid int, ok bool, err error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
 	} else if err != nil {
@@ -47,9 +56,9 @@ func QEMUPid(podDir string) (pid int, ok bool, err error) {
 	}
 	pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
-		return 0, false, fmt.Errorf("bad %s: %q", layout.QEMUPidFile, b)
+		return 0, false, fmt.Errorf("bad pid file %s: %q", path, b)
 	}
-	return pid, belongsToPod(pid, podDir), nil
+	return pid, true, nil
 }
 
 // belongsToPod reports whether pid's command line mentions podDir.

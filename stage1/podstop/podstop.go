@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -62,15 +61,9 @@ func Stop(podDir string, force bool) error {
 // entry point (its cwd is the pod directory), so a recycled PID is never
 // signalled.
 func runPid(podDir string) (int, bool, error) {
-	b, err := os.ReadFile(filepath.Join(podDir, "pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, false, nil
-	} else if err != nil {
+	pid, ok, err := hostres.ReadPidFile(filepath.Join(podDir, "pid"))
+	if err != nil || !ok {
 		return 0, false, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return 0, false, fmt.Errorf("bad pid file: %q", b)
 	}
 	return pid, isRun(pid, podDir), nil
 }
