@@ -2,6 +2,11 @@ package harness
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,4 +31,34 @@ func MustBeGone(t testing.TB, what string, pid int) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		t.Errorf("LEAK: %s (pid %d) outlived its test; killed it", what, pid)
 	}
+}
+
+// processesMentioning lists the processes (other than this one) whose
+// command line contains s.
+func processesMentioning(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// socketsUnder lists the UNIX sockets below dir.
+func socketsUnder(dir string) []string {
+	var socks []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeSocket != 0 {
+			socks = append(socks, path)
+		}
+		return nil
+	})
+	return socks
 }

@@ -93,6 +93,15 @@ func NewStage0With(t testing.TB, stage1ACI string) *Stage0 {
 	}
 	s := &Stage0{Dir: dir, Stage1ACI: stage1ACI}
 	t.Cleanup(func() {
+		// Every end-to-end test ends with a leak check of everything its
+		// pods could have left on the host: processes (QEMU's command
+		// line names the pod directory), sockets and mounts.
+		for _, pid := range processesMentioning(dir) {
+			MustBeGone(t, "process of a pod under "+dir, pid)
+		}
+		for _, sock := range socketsUnder(dir) {
+			t.Errorf("LEAK: socket %s left at the end of the test", sock)
+		}
 		if leaked := detachMountsUnder(dir); len(leaked) > 0 {
 			t.Errorf("LEAK: still mounted under %s at the end of the test (detached now): %s", dir, strings.Join(leaked, ", "))
 		}
