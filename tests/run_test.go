@@ -375,3 +375,26 @@ func TestVMSizing(t *testing.T) {
 		t.Errorf("app cpu.max quota %s, want 200000 (2 CPUs)", f[3])
 	}
 }
+
+func TestRunRefusesFlagsAVMCannotHonour(t *testing.T) {
+	s := harness.NewStage0(t)
+	for _, tt := range []struct {
+		name string
+		o    harness.RunOpts
+		want string
+	}{
+		{"ipc=parent", harness.RunOpts{IPC: "parent"}, "--ipc=parent"},
+		{"net=host", harness.RunOpts{Net: "host"}, "--net=host"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "true")))
+			r := p.Run(t, tt.o)
+			if r.ExitCode == 0 || !strings.Contains(r.Stderr, tt.want) || !strings.Contains(r.Stderr, "not supported") {
+				t.Errorf("exit %d, stderr %q: want a clear refusal naming %s", r.ExitCode, r.Stderr, tt.want)
+			}
+			if r.Duration > 10*time.Second {
+				t.Errorf("refusal took %v", r.Duration)
+			}
+		})
+	}
+}
