@@ -175,6 +175,9 @@ func (s *session) loadPod(*cleanup.Stack) error {
 
 func (s *session) writeUnits(undo *cleanup.Stack) error {
 	in := units.Pod{Interactive: s.o.Flags.Interactive, TTY: s.tty, Rows: s.rows, Cols: s.cols}
+	in.DisableCapabilities = s.o.Flags.DisableCaps
+	in.DisableSeccomp = s.o.Flags.DisableSeccomp
+	in.DisablePaths = s.o.Flags.DisablePaths
 	for _, a := range s.pod.Apps {
 		in.Apps = append(in.Apps, units.App{
 			Name:           a.Name,

@@ -52,6 +52,11 @@ type Pod struct {
 	// --interactive from a terminal.
 	TTY        bool
 	Rows, Cols int
+	// DisableCapabilities, DisableSeccomp and DisablePaths are rkt's
+	// --insecure-options=capabilities,seccomp,paths: no capability
+	// bounding set, no syscall filter (isolators and defaults alike), no
+	// protection of kernel paths under /proc and /sys.
+	DisableCapabilities, DisableSeccomp, DisablePaths bool
 }
 
 // File is a unit file to install in the guest's unit directory.
@@ -107,6 +112,15 @@ func Generate(p Pod) ([]File, error) {
 		{PodTarget, podTarget(names)},
 	} {
 		if err := add(u.name, u.opts); err != nil {
+			return nil, err
+		}
+	}
+	sysctl, err := sysctlUnit(p)
+	if err != nil {
+		return nil, err
+	}
+	if sysctl != nil {
+		if err := add(SysctlService, sysctl); err != nil {
 			return nil, err
 		}
 	}
@@ -322,16 +336,16 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 	}
 	opts = append(opts, service("SyslogIdentifier", a.Name))
 
-	isoOpts, err := isolatorOptions(a.App)
+	isoOpts, err := isolatorOptions(a, creds.UID, p)
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts, isoOpts...)
 
 	if a.ReadOnlyRootFS {
-		// Paths here are taken inside RootDirectory: "/" is the
-		// app's rootfs.
-		opts = append(opts, service("ReadOnlyPaths", "/"))
+		// systemd takes these paths in the guest's view and drops any
+		// outside RootDirectory: name the app's rootfs itself.
+		opts = append(opts, service("ReadOnlyPaths", AppRootfs(a.Name)))
 	}
 	opts = append(opts,
 		service("KillMode", "mixed"),

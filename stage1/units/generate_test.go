@@ -188,7 +188,6 @@ func TestAppUnit(t *testing.T) {
 		"SyslogIdentifier":    "web",
 		"MemoryMax":           "268435456",
 		"CPUQuota":            "50%",
-		"ReadOnlyPaths":       "/",
 		"KillMode":            "mixed",
 		"TimeoutStopSec":      "10s",
 	} {
@@ -197,6 +196,9 @@ func TestAppUnit(t *testing.T) {
 		}
 	}
 
+	if got := u.all("Service", "ReadOnlyPaths"); !slices.Contains(got, AppRootfs("web")) {
+		t.Errorf("ReadOnlyPaths = %q, want \"/\" among them (readOnlyRootFS)", got)
+	}
 	if got, want := u.exec(t, "ExecStart"), [][]string{{"", "/usr/bin/server", "--listen", ":80", "$HOME", "100%", "a b", ""}}; !equalCmds(got, want) {
 		t.Errorf("ExecStart = %q, want %q", got, want)
 	}
@@ -234,10 +236,13 @@ func TestAppUnit(t *testing.T) {
 	if got := db.exec(t, "ExecStopPost"); len(got) != 0 {
 		t.Errorf("db ExecStopPost = %q, want none", got)
 	}
-	for _, name := range []string{"MemoryMax", "CPUQuota", "ReadOnlyPaths", "SupplementaryGroups", "ExecStartPre"} {
+	for _, name := range []string{"MemoryMax", "CPUQuota", "SupplementaryGroups", "ExecStartPre"} {
 		if v := db.all("Service", name); len(v) != 0 {
 			t.Errorf("db: %s = %q, want none", name, v)
 		}
+	}
+	if got := db.all("Service", "ReadOnlyPaths"); slices.Contains(got, AppRootfs("db")) {
+		t.Errorf("db: ReadOnlyPaths = %q, want no \"/\" (rootfs writable)", got)
 	}
 	if got := db.one(t, "Service", "WorkingDirectory"); got != "/" {
 		t.Errorf("db WorkingDirectory = %q, want /", got)
@@ -407,14 +412,15 @@ func TestUnsupportedIsolator(t *testing.T) {
 	a.App.Isolators = types.Isolators{
 		isolator(t, "resource/memory", `{"limit":"1G"}`),
 		isolator(t, "os/linux/capabilities-retain-set", `{"set":["CAP_NET_ADMIN"]}`),
-		isolator(t, "os/linux/no-new-privileges", `true`),
+		isolator(t, "resource/block-bandwidth", `{"default":true,"limit":"2M"}`),
+		isolator(t, "os/linux/selinux-context", `{"user":"u","role":"r","type":"t","level":"s0"}`),
 		isolator(t, "example.com/made-up", `{}`),
 	}
 	_, err := Generate(Pod{Apps: []App{a}})
 	if !errors.Is(err, ErrUnsupportedIsolator) {
 		t.Fatalf("err = %v, want ErrUnsupportedIsolator", err)
 	}
-	for _, name := range []string{"os/linux/capabilities-retain-set", "os/linux/no-new-privileges", "example.com/made-up"} {
+	for _, name := range []string{"resource/block-bandwidth", "os/linux/selinux-context", "example.com/made-up"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}

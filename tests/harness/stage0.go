@@ -134,6 +134,8 @@ type PodOpts struct {
 	Annotations     types.Annotations
 	UserAnnotations types.UserAnnotations
 	UserLabels      types.UserLabels
+	// ReadOnlyRootFS is rkt's --readonly-rootfs (every app).
+	ReadOnlyRootFS bool
 }
 
 // Pod is a pod directory created by Prepare.
@@ -350,10 +352,11 @@ func (p *Pod) prepareApp(aci string, opts PodOpts, apps schema.AppList) (*schema
 	app := *am.App
 	imgName := am.Name
 	ra := &schema.RuntimeApp{
-		Name:   *name,
-		Image:  schema.RuntimeImage{Name: &imgName, ID: info.ID, Labels: am.Labels},
-		App:    &app,
-		Mounts: dedupMounts(opts.Mounts),
+		Name:           *name,
+		Image:          schema.RuntimeImage{Name: &imgName, ID: info.ID, Labels: am.Labels},
+		App:            &app,
+		Mounts:         dedupMounts(opts.Mounts),
+		ReadOnlyRootFS: opts.ReadOnlyRootFS,
 	}
 	if opts.MemoryLimit != "" {
 		iso, err := types.NewResourceMemoryIsolator(opts.MemoryLimit, opts.MemoryLimit)

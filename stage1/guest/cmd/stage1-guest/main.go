@@ -7,6 +7,7 @@
 //	stage1-guest app-exited --apps=a,b A       record app A's end (ExecStopPost=)
 //	stage1-guest event ready                   tell the host the apps are started
 //	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
+//	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
 //	stage1-guest selftest                      report boot timings
 package main
 
@@ -63,6 +64,8 @@ func run() error {
 			return fmt.Errorf("usage: stage1-guest agent")
 		}
 		return guest.RunAgent()
+	case "sysctl":
+		return guest.WriteSysctls(fs.Args())
 	case "selftest":
 		bt, err := guest.ReadBootTimes()
 		if err != nil {

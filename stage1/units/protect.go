@@ -1,0 +1,57 @@
+package units
+
+import "github.com/coreos/go-systemd/v22/unit"
+
+// Kernel interfaces rkt kept away from apps unless run with
+// --insecure-options=paths (our --disable-paths): paths as the app sees
+// them, under the /proc and /sys systemd mounts in its RootDirectory=.
+var (
+	// readOnlyKernelPaths can be read but not written.
+	readOnlyKernelPaths = []string{
+		"/proc/bus",
+		"/proc/sys/kernel/core_pattern",
+		"/proc/sys/kernel/modprobe",
+		"/proc/sys/vm/panic_on_oom",
+		"/proc/sysrq-trigger",
+		"/sys/block",
+		"/sys/bus",
+		"/sys/class",
+		"/sys/dev",
+		"/sys/devices",
+		"/sys/kernel",
+		// rkt hid /sys/fs altogether. Read-only keeps what that
+		// protected (an app raising its own cgroup limits) and lets an
+		// app read its limits, as rkt's apps could from their own
+		// read-only cgroup mount.
+		"/sys/fs",
+	}
+	// hiddenKernelPaths cannot be accessed at all.
+	hiddenKernelPaths = []string{
+		"/proc/config.gz",
+		"/proc/kallsyms",
+		"/proc/sched_debug",
+		"/proc/kcore",
+		"/proc/kmem",
+		"/proc/mem",
+		"/sys/firmware",
+		"/sys/hypervisor",
+		"/sys/module",
+		"/sys/power",
+	}
+)
+
+// protectedPathOptions applies those restrictions to the app whose root
+// directory is root. systemd 252 takes these paths in the guest's own view
+// (it drops, silently, any path outside RootDirectory=), hence the prefix;
+// it applies them after mounting /proc and /sys there. The "-" prefix
+// makes a path the guest kernel does not have (e.g. /proc/kmem) no error.
+func protectedPathOptions(root string) []*unit.UnitOption {
+	var opts []*unit.UnitOption
+	for _, p := range readOnlyKernelPaths {
+		opts = append(opts, service("ReadOnlyPaths", "-"+root+p))
+	}
+	for _, p := range hiddenKernelPaths {
+		opts = append(opts, service("InaccessiblePaths", "-"+root+p))
+	}
+	return opts
+}
