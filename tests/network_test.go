@@ -302,6 +302,56 @@ func TestNetDefault(t *testing.T) {
 	}
 }
 
+// TestNetPortForwardFromNetns: a forwarded port is reached from another
+// network namespace, standing for another machine (joined to the host by a
+// veth pair of its own): at the host's address on that link and at the
+// host's main address.
+func TestNetPortForwardFromNetns(t *testing.T) {
+	peer := newPeerNetns(t, 251)
+	before := hostNetState(t)
+	port := hostServer(t)
+	s := harness.NewStage0(t)
+	fwd := freePort(t)
+	p := s.Prepare(t, harness.PodOpts{Ports: []types.ExposedPort{{Name: "http", HostPort: uint(fwd)}}},
+		harness.BuildACI(t, webApp("web", port)))
+	run := p.Start(t, harness.RunOpts{})
+	waitOutput(t, run, "serving", 2*time.Minute)
+	infos := readNetInfo(t, p)
+	if len(infos) != 1 || infos[0].IP == "" {
+		t.Fatalf("net-info.json: %+v", infos)
+	}
+	for _, addr := range []string{peer.HostIP, hostAddr(t)} {
+		// (Retried: the server may still be starting.)
+		script := fmt.Sprintf(`for i in 1 2 3 4 5 6 7 8 9 10; do
+	out=$(printf 'GET / HTTP/1.0\r\n\r\n' | %[1]s timeout 5 %[1]s nc %[2]s %[3]d | %[1]s tail -n 1)
+	[ -n "$out" ] && { echo "$out"; exit 0; }
+	%[1]s sleep 1
+done; exit 1`, harness.BusyboxPath, addr, fwd)
+		out, err := peer.Exec(time.Minute, harness.BusyboxPath, "sh", "-c", script)
+		if err != nil || out != "pod-says-hi\n" {
+			t.Errorf("from namespace %s to %s:%d (forwarded to the pod): %q, %v", peer.Name, addr, fwd, out, err)
+		}
+	}
+	// And on the host itself at 127.0.0.1, as rkt's container flavor
+	// allowed (route_localnet on the pod's host interface and a
+	// masquerade of 127.0.0.1, both done by portmap with snat).
+	localURL := fmt.Sprintf("http://127.0.0.1:%d/", fwd)
+	if body, err := httpGet(localURL, 30*time.Second); err != nil || body != "pod-says-hi\n" {
+		t.Errorf("GET %s (forwarded to the pod) = %q, %v", localURL, body, err)
+	}
+	if st := p.Stop(t, harness.StopOpts{}); st.ExitCode != 0 {
+		t.Errorf("stop: %d %s", st.ExitCode, st.Stderr)
+	}
+	run.Wait()
+	if code, stderr := s.GC(t, p); code != 0 {
+		t.Errorf("gc: %d %s", code, stderr)
+	}
+	assertNoLeaks(t, p)
+	if d := podDiff(t, before, hostNetState(t), []string{p.UUID}, []string{infos[0].IP}); d != "" {
+		t.Errorf("host network state changed by run+gc:\n%s", d)
+	}
+}
+
 // TestNetNone: --net=none gives loopback only and an empty net-info.json.
 func TestNetNone(t *testing.T) {
 	// (The kernel's sit0 exists, down, in every guest.)

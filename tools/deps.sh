@@ -14,6 +14,9 @@ packages=(
 	iptables iproute2
 	# test app images
 	busybox-static
+	# network benchmarks (host side, and copied with their libraries into
+	# a test app image for the guest side)
+	iperf3 iputils-ping
 )
 
 missing=()

@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"time"
+
 	"github.com/stage1-kvm/stage1-kvm/stage1/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/network"
 )
@@ -15,6 +17,7 @@ func (s *session) setupNetwork(undo *cleanup.Stack) error {
 	if hostname == "" {
 		hostname = "rkt-" + uuid
 	}
+	start := time.Now()
 	res, err := network.Setup(network.Options{
 		PodDir:      s.o.PodDir,
 		UUID:        uuid,
@@ -25,6 +28,7 @@ func (s *session) setupNetwork(undo *cleanup.Stack) error {
 		DNSConfMode: s.o.Flags.DNSConfMode,
 		Logf:        s.logf,
 	})
+	s.timer.markNetwork(time.Since(start))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/elfdeps"
 )
 
 // BusyboxPath is the static busybox that test images are made of (Debian's
@@ -48,6 +51,10 @@ type AppSpec struct {
 	Annotations types.Annotations
 	MountPoints []types.MountPoint
 	Ports       []types.Port
+	// HostBinaries are programs of this host (absolute paths) copied to the
+	// same paths in the rootfs together with every shared library and the
+	// program interpreter they load (walked with rootfs-builder/elfdeps).
+	HostBinaries []string
 }
 
 // Default account files of test images: root, and an unprivileged "user"
@@ -185,6 +192,9 @@ func testImage(spec AppSpec) ([]byte, error) {
 	for p, c := range spec.Files {
 		files[p] = c
 	}
+	if err := addHostBinaries(w, spec.HostBinaries); err != nil {
+		return nil, err
+	}
 	w.Dir("rootfs/tmp", 0o1777)
 	paths := make([]string, 0, len(files))
 	for p := range files {
@@ -209,6 +219,37 @@ func testImage(spec AppSpec) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// addHostBinaries copies host programs and what they load into the rootfs,
+// each under the path the loader looks for it by (a host symlink becomes a
+// regular file there).
+func addHostBinaries(w *aciWriter, bins []string) error {
+	if len(bins) == 0 {
+		return nil
+	}
+	for _, b := range bins {
+		if !path.IsAbs(b) {
+			return fmt.Errorf("host binary %q: path must be absolute", b)
+		}
+	}
+	deps, err := elfdeps.Resolver{}.Resolve(bins...)
+	if err != nil {
+		return err
+	}
+	files := slices.Clone(bins)
+	for _, d := range deps {
+		files = append(files, d.Path)
+	}
+	sort.Strings(files)
+	for _, f := range slices.Compact(files) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		w.File("rootfs"+path.Clean(f), 0o755, data)
+	}
+	return nil
 }
 
 // aciWriter writes a tar with root-owned entries and fixed times, adding

@@ -164,3 +164,32 @@ func TestRenderRefusesEscapes(t *testing.T) {
 		t.Fatal("extraction escaped through a symlink and wrote /pwned")
 	}
 }
+
+// A host program copied with HostBinaries runs in the rootfs with no help
+// from the host's libraries.
+func TestBuildACIHostBinaries(t *testing.T) {
+	t.Parallel()
+	const prog = "/usr/bin/env"
+	p := BuildACI(t, AppSpec{Name: "hostbin", Exec: []string{prog}, HostBinaries: []string{prog}})
+	d := t.TempDir()
+	if _, err := renderACI(p, d); err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(d, "rootfs")
+	for _, f := range []string{prog, "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"} {
+		if st, err := os.Stat(filepath.Join(rootfs, f)); err != nil || !st.Mode().IsRegular() {
+			t.Errorf("%s in the rootfs: %v", f, err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	cmd := exec.Command(prog, "-i", "X=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs}
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "X=1\n" {
+		t.Errorf("%s in the rootfs: %q %v", prog, out, err)
+	}
+	if _, err := testImage(AppSpec{Name: "rel", Exec: []string{"/x"}, HostBinaries: []string{"usr/bin/env"}}); err == nil {
+		t.Error("a relative host binary path should be refused")
+	}
+}
