@@ -142,6 +142,9 @@ func mountPod() error {
 	if err := installAccounts(); err != nil {
 		return err
 	}
+	if err := mountVolumes(); err != nil {
+		return err
+	}
 	journal := filepath.Join(PodMount, JournalDir)
 	if _, err := os.Stat(journal); err == nil {
 		if err := os.MkdirAll("/var/log/journal", 0o755); err != nil {

@@ -33,6 +33,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/runflags"
 	"github.com/stage1-kvm/stage1-kvm/stage1/sizing"
 	"github.com/stage1-kvm/stage1-kvm/stage1/units"
+	"github.com/stage1-kvm/stage1-kvm/stage1/volumes"
 )
 
 // Environment knobs (documented in README.md).
@@ -93,6 +94,7 @@ func Run(o Options) (code int, err error) {
 	}{
 		{"keep the pod lock", s.keepLock},
 		{"load the pod", s.loadPod},
+		{"prepare volumes", s.prepareVolumes},
 		{"write units", s.writeUnits},
 		{"set up the network", s.setupNetwork},
 		{"open host channels", s.openChannels},
@@ -114,6 +116,8 @@ type session struct {
 	vmDir string
 	// taps are the pod's network interfaces (network.go).
 	taps []hypervisor.Tap
+	// volumes are the pod's volumes, ready for the VM.
+	volumes *volumes.Prepared
 
 	// tty: --interactive with a terminal on stdin; the app gets a guest
 	// terminal of that size, relayed raw.
@@ -186,6 +190,9 @@ func (s *session) writeUnits(undo *cleanup.Stack) error {
 			RootfsHost:     a.RootfsHost,
 			ReadOnlyRootFS: a.ReadOnlyRootFS,
 		})
+		for _, b := range s.volumes.Binds[a.Name] {
+			in.Apps[len(in.Apps)-1].Binds = append(in.Apps[len(in.Apps)-1].Binds, units.Bind(b))
+		}
 	}
 	files, err := units.Generate(in)
 	if err != nil {
@@ -229,6 +236,24 @@ func (s *session) writeUnits(undo *cleanup.Stack) error {
 	}
 	// The journal persists in the pod, where rkt's tools look for it.
 	return os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, guest.JournalDir), 0o755)
+}
+
+// prepareVolumes matches the pod's volumes to the apps' mount points,
+// checks host sources, creates empty volumes and mount targets, and writes
+// the guest's list of volume shares.
+func (s *session) prepareVolumes(*cleanup.Stack) error {
+	var apps []volumes.App
+	rootfs := map[string]string{}
+	for i, a := range s.pod.Apps {
+		apps = append(apps, volumes.App{Name: a.Name, MountPoints: a.App.MountPoints, Mounts: s.pod.Manifest.Apps[i].Mounts})
+		rootfs[a.Name] = a.RootfsHost
+	}
+	plan, err := volumes.Resolve(s.pod.Manifest.Volumes, apps)
+	if err != nil {
+		return err
+	}
+	s.volumes, err = volumes.Prepare(plan, s.pod.Stage1Rootfs, rootfs)
+	return err
 }
 
 // Host ends of the guest's ports, relative to the pod directory (the cwd of
@@ -316,6 +341,9 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		Console:   s.console,
 		Shares:    []hypervisor.Share{{Tag: guest.PodTag, Path: s.pod.Stage1Rootfs}},
 		Taps:      s.taps,
+	}
+	for _, v := range s.volumes.Shares {
+		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: v.Tag, Path: v.HostPath, ReadOnly: v.ReadOnly})
 	}
 	if s.debug {
 		cfg.Console = "/proc/self/fd/2"

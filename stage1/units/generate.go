@@ -39,6 +39,16 @@ type App struct {
 	// ReadOnlyRootFS makes the app's rootfs read-only (rkt's
 	// readOnlyRootFS).
 	ReadOnlyRootFS bool
+	// Binds are the app's volumes: guest directories bound at paths
+	// inside the app's root.
+	Binds []Bind
+}
+
+// Bind is a guest directory (Source) bound at Target, a path inside the
+// app's root with no symlinks left in it.
+type Bind struct {
+	Source, Target string
+	ReadOnly       bool
 }
 
 // Pod is what Generate needs to know about the pod.
@@ -278,7 +288,10 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 		// Record the app's end however it ends (see exitedUnit).
 		unitOpt("OnSuccess", ExitedService(a.Name)),
 		unitOpt("OnFailure", ExitedService(a.Name)),
-		service("Type", "simple"),
+		// exec, not simple: the app counts as started once its own
+		// binary runs in its root, so "ready" (and enter right after
+		// it) finds the app's process in the app's view of the world.
+		service("Type", "exec"),
 		service("Restart", "no"),
 		service("RootDirectory", AppRootfs(a.Name)),
 		service("WorkingDirectory", escapeSpecifiers(wd)),
@@ -347,6 +360,11 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 		// outside RootDirectory: name the app's rootfs itself.
 		opts = append(opts, service("ReadOnlyPaths", AppRootfs(a.Name)))
 	}
+	bindOpts, err := bindOptions(a.Binds)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, bindOpts...)
 	opts = append(opts,
 		service("KillMode", "mixed"),
 		service("TimeoutStopSec", StopTimeout),
@@ -492,3 +510,25 @@ func description(a App) string {
 	}
 	return escapeSpecifiers(d)
 }
+
+// bindOptions are the app's BindPaths= and BindReadOnlyPaths=. The source
+// is in the guest's view; systemd takes the target inside RootDirectory.
+// Paths are limited to characters that need no quoting in these settings.
+func bindOptions(binds []Bind) ([]*unit.UnitOption, error) {
+	var opts []*unit.UnitOption
+	for _, b := range binds {
+		for _, p := range []string{b.Source, b.Target} {
+			if !path.IsAbs(p) || path.Clean(p) != p || strings.Trim(p, bindPathChars) != "" {
+				return nil, fmt.Errorf("volume path %q: only clean absolute paths of letters, digits and %q can be bound: %w", p, "/._-+@=", ErrUnrepresentable)
+			}
+		}
+		name := "BindPaths"
+		if b.ReadOnly {
+			name = "BindReadOnlyPaths"
+		}
+		opts = append(opts, service(name, b.Source+":"+b.Target))
+	}
+	return opts, nil
+}
+
+const bindPathChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+@="

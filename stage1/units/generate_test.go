@@ -175,7 +175,7 @@ func TestAppUnit(t *testing.T) {
 		t.Errorf("DefaultDependencies = %q, want the default", v)
 	}
 	for name, want := range map[string]string{
-		"Type":                "simple",
+		"Type":                "exec",
 		"Restart":             "no",
 		"RootDirectory":       "/pod/opt/stage2/web/rootfs",
 		"WorkingDirectory":    "/srv/100%%",

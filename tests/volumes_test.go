@@ -1,0 +1,192 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+func acName(t *testing.T, s string) types.ACName {
+	t.Helper()
+	n, err := types.NewACName(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *n
+}
+
+// mountOpts prints the mount options of a path as the app sees them.
+const mountOpts = `mo() { p "mnt$1" "$(grep " $1 " /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1)"; }
+`
+
+// One pod, two apps, every volume kind: a read-write host volume (a file
+// the app writes is on the host once the pod exited), a read-only one, an
+// empty volume with a mode and owner shared by both apps (one app's write
+// is seen by the other), mounted by mount point names and by the pod's
+// mounts list; a mount point reached through a symlink that climbs out of
+// the rootfs lands inside the rootfs.
+func TestVolumes(t *testing.T) {
+	rw, ro := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(rw, "from-host"), []byte("host data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	escape := "stage1-kvm-escape-" + filepath.Base(rw)
+	yes := true
+	mode, uid, gid := "0770", 1000, 2000
+	dmode, zero := "0755", 0
+	vols := []types.Volume{
+		{Name: acName(t, "data"), Kind: "host", Source: rw},
+		{Name: acName(t, "ro"), Kind: "host", Source: ro, ReadOnly: &yes},
+		{Name: acName(t, "scratch"), Kind: "empty", Mode: &mode, UID: &uid, GID: &gid},
+	}
+
+	writer := sh("writer", `p() { echo "$AC_APP_NAME:$1=$2"; }
+`+mountOpts+`mo /mnt/data; mo /mnt/ro; mo /mnt/scratch; mo /shared; mo /tmp/`+escape+`/esc
+p fromhost "$(cat /mnt/data/from-host)"
+echo written > /mnt/data/from-app && p write ok
+touch /mnt/ro/x 2>/dev/null && p rowrite allowed || p rowrite refused
+p scratch "$(stat -c '%a %u %g' /mnt/scratch)"
+echo shared > /shared/note
+`)
+	writer.MountPoints = []types.MountPoint{
+		{Name: acName(t, "data"), Path: "/mnt/data"},
+		{Name: acName(t, "ro"), Path: "/mnt/ro"},
+		{Name: acName(t, "scratch"), Path: "/mnt/scratch"},
+		{Name: acName(t, "esc"), Path: "/link/esc"},
+	}
+	reader := sh("reader", `p() { echo "$AC_APP_NAME:$1=$2"; }
+`+mountOpts+`mo /shared; mo /mnt/data
+touch /mnt/data/y 2>/dev/null && p rowrite allowed || p rowrite refused
+i=0; while [ ! -e /shared/note ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+p note "$(cat /shared/note)"
+i=0; while [ ! -e /mnt/data/host-ack ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+p ack "$(cat /mnt/data/host-ack)"
+`)
+
+	// The same host volume, read-only in this app only.
+	reader.MountPoints = []types.MountPoint{{Name: acName(t, "data"), Path: "/mnt/data", ReadOnly: true}}
+
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{
+		Volumes: append(vols, types.Volume{Name: acName(t, "esc"), Kind: "empty", Mode: &dmode, UID: &zero, GID: &zero}),
+		Mounts:  []schema.Mount{{Volume: acName(t, "scratch"), Path: "/shared"}},
+	}, harness.BuildACI(t, writer), harness.BuildACI(t, reader))
+	// A symlink climbing out of the writer's rootfs, planted after
+	// stage0 rendered it.
+	link := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/writer/rootfs/link")
+	if err := os.Symlink(strings.Repeat("../", 12)+"tmp/"+escape, link); err != nil {
+		t.Fatal(err)
+	}
+	// While the pod runs: the writer's file is on the host (the writer
+	// exits right after writing), and a file the host then adds is seen
+	// by the reader, which waits for it before it exits.
+	run := p.Start(t, harness.RunOpts{Net: "none"})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(rw, "from-app")); err == nil && string(b) == "written\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Error("the writer's file never appeared on the host while the pod ran")
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.WriteFile(filepath.Join(rw, "host-ack"), []byte("ack\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run.Wait()
+	assertNoLeaks(t, p)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	got := results(r.Stdout)
+	checkResults(t, got, map[string]string{
+		"writer:mnt/mnt/data":               "rw",
+		"writer:mnt/mnt/ro":                 "ro",
+		"writer:mnt/mnt/scratch":            "rw",
+		"writer:mnt/shared":                 "rw",
+		"writer:mnt/tmp/" + escape + "/esc": "rw",
+		"writer:fromhost":                   "host data",
+		"writer:write":                      "ok",
+		"writer:rowrite":                    "refused",
+		"writer:scratch":                    "770 1000 2000",
+		"reader:mnt/shared":                 "rw",
+		"reader:mnt/mnt/data":               "ro",
+		"reader:rowrite":                    "refused",
+		"reader:note":                       "shared",
+		"reader:ack":                        "ack",
+	})
+	if b, err := os.ReadFile(filepath.Join(rw, "from-app")); err != nil || string(b) != "written\n" {
+		t.Errorf("the app's write on the host: %q, %v", b, err)
+	}
+	if entries, _ := os.ReadDir(ro); len(entries) != 0 {
+		t.Errorf("read-only volume changed on the host: %v", entries)
+	}
+	if _, err := os.Lstat(filepath.Join("/tmp", escape)); err == nil {
+		t.Errorf("the symlinked mount point reached the host's /tmp/%s", escape)
+		os.RemoveAll(filepath.Join("/tmp", escape))
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// Volumes the stage1 cannot deliver stop the pod before the VM starts,
+// naming the problem.
+func TestVolumesRefused(t *testing.T) {
+	dir := t.TempDir()
+	sym := filepath.Join(dir, "sym")
+	if err := os.Symlink("/etc", sym); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		vol  types.Volume
+		want string
+	}{
+		{"missing source", types.Volume{Kind: "host", Source: filepath.Join(dir, "nope")}, "no such file"},
+		{"symlink source", types.Volume{Kind: "host", Source: sym}, "is a symlink"},
+		{"unknown volume", types.Volume{Kind: "host", Source: dir}, "does not define"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.vol.Name = acName(t, "v")
+			opts := harness.PodOpts{Volumes: []types.Volume{tc.vol}}
+			if tc.want == "does not define" {
+				opts.Mounts = []schema.Mount{{Volume: acName(t, "other"), Path: "/x"}}
+			} else {
+				opts.Mounts = []schema.Mount{{Volume: acName(t, "v"), Path: "/x"}}
+			}
+			s := harness.NewStage0(t)
+			p := s.Prepare(t, opts, harness.BuildACI(t, sh("app", "true")))
+			r := p.Run(t, harness.RunOpts{Net: "none"})
+			if r.ExitCode == 0 || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q: want a failure with %q", r.ExitCode, r.Stderr, tc.want)
+			}
+			if strings.Contains(r.Stderr, "guest console") {
+				t.Errorf("the VM started: %s", r.Stderr)
+			}
+		})
+	}
+}
+
+// A read-only rootfs keeps its volumes writable.
+func TestVolumesOnReadOnlyRootFS(t *testing.T) {
+	app := sh("app", `touch /x 2>/dev/null && echo root=writable || echo root=read-only
+echo hi > /vol/f && echo vol=writable || echo vol=read-only`)
+	app.MountPoints = []types.MountPoint{{Name: acName(t, "vol"), Path: "/vol"}}
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{ReadOnlyRootFS: true}, harness.BuildACI(t, app))
+	r := p.Run(t, harness.RunOpts{Net: "none"})
+	assertNoLeaks(t, p)
+	if r.ExitCode != 0 || !containsLine(r.Stdout, "root=read-only") || !containsLine(r.Stdout, "vol=writable") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+}
