@@ -44,7 +44,7 @@ func runPod(t *testing.T, o harness.RunOpts, specs ...harness.AppSpec) (*harness
 // directory, or a UNIX socket in it.
 func assertNoLeaks(t *testing.T, p *harness.Pod) {
 	t.Helper()
-	for _, pid := range processesMentioning(p.Dir) {
+	for _, pid := range harness.ProcessesMentioning(p.Dir) {
 		harness.MustBeGone(t, "process of pod "+p.UUID, pid)
 	}
 	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
@@ -54,29 +54,11 @@ func assertNoLeaks(t *testing.T, p *harness.Pod) {
 			}
 		}
 	}
-	filepath.WalkDir(p.Dir, func(path string, d os.DirEntry, err error) error {
-		if err == nil && d.Type()&os.ModeSocket != 0 {
-			t.Errorf("LEAK: socket %s of pod %s", path, p.UUID)
-		}
-		return nil
-	})
+	for _, sock := range harness.SocketsUnder(p.Dir) {
+		t.Errorf("LEAK: socket %s of pod %s", sock, p.UUID)
+	}
 }
 
-func processesMentioning(s string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
 
 func TestRunExitCodes(t *testing.T) {
 	for _, code := range []int{0, 1, 42, 255} {
@@ -282,7 +264,7 @@ func TestVMDiesMidRun(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(p.Dir, "pid")); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(run.Pid) {
 		t.Errorf("pid file %q (%v), want %d", b, err, run.Pid)
 	}
-	qemu := processesMentioning(filepath.Join(p.Dir, "stage1/rootfs/vmlinux"))
+	qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs/vmlinux"))
 	if len(qemu) != 1 {
 		t.Fatalf("want one QEMU process, found %v", qemu)
 	}

@@ -33,9 +33,9 @@ func MustBeGone(t testing.TB, what string, pid int) {
 	}
 }
 
-// processesMentioning lists the processes (other than this one) whose
+// ProcessesMentioning lists the processes (other than this one) whose
 // command line contains s.
-func processesMentioning(s string) []int {
+func ProcessesMentioning(s string) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -51,8 +51,8 @@ func processesMentioning(s string) []int {
 	return pids
 }
 
-// socketsUnder lists the UNIX sockets below dir.
-func socketsUnder(dir string) []string {
+// SocketsUnder lists the UNIX sockets below dir.
+func SocketsUnder(dir string) []string {
 	var socks []string
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type()&fs.ModeSocket != 0 {

@@ -96,10 +96,10 @@ func NewStage0With(t testing.TB, stage1ACI string) *Stage0 {
 		// Every end-to-end test ends with a leak check of everything its
 		// pods could have left on the host: processes (QEMU's command
 		// line names the pod directory), sockets and mounts.
-		for _, pid := range processesMentioning(dir) {
+		for _, pid := range ProcessesMentioning(dir) {
 			MustBeGone(t, "process of a pod under "+dir, pid)
 		}
-		for _, sock := range socketsUnder(dir) {
+		for _, sock := range SocketsUnder(dir) {
 			t.Errorf("LEAK: socket %s left at the end of the test", sock)
 		}
 		if leaked := detachMountsUnder(dir); len(leaked) > 0 {
