@@ -59,7 +59,6 @@ func assertNoLeaks(t *testing.T, p *harness.Pod) {
 	}
 }
 
-
 func TestRunExitCodes(t *testing.T) {
 	for _, code := range []int{0, 1, 42, 255} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
