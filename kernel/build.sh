@@ -1,10 +1,11 @@
 #!/bin/bash
 # Builds the guest kernel (an uncompressed, PVH-bootable vmlinux) from Debian's
-# linux-source-6.1 package and the config fragment kernel/guest.config.
+# linux-source-6.1 package, our patches (kernel/patches/*.patch, applied in
+# name order) and the config fragment kernel/guest.config.
 #
 # The result is cached outside the repository, keyed by a hash of everything
-# that decides its bytes: the fragment, this script and the exact source
-# package version. A cache hit costs a hash; a miss costs a full build.
+# that decides its bytes: the fragment, the patches, this script and the exact
+# source package version. A cache hit costs a hash; a miss costs a full build.
 #
 # usage: kernel/build.sh OUTPUT_FILE
 #   KERNEL_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/stage1-kvm/kernel)
@@ -20,7 +21,8 @@ if ! srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null) || [ !
 	exit 1
 fi
 
-key=$( { echo "linux-source-6.1 $srcver"; cat "$fragment" "$0"; } | sha256sum | cut -c1-16)
+patches=("$here"/patches/*.patch)
+key=$( { echo "linux-source-6.1 $srcver"; cat "$fragment" "$0" "${patches[@]}"; } | sha256sum | cut -c1-16)
 cache=${KERNEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stage1-kvm/kernel}/$key
 
 if [ ! -f "$cache/vmlinux" ]; then
@@ -29,6 +31,9 @@ if [ ! -f "$cache/vmlinux" ]; then
 	trap 'rm -rf "$work"' EXIT
 	tar -C "$work" -xf "$tarball"
 	src=$work/linux-source-6.1
+	for p in "${patches[@]}"; do
+		patch -d "$src" -p1 -s < "$p"
+	done
 	# Fixed build metadata so the same inputs give the same vmlinux.
 	export KBUILD_BUILD_TIMESTAMP="1970-01-01" KBUILD_BUILD_USER=stage1-kvm \
 		KBUILD_BUILD_HOST=stage1-kvm KBUILD_BUILD_VERSION=1

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	# guest kernel build
-	linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev xz-utils
+	linux-source-6.1 build-essential bc bison flex libelf-dev libssl-dev xz-utils patch
 	# QEMU (bundled into the ACI) and its microvm firmware
 	qemu-system-x86 qemu-system-data
 	# guest OS image: systemd from the build host, packed as erofs
