@@ -122,7 +122,7 @@ func BenchmarkGuestBoot(b *testing.B) {
 	s.report(b)
 }
 
-func readTimings(b *testing.B, p *harness.Pod) supervisor.Timings {
+func readTimings(b testing.TB, p *harness.Pod) supervisor.Timings {
 	var t supervisor.Timings
 	raw, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
 	if err != nil {
