@@ -65,6 +65,12 @@ type Result struct {
 	Taps []hypervisor.Tap
 	// Summary says in one line what the pod got, for debug output.
 	Summary string
+	// HostIP is the host's address on the pod's forwardable network (the
+	// first masquerading one, else the last): its IPv4 gateway, which
+	// ptp and bridge put on the host side. It is where the apps reach
+	// services of the host, such as rkt's metadata service. Nil without
+	// networks or when that network has no IPv4 gateway.
+	HostIP net.IP
 }
 
 // Close releases the run entry point's copies of the tap descriptors.
@@ -239,6 +245,9 @@ func Setup(o Options) (*Result, error) {
 				}
 			}
 			infos = append(infos, info)
+			if i == fwd {
+				res.HostIP = gateway4(cur)
+			}
 			if firstDNS == nil && !dnsEmpty(cur.DNS) {
 				d := cur.DNS
 				firstDNS, dnsNet = &d, n.Name
@@ -410,6 +419,16 @@ func firstIPv4(r *current.Result, addrs []string) (net.IP, net.IP) {
 		}
 	}
 	return nil, nil
+}
+
+// gateway4 is the first IPv4 gateway of a CNI result.
+func gateway4(r *current.Result) net.IP {
+	for _, ipc := range r.IPs {
+		if gw := ipc.Gateway.To4(); gw != nil && ipc.Address.IP.To4() != nil {
+			return gw
+		}
+	}
+	return nil
 }
 
 // snapshot reads what the plugin configured on the interface: the guest

@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 	cnitypes "github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
 )
@@ -292,5 +293,21 @@ func TestReleaseWithoutState(t *testing.T) {
 	os.WriteFile(filepath.Join(pod, stateFile), []byte(`{"netns": "/var/run/netns/stage1-other"}`), 0o600)
 	if err := Release(pod); err == nil {
 		t.Error("released another pod's namespace")
+	}
+}
+
+// The host's address is the gateway of the first IPv4 address that has one.
+func TestGateway4(t *testing.T) {
+	_, n6, _ := net.ParseCIDR("fd00::2/64")
+	_, n4, _ := net.ParseCIDR("172.16.28.2/24")
+	r := &current.Result{IPs: []*current.IPConfig{
+		{Address: *n6, Gateway: net.ParseIP("fd00::1")},
+		{Address: *n4, Gateway: net.ParseIP("172.16.28.1")},
+	}}
+	if got := gateway4(r); !got.Equal(net.ParseIP("172.16.28.1")) {
+		t.Errorf("gateway4 = %v", got)
+	}
+	if got := gateway4(&current.Result{IPs: []*current.IPConfig{{Address: *n4}}}); got != nil {
+		t.Errorf("gateway4 without a gateway = %v", got)
 	}
 }

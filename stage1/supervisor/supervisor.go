@@ -95,8 +95,8 @@ func Run(o Options) (code int, err error) {
 		{"keep the pod lock", s.keepLock},
 		{"load the pod", s.loadPod},
 		{"prepare volumes", s.prepareVolumes},
-		{"write units", s.writeUnits},
 		{"set up the network", s.setupNetwork},
+		{"write units", s.writeUnits},
 		{"open host channels", s.openChannels},
 		{"start the VM", s.startVM},
 		{"write the pid file", s.writePid},
@@ -116,6 +116,8 @@ type session struct {
 	vmDir string
 	// taps are the pod's network interfaces (network.go).
 	taps []hypervisor.Tap
+	// mdsURL is the apps' AC_METADATA_URL with --mds-token (network.go).
+	mdsURL string
 	// volumes are the pod's volumes, ready for the VM.
 	volumes *volumes.Prepared
 
@@ -189,6 +191,7 @@ func (s *session) writeUnits(undo *cleanup.Stack) error {
 			App:            a.App,
 			RootfsHost:     a.RootfsHost,
 			ReadOnlyRootFS: a.ReadOnlyRootFS,
+			MetadataURL:    s.mdsURL,
 		})
 		for _, b := range s.volumes.Binds[a.Name] {
 			in.Apps[len(in.Apps)-1].Binds = append(in.Apps[len(in.Apps)-1].Binds, units.Bind(b))

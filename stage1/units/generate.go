@@ -42,6 +42,10 @@ type App struct {
 	// Binds are the app's volumes: guest directories bound at paths
 	// inside the app's root.
 	Binds []Bind
+	// MetadataURL is the app's AC_METADATA_URL (rkt run --mds-register):
+	// the metadata service with the pod's token as the path. Empty: the
+	// variable is not set.
+	MetadataURL string
 }
 
 // Bind is a guest directory (Source) bound at Target, a path inside the
@@ -460,8 +464,9 @@ func exitedUnit(names []string) ([]*unit.UnitOption, error) {
 
 // appEnvironment is the app's environment as appc defines it: the
 // manifest's variables (a later duplicate replaces an earlier one, in
-// place), AC_APP_NAME (the executor's to set, so it overrides the
-// manifest), and PATH=DefaultPath when the manifest sets no PATH.
+// place), AC_APP_NAME and AC_METADATA_URL (the executor's to set, so they
+// override the manifest's), and PATH=DefaultPath when the manifest sets no
+// PATH.
 func appEnvironment(a App) []types.EnvironmentVariable { return AppEnvironment(a) }
 
 // AppEnvironment is the environment the app runs with (see appEnvironment);
@@ -469,12 +474,15 @@ func appEnvironment(a App) []types.EnvironmentVariable { return AppEnvironment(a
 func AppEnvironment(a App) []types.EnvironmentVariable {
 	var env types.Environment
 	for _, kv := range a.App.Environment {
-		if kv.Name == "AC_APP_NAME" {
+		if kv.Name == "AC_APP_NAME" || (kv.Name == "AC_METADATA_URL" && a.MetadataURL != "") {
 			continue
 		}
 		env.Set(kv.Name, kv.Value)
 	}
 	env.Set("AC_APP_NAME", a.Name)
+	if a.MetadataURL != "" {
+		env.Set("AC_METADATA_URL", a.MetadataURL)
+	}
 	if _, ok := env.Get("PATH"); !ok {
 		env.Set("PATH", DefaultPath)
 	}

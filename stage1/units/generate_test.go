@@ -544,3 +544,21 @@ func TestInteractiveTTY(t *testing.T) {
 		t.Errorf("io ExecStart = %q", got)
 	}
 }
+
+// AC_METADATA_URL is the executor's to set: it is there only with a
+// metadata URL, and then it replaces the manifest's.
+func TestMetadataURL(t *testing.T) {
+	a := simpleApp("a")
+	a.App.Environment = types.Environment{{Name: "AC_METADATA_URL", Value: "http://spoofed"}}
+	if got := generate(t, Pod{Apps: []App{a}})["a.service"].env(t)["AC_METADATA_URL"]; got != "http://spoofed" {
+		t.Errorf("without a metadata URL: AC_METADATA_URL = %q, want the manifest's", got)
+	}
+	a.MetadataURL = "http://172.16.28.1:18112/tok"
+	env := generate(t, Pod{Apps: []App{a}})["a.service"].env(t)
+	if got := env["AC_METADATA_URL"]; got != a.MetadataURL {
+		t.Errorf("AC_METADATA_URL = %q, want %q", got, a.MetadataURL)
+	}
+	if got := AppEnvironment(a); len(got) != 3 {
+		t.Errorf("AppEnvironment = %v, want AC_METADATA_URL once, AC_APP_NAME and PATH", got)
+	}
+}

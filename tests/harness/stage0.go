@@ -52,8 +52,9 @@ const (
 //   - rkt execs the run entry point; here it is a child in its own process
 //     group (so a timeout can kill everything it started), holding the only
 //     copy of the lock, so the lock lives exactly as long as it does.
-//   - GC behaves as `rkt gc --grace-period=0`. --mds-register is reduced to
-//     passing RunOpts.MDSToken: no metadata service runs.
+//   - GC behaves as `rkt gc --grace-period=0`. --mds-register is
+//     RunOpts.MDSToken plus, when a test wants the service, a
+//     MetadataService (mds.go) with the pod registered under that token.
 type Stage0 struct {
 	// Dir is rkt's --dir (default /var/lib/rkt): pods/ and cas/ live here.
 	Dir string
