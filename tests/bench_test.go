@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/appc/spec/schema/types"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/events"
 	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
@@ -287,6 +290,72 @@ func BenchmarkStopAndGC(b *testing.B) {
 				}
 				s["gc_ms"] = append(s["gc_ms"], float64(time.Since(gcStart).Microseconds())/1000)
 			}
+		}
+	}
+	s.report(b)
+}
+
+// ioMBps reads a "<label> <start> <end>" line (guest uptime seconds around a
+// 256 MiB dd) and returns MiB/s.
+func ioMBps(out string, label string) (float64, bool) {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(strings.TrimPrefix(l, label+" "))
+		if !strings.HasPrefix(l, label+" ") || len(f) != 2 {
+			continue
+		}
+		t0, err0 := strconv.ParseFloat(f[0], 64)
+		t1, err1 := strconv.ParseFloat(f[1], 64)
+		if err0 != nil || err1 != nil || t1 <= t0 {
+			return 0, false
+		}
+		return 256 / (t1 - t0), true
+	}
+	return 0, false
+}
+
+// BenchmarkFileIO writes and reads back a 256 MiB file with dd (fsync on
+// write, the guest's page cache dropped before reading) on the app's rootfs
+// and on a host volume, both 9p shares, next to the same dd on the host.
+func BenchmarkFileIO(b *testing.B) {
+	// busybox's dd prints no timing: take the guest's uptime around it.
+	script := `cd "$1"; up() { cut -d' ' -f1 /proc/uptime; }
+t0=$(up); dd if=/dev/zero of=f bs=1M count=256 conv=fsync 2>/dev/null; echo "w $2 $t0 $(up)"
+sync; echo 3 > /proc/sys/vm/drop_caches
+t0=$(up); dd if=f of=/dev/null bs=1M 2>/dev/null; echo "r $2 $t0 $(up)"; rm -f f`
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			vol := b.TempDir()
+			st := harness.NewStage0(b)
+			spec := harness.AppSpec{Name: "io", Exec: []string{"/bin/sh", "-c", "cat > /io.sh <<'EOS'\n" + script + "\nEOS\nsh /io.sh /tmp rootfs; sh /io.sh /mnt/vol volume"}}
+			spec.MountPoints = []types.MountPoint{{Name: types.ACName("vol"), Path: "/mnt/vol"}}
+			p := st.Prepare(b, harness.PodOpts{Volumes: []types.Volume{{Name: types.ACName("vol"), Kind: "host", Source: vol}}}, harness.BuildACI(b, spec))
+			res := p.Run(b, harness.RunOpts{Net: "none", DisablePaths: true})
+			if res.ExitCode != 0 {
+				b.Fatalf("run: %d %s %s", res.ExitCode, res.Stdout, res.Stderr)
+			}
+			for _, m := range []struct{ label, key string }{
+				{"w rootfs", "guest_rootfs_write_MBps"}, {"r rootfs", "guest_rootfs_read_MBps"},
+				{"w volume", "guest_volume_write_MBps"}, {"r volume", "guest_volume_read_MBps"},
+			} {
+				v, ok := ioMBps(res.Stdout, m.label)
+				if !ok {
+					b.Fatalf("no %q figure in %q (stderr %q)", m.label, res.Stdout, res.Stderr)
+				}
+				s[m.key] = append(s[m.key], v)
+			}
+			host := b.TempDir()
+			start := time.Now()
+			if out, err := exec.Command("dd", "if=/dev/zero", "of="+host+"/f", "bs=1M", "count=256", "conv=fsync").CombinedOutput(); err != nil {
+				b.Fatalf("host dd: %v %s", err, out)
+			}
+			s["host_write_MBps"] = append(s["host_write_MBps"], 256/time.Since(start).Seconds())
+			exec.Command("sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches").Run()
+			start = time.Now()
+			if out, err := exec.Command("dd", "if="+host+"/f", "of=/dev/null", "bs=1M").CombinedOutput(); err != nil {
+				b.Fatalf("host dd: %v %s", err, out)
+			}
+			s["host_read_MBps"] = append(s["host_read_MBps"], 256/time.Since(start).Seconds())
 		}
 	}
 	s.report(b)
