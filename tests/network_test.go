@@ -289,17 +289,7 @@ func TestNetDefault(t *testing.T) {
 	if body, err := httpGet(hostURL, 30*time.Second); err != nil || body != "pod-says-hi\n" {
 		t.Errorf("GET %s (forwarded to the pod) = %q, %v", hostURL, body, err)
 	}
-	if st := p.Stop(t, harness.StopOpts{}); st.ExitCode != 0 {
-		t.Errorf("stop: %d %s", st.ExitCode, st.Stderr)
-	}
-	run.Wait()
-	if code, stderr := s.GC(t, p); code != 0 {
-		t.Errorf("gc: %d %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
-	if d := podDiff(t, before, hostNetState(t), []string{p.UUID}, []string{ip.String()}); d != "" {
-		t.Errorf("host network state changed by run+gc:\n%s", d)
-	}
+	stopGCAndCompare(t, s, p, run, before, ip.String())
 }
 
 // TestNetPortForwardFromNetns: a forwarded port is reached from another
@@ -339,17 +329,7 @@ done; exit 1`, harness.BusyboxPath, addr, fwd)
 	if body, err := httpGet(localURL, 30*time.Second); err != nil || body != "pod-says-hi\n" {
 		t.Errorf("GET %s (forwarded to the pod) = %q, %v", localURL, body, err)
 	}
-	if st := p.Stop(t, harness.StopOpts{}); st.ExitCode != 0 {
-		t.Errorf("stop: %d %s", st.ExitCode, st.Stderr)
-	}
-	run.Wait()
-	if code, stderr := s.GC(t, p); code != 0 {
-		t.Errorf("gc: %d %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
-	if d := podDiff(t, before, hostNetState(t), []string{p.UUID}, []string{infos[0].IP}); d != "" {
-		t.Errorf("host network state changed by run+gc:\n%s", d)
-	}
+	stopGCAndCompare(t, s, p, run, before, infos[0].IP)
 }
 
 // TestNetNone: --net=none gives loopback only and an empty net-info.json.
@@ -499,5 +479,23 @@ func TestNetDNSFromStage0(t *testing.T) {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("no %q in the app's files:\n%s", want, r.Stdout)
 		}
+	}
+}
+
+// stopGCAndCompare stops a running pod, collects it, and checks that the
+// host's network state is what it was before the pod (apart from what names
+// other pods).
+func stopGCAndCompare(t *testing.T, s *harness.Stage0, p *harness.Pod, run *harness.Running, before, podIP string) {
+	t.Helper()
+	if st := p.Stop(t, harness.StopOpts{}); st.ExitCode != 0 {
+		t.Errorf("stop: %d %s", st.ExitCode, st.Stderr)
+	}
+	run.Wait()
+	if code, stderr := s.GC(t, p); code != 0 {
+		t.Errorf("gc: %d %s", code, stderr)
+	}
+	assertNoLeaks(t, p)
+	if d := podDiff(t, before, hostNetState(t), []string{p.UUID}, []string{podIP}); d != "" {
+		t.Errorf("host network state changed by run+gc:\n%s", d)
 	}
 }
