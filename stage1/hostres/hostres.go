@@ -28,11 +28,16 @@ var Sockets = []string{
 
 // WriteQEMUPid records QEMU's PID for stop --force and gc.
 func WriteQEMUPid(podDir string, pid int) error {
-	p := filepath.Join(podDir, layout.QEMUPidFile)
-	if err := os.WriteFile(p+".tmp", []byte(strconv.Itoa(pid)), 0o600); err != nil {
+	return WritePidFile(filepath.Join(podDir, layout.QEMUPidFile), pid, 0o600)
+}
+
+// WritePidFile writes a decimal PID file atomically (readers never see a
+// partial one), for ReadPidFile.
+func WritePidFile(path string, pid int, mode os.FileMode) error {
+	if err := os.WriteFile(path+".tmp", []byte(strconv.Itoa(pid)), mode); err != nil {
 		return err
 	}
-	return os.Rename(p+".tmp", p)
+	return os.Rename(path+".tmp", path)
 }
 
 // QEMUPid returns the recorded QEMU PID if that process is still this pod's

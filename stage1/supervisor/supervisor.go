@@ -381,11 +381,7 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 // writePid writes <pod>/pid: rkt shows its mtime as the pod's start time and
 // passes the number to enter.
 func (s *session) writePid(*cleanup.Stack) error {
-	tmp := filepath.Join(s.o.PodDir, "pid.tmp")
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(s.o.PodDir, "pid"))
+	return hostres.WritePidFile(filepath.Join(s.o.PodDir, "pid"), os.Getpid(), 0o644)
 }
 
 // supervise relays streams and events until QEMU exits, then decides the

@@ -267,7 +267,7 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := appEnvironment(a)
+	env := AppEnvironment(a)
 	pathEnv := DefaultPath
 	for _, kv := range env {
 		if kv.Name == "PATH" {
@@ -462,15 +462,11 @@ func exitedUnit(names []string) ([]*unit.UnitOption, error) {
 	}, nil
 }
 
-// appEnvironment is the app's environment as appc defines it: the
+// AppEnvironment is the app's environment as appc defines it: the
 // manifest's variables (a later duplicate replaces an earlier one, in
 // place), AC_APP_NAME and AC_METADATA_URL (the executor's to set, so they
 // override the manifest's), and PATH=DefaultPath when the manifest sets no
-// PATH.
-func appEnvironment(a App) []types.EnvironmentVariable { return AppEnvironment(a) }
-
-// AppEnvironment is the environment the app runs with (see appEnvironment);
-// enter gives commands the same.
+// PATH. enter gives commands the same.
 func AppEnvironment(a App) []types.EnvironmentVariable {
 	var env types.Environment
 	for _, kv := range a.App.Environment {
