@@ -222,16 +222,14 @@ func Send(port, line string) error {
 	var f *os.File
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		f, err = os.OpenFile(filepath.Join(PortDir, port), os.O_WRONLY, 0)
+		f, err = openPort(port, os.O_WRONLY)
 		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: %s", ErrNoPort, port)
-	} else if err != nil {
-		return fmt.Errorf("open port %s: %w", port, err)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	if _, err := f.WriteString(line + "\n"); err != nil {
