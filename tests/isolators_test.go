@@ -53,6 +53,7 @@ p keepalive "$(cat /proc/sys/net/ipv4/tcp_keepalive_time)"
 p shmmni "$(cat /proc/sys/kernel/shmmni)"
 [ "$(ls /sys/module 2>/dev/null | wc -l)" -gt 0 ] && p module visible || p module hidden
 sh -c 'echo 0 > /proc/sys/vm/panic_on_oom' 2>/dev/null && p panic_on_oom writable || p panic_on_oom readonly
+sh -c 'echo change > /sys/class/mem/null/uevent' 2>/dev/null && p sys writable || p sys readonly
 `
 
 // results parses the probes' lines of every app.
@@ -121,6 +122,7 @@ func TestIsolatorsInsideApps(t *testing.T) {
 		"def:weight":       "100",
 		"def:module":       "hidden",
 		"def:panic_on_oom": "readonly",
+		"def:sys":          "readonly",
 		"def:umount":       "159",
 		// Exactly the retained capabilities, also ambient for a
 		// non-root user; a denied call fails with the isolator's errno.
@@ -169,6 +171,7 @@ func TestIsolatorsDisabledByFlags(t *testing.T) {
 		"open:Seccomp":      "0",
 		"open:module":       "visible",
 		"open:panic_on_oom": "writable",
+		"open:sys":          "writable",
 	})
 	if t.Failed() {
 		t.Logf("stdout:\n%s", r.Stdout)

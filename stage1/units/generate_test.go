@@ -166,6 +166,7 @@ func TestAppUnit(t *testing.T) {
 	for name, want := range map[string]string{
 		"Requires": "stage1-io.service",
 		"After":    "stage1-io.service",
+		"Before":   "systemd-journald.service",
 	} {
 		if got := u.one(t, "Unit", name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)

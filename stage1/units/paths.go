@@ -30,6 +30,9 @@ const (
 	IOService = "stage1-io.service"
 	// AgentService is the guest agent (a static unit of the guest image).
 	AgentService = "stage1-agent.service"
+	// JournalService is the guest's journald (its unit is in the guest
+	// image).
+	JournalService = "systemd-journald.service"
 	// ReadyService tells the host that every app has been started.
 	ReadyService = "stage1-ready.service"
 )
