@@ -20,6 +20,7 @@ func runACI(args []string) error {
 	binDir := fs.String("bin", "", "directory holding the entry-point binaries (init, enter, gc, stop)")
 	qemu := fs.String("qemu", "/usr/bin/qemu-system-x86_64", "QEMU binary to bundle")
 	firmware := fs.String("firmware", "/usr/share/qemu/qboot.rom", "comma-separated QEMU firmware files to bundle")
+	virtiofsd := fs.String("virtiofsd", "/usr/lib/qemu/virtiofsd", "virtiofsd binary to bundle (empty for none)")
 	modules := fs.String("modules", "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so", "comma-separated QEMU modules to bundle")
 	netPlugins := fs.String("net-plugins", "", "directory of CNI plugin binaries to bundle")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +63,7 @@ func runACI(args []string) error {
 		QEMU:         *qemu,
 		QEMUFirmware: strings.Split(*firmware, ","),
 		QEMUModules:  strings.Split(*modules, ","),
+		VirtioFSD:    *virtiofsd,
 		Output:       *out,
 	})
 }

@@ -237,6 +237,38 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 	s.report(b)
 }
 
+// BenchmarkTCGBuffer compares TCG translation cache sizes side by side
+// (STAGE1_KVM_TCG_BUFFER_MIB, runs interleaved): pod start to the app's
+// first byte against the idle pod's PSS, the trade behind the default.
+func BenchmarkTCGBuffer(b *testing.B) {
+	sizes := []string{"16", "24", "32"}
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			for _, size := range sizes {
+				b.Setenv(supervisor.TCGBufferEnv, size)
+				st := harness.NewStage0(b)
+				p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
+				if res := p.Run(b, harness.RunOpts{Net: "none"}); res.ExitCode != 0 {
+					b.Fatalf("run: %d %s", res.ExitCode, res.Stderr)
+				}
+				key := "tb" + size + "_"
+				s[key+"first_output_ms"] = append(s[key+"first_output_ms"], readTimings(b, p).FirstOutputMs)
+
+				p = st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
+				run := p.Start(b, harness.RunOpts{Net: "none"})
+				p.WaitReady(b, readyTimeout)
+				time.Sleep(3 * time.Second)
+				total, _ := pss(run.Pid)
+				s[key+"pod_pss_mib"] = append(s[key+"pod_pss_mib"], float64(total)/1024)
+				syscall.Kill(run.Pid, syscall.SIGTERM)
+				run.Wait()
+			}
+		}
+	}
+	s.report(b)
+}
+
 // BenchmarkEnter measures `rkt enter` of /bin/true into a running pod,
 // 20 times per run by default (BENCH_ENTERS).
 func BenchmarkEnter(b *testing.B) {
@@ -315,7 +347,9 @@ func ioMBps(out string, label string) (float64, bool) {
 
 // BenchmarkFileIO writes and reads back a 256 MiB file with dd (fsync on
 // write, the guest's page cache dropped before reading) on the app's rootfs
-// and on a host volume, both 9p shares, next to the same dd on the host.
+// and on a host volume, with both shares over 9p (the default) and over
+// virtiofs (STAGE1_KVM_SHARED_FS), runs interleaved, next to the same dd on
+// the host.
 func BenchmarkFileIO(b *testing.B) {
 	// busybox's dd prints no timing: take the guest's uptime around it.
 	script := `cd "$1"; up() { cut -d' ' -f1 /proc/uptime; }
@@ -325,24 +359,28 @@ t0=$(up); dd if=f of=/dev/null bs=1M 2>/dev/null; echo "r $2 $t0 $(up)"; rm -f f
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
-			vol := b.TempDir()
-			st := harness.NewStage0(b)
-			spec := harness.AppSpec{Name: "io", Exec: []string{"/bin/sh", "-c", "cat > /io.sh <<'EOS'\n" + script + "\nEOS\nsh /io.sh /tmp rootfs; sh /io.sh /mnt/vol volume"}}
-			spec.MountPoints = []types.MountPoint{{Name: types.ACName("vol"), Path: "/mnt/vol"}}
-			p := st.Prepare(b, harness.PodOpts{Volumes: []types.Volume{{Name: types.ACName("vol"), Kind: "host", Source: vol}}}, harness.BuildACI(b, spec))
-			res := p.Run(b, harness.RunOpts{Net: "none", DisablePaths: true})
-			if res.ExitCode != 0 {
-				b.Fatalf("run: %d %s %s", res.ExitCode, res.Stdout, res.Stderr)
-			}
-			for _, m := range []struct{ label, key string }{
-				{"w rootfs", "guest_rootfs_write_MBps"}, {"r rootfs", "guest_rootfs_read_MBps"},
-				{"w volume", "guest_volume_write_MBps"}, {"r volume", "guest_volume_read_MBps"},
-			} {
-				v, ok := ioMBps(res.Stdout, m.label)
-				if !ok {
-					b.Fatalf("no %q figure in %q (stderr %q)", m.label, res.Stdout, res.Stderr)
+			for _, fs := range []string{"9p", "virtiofs"} {
+				b.Setenv(supervisor.SharedFSEnv, fs)
+				vol := b.TempDir()
+				st := harness.NewStage0(b)
+				spec := harness.AppSpec{Name: "io", Exec: []string{"/bin/sh", "-c", "cat > /io.sh <<'EOS'\n" + script + "\nEOS\nsh /io.sh /tmp rootfs; sh /io.sh /mnt/vol volume"}}
+				spec.MountPoints = []types.MountPoint{{Name: types.ACName("vol"), Path: "/mnt/vol"}}
+				p := st.Prepare(b, harness.PodOpts{Volumes: []types.Volume{{Name: types.ACName("vol"), Kind: "host", Source: vol}}}, harness.BuildACI(b, spec))
+				res := p.Run(b, harness.RunOpts{Net: "none", DisablePaths: true})
+				if res.ExitCode != 0 {
+					b.Fatalf("run: %d %s %s", res.ExitCode, res.Stdout, res.Stderr)
 				}
-				s[m.key] = append(s[m.key], v)
+				for _, m := range []struct{ label, key string }{
+					{"w rootfs", "rootfs_write_MBps"}, {"r rootfs", "rootfs_read_MBps"},
+					{"w volume", "volume_write_MBps"}, {"r volume", "volume_read_MBps"},
+				} {
+					v, ok := ioMBps(res.Stdout, m.label)
+					if !ok {
+						b.Fatalf("no %q figure in %q (stderr %q)", m.label, res.Stdout, res.Stderr)
+					}
+					key := "guest_" + fs + "_" + m.key
+					s[key] = append(s[key], v)
+				}
 			}
 			host := b.TempDir()
 			start := time.Now()

@@ -48,6 +48,9 @@ type Config struct {
 	// QEMUModules are QEMU's loadable modules we need (Debian builds the
 	// TCG accelerator as one).
 	QEMUModules []string
+	// VirtioFSD is the host's virtiofsd (QEMU's), for virtiofs shares;
+	// it runs through QEMU's loader and libraries.
+	VirtioFSD string
 	// NetPlugins are CNI plugin binaries, installed in net-plugins/ (the
 	// pod's networks run them on the host).
 	NetPlugins []string
@@ -155,12 +158,19 @@ func stageQEMU(c Config, t tree.Tree) error {
 	if err := t.CopyFile(c.QEMU, q+"/bin/qemu-system-x86_64", 0o755); err != nil {
 		return err
 	}
+	programs := append([]string{c.QEMU}, c.QEMUModules...)
+	if c.VirtioFSD != "" {
+		if err := t.CopyFile(c.VirtioFSD, q+"/bin/virtiofsd", 0o755); err != nil {
+			return err
+		}
+		programs = append(programs, c.VirtioFSD)
+	}
 	for _, m := range c.QEMUModules {
 		if err := t.CopyFile(m, q+"/modules/"+filepath.Base(m), 0o755); err != nil {
 			return err
 		}
 	}
-	deps, err := elfdeps.Resolver{}.Resolve(append([]string{c.QEMU}, c.QEMUModules...)...)
+	deps, err := elfdeps.Resolver{}.Resolve(programs...)
 	if err != nil {
 		return fmt.Errorf("QEMU libraries: %w", err)
 	}

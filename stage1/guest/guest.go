@@ -51,7 +51,24 @@ const (
 	// JournalDir, relative to the pod mount, receives the persistent
 	// journal (rkt's place for it).
 	JournalDir = "var/log/journal"
+
+	// VirtiofsParam is the kernel command line parameter listing the
+	// tags of the shares served over virtiofs instead of 9p. The kernel
+	// hands it to the pre-init as an environment variable (no dot in its
+	// name, so the kernel does not take it for a module parameter).
+	VirtiofsParam = "stage1_virtiofs"
 )
+
+// mountShare mounts the host share tag on target, over virtiofs when the
+// host says so (VirtiofsParam), else over 9p with options ninePOptions.
+func mountShare(tag, target string, flags uintptr, ninePOptions string) error {
+	for _, t := range strings.Split(os.Getenv(VirtiofsParam), ",") {
+		if t == tag {
+			return unix.Mount(tag, target, "virtiofs", flags, "")
+		}
+	}
+	return unix.Mount(tag, target, "9p", flags, ninePOptions)
+}
 
 // ErrNoPort means the VM has no virtio-serial port of that name.
 var ErrNoPort = errors.New("virtio-serial port not found")
@@ -116,7 +133,7 @@ func mountPod() error {
 	// cache=mmap: journald maps its files shared; the other cache modes
 	// either refuse that or keep writes from the host for too long.
 	opts := "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
-	if err := unix.Mount(PodTag, PodMount, "9p", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := mountShare(PodTag, PodMount, unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // no such tag
 		}

@@ -44,7 +44,7 @@ func mountVolumes() error {
 		if s.ReadOnly {
 			flags |= unix.MS_RDONLY
 		}
-		if err := unix.Mount(s.Tag, dir, "9p", flags, volumeMountOptions); err != nil {
+		if err := mountShare(s.Tag, dir, flags, volumeMountOptions); err != nil {
 			return fmt.Errorf("mount volume %s (tag %s): %w", s.Name, s.Tag, err)
 		}
 	}

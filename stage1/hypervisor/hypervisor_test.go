@@ -167,3 +167,54 @@ func TestArgvTaps(t *testing.T) {
 		t.Errorf("bad taps accepted: %v", err)
 	}
 }
+
+func TestArgvVirtiofs(t *testing.T) {
+	c := validConfig()
+	if strings.Contains(strings.Join(Argv(c), " "), "memory-backend") {
+		t.Error("9p-only VMs need no shared memory backend")
+	}
+	c.Shares = append(c.Shares,
+		Share{Tag: "vol-0", Path: "/data", Transport: Virtiofs, Socket: "/pod/vm/virtiofs1.sock"},
+		Share{Tag: "vol-1", Path: "/ro", ReadOnly: true})
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(Argv(c), " ")
+	for _, want := range []string{
+		"-m 128 -smp 1 -object memory-backend-memfd,id=ram,share=on,size=128M -machine memory-backend=ram -global virtio-mmio.force-legacy=false",
+		"-chardev socket,id=fs1,path=/pod/vm/virtiofs1.sock -device vhost-user-fs-device,chardev=fs1,tag=vol-0",
+		"mount_tag=pod",
+		"-fsdev local,id=fs2,path=/ro,security_model=passthrough,readonly=on",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %q:\n%s", want, joined)
+		}
+	}
+	if strings.Contains(joined, "path=/data,security_model") {
+		t.Errorf("virtiofs share also exported over 9p:\n%s", joined)
+	}
+
+	bad := validConfig()
+	bad.Shares = []Share{
+		{Tag: "a", Path: "/a", Transport: Virtiofs},
+		{Tag: "b", Path: "/b", Transport: Virtiofs, Socket: "/s", ReadOnly: true},
+		{Tag: "c", Path: "/c", Transport: "nfs"},
+	}
+	err := bad.Validate()
+	for _, want := range []string{`"a" needs a socket`, `"b" cannot be read-only`, `unknown transport "nfs"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %s", err, want)
+		}
+	}
+}
+
+func TestVirtioFSDArgv(t *testing.T) {
+	got := strings.Join(VirtioFSDArgv(Bundled("/s1"), "/pod/stage1/rootfs", 3), " ")
+	want := "/s1/qemu/lib/ld-linux-x86-64.so.2 --library-path /s1/qemu/lib --argv0 virtiofsd /s1/qemu/bin/virtiofsd --fd=3 -o source=/pod/stage1/rootfs -o cache=auto"
+	if got != want {
+		t.Errorf("VirtioFSDArgv =\n%s\nwant\n%s", got, want)
+	}
+	if _, err := StartVirtioFSD(Binary{Path: "/usr/bin/qemu-system-x86_64"}, Share{Tag: "a", Path: "/a", Socket: t.TempDir() + "/s"}, nil); !errors.Is(err, ErrNoVirtioFSD) {
+		t.Errorf("StartVirtioFSD without virtiofsd: %v, want ErrNoVirtioFSD", err)
+	}
+}

@@ -32,6 +32,9 @@ type Binary struct {
 	// ModuleDir holds QEMU's loadable modules (the TCG accelerator is
 	// one); empty means QEMU's built-in default.
 	ModuleDir string
+	// VirtioFSD is the virtiofsd executable serving virtiofs shares (run
+	// through Loader too); empty means virtiofs is not available.
+	VirtioFSD string
 }
 
 // Env is the environment QEMU needs on top of the caller's.
@@ -51,6 +54,7 @@ func Bundled(root string) Binary {
 		LibDir:    filepath.Join(q, "lib"),
 		DataDir:   filepath.Join(q, "share"),
 		ModuleDir: filepath.Join(q, "modules"),
+		VirtioFSD: filepath.Join(q, "bin", "virtiofsd"),
 	}
 }
 
@@ -61,11 +65,37 @@ type Port struct {
 	Socket string
 }
 
-// Share is a host directory exported to the guest over 9p.
+// Transport is how a Share reaches the guest.
+type Transport string
+
+const (
+	// NineP is QEMU's own 9p server (virtio-9p): the default.
+	NineP Transport = "9p"
+	// Virtiofs is FUSE over virtio, served by a virtiofsd process per
+	// share (see StartVirtioFSD).
+	Virtiofs Transport = "virtiofs"
+)
+
+// Share is a host directory exported to the guest.
 type Share struct {
 	Tag      string
 	Path     string
 	ReadOnly bool
+	// Transport is NineP when empty. A Virtiofs share is served by a
+	// virtiofsd listening on Socket; virtiofsd cannot export read-only,
+	// so a read-only share must use 9p, where QEMU enforces it.
+	Transport Transport
+	Socket    string
+}
+
+// usesVirtiofs reports whether any share is served over virtiofs.
+func (c Config) usesVirtiofs() bool {
+	for _, s := range c.Shares {
+		if s.Transport == Virtiofs {
+			return true
+		}
+	}
+	return false
 }
 
 // Config describes one VM.
@@ -156,6 +186,18 @@ func (c Config) Validate() error {
 		if strings.Contains(s.Path, ",") {
 			probs = append(probs, fmt.Sprintf("share path %q contains a comma", s.Path))
 		}
+		switch s.Transport {
+		case "", NineP:
+		case Virtiofs:
+			if s.Socket == "" || strings.Contains(s.Socket, ",") {
+				probs = append(probs, fmt.Sprintf("virtiofs share %q needs a socket path without commas", s.Tag))
+			}
+			if s.ReadOnly {
+				probs = append(probs, fmt.Sprintf("virtiofs share %q cannot be read-only", s.Tag))
+			}
+		default:
+			probs = append(probs, fmt.Sprintf("share %q: unknown transport %q", s.Tag, s.Transport))
+		}
 	}
 	for i, t := range c.Taps {
 		if t.File == nil {
@@ -196,6 +238,16 @@ func Argv(c Config) []string {
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
 	)
+	if c.usesVirtiofs() {
+		// virtiofsd reads and writes the guest's buffers itself: guest
+		// RAM must be shared memory it can map. libvhost-user only
+		// speaks virtio 1.0, not microvm's default legacy virtio-mmio.
+		a = append(a,
+			"-object", "memory-backend-memfd,id=ram,share=on,size="+strconv.Itoa(c.MemoryMiB)+"M",
+			"-machine", "memory-backend=ram",
+			"-global", "virtio-mmio.force-legacy=false",
+		)
+	}
 	switch c.Accel {
 	case KVM:
 		a = append(a, "-accel", "kvm", "-cpu", "host")
@@ -257,6 +309,13 @@ func Argv(c Config) []string {
 	}
 	for i, s := range c.Shares {
 		id := "fs" + strconv.Itoa(i)
+		if s.Transport == Virtiofs {
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+s.Socket,
+				"-device", "vhost-user-fs-device,chardev="+id+",tag="+s.Tag,
+			)
+			continue
+		}
 		opts := "local,id=" + id + ",path=" + s.Path + ",security_model=passthrough"
 		if s.ReadOnly {
 			opts += ",readonly=on"

@@ -46,6 +46,13 @@ const (
 	// BootTimeoutEnv overrides how long the guest may take to start the
 	// apps (a Go duration, e.g. 90s).
 	BootTimeoutEnv = "STAGE1_KVM_BOOT_TIMEOUT"
+	// TCGBufferEnv overrides the size in MiB of QEMU's TCG translation
+	// cache (tcgBufferMiB): smaller saves host memory, larger saves
+	// retranslation. Ignored under KVM.
+	TCGBufferEnv = "STAGE1_KVM_TCG_BUFFER_MIB"
+	// SharedFSEnv picks how the pod's directory and its writable host
+	// volumes reach the guest: "9p" (the default) or "virtiofs".
+	SharedFSEnv = "STAGE1_KVM_SHARED_FS"
 )
 
 // Default boot bounds: a healthy TCG boot here takes 1-4 s, a KVM boot well
@@ -305,6 +312,65 @@ func (s *session) openChannels(undo *cleanup.Stack) error {
 	return nil
 }
 
+// hostVirtioFSD is where Debian installs virtiofsd for its QEMU.
+const hostVirtioFSD = "/usr/lib/qemu/virtiofsd"
+
+// sharedFS is the transport for a SharedFSEnv setting ("" for the default).
+func sharedFS(setting string) (hypervisor.Transport, error) {
+	switch t := hypervisor.Transport(setting); t {
+	case "", hypervisor.NineP:
+		return hypervisor.NineP, nil
+	case hypervisor.Virtiofs:
+		return t, nil
+	}
+	return "", fmt.Errorf("%s=%q: want 9p or virtiofs", SharedFSEnv, setting)
+}
+
+// startVirtioFSDs switches the writable shares to virtiofs when that is the
+// transport asked for (read-only volumes stay on 9p, where QEMU enforces
+// read-only; virtiofsd cannot) and starts a virtiofsd for each, undone by
+// undo. It returns the tags of the virtiofs shares.
+func (s *session) startVirtioFSDs(undo *cleanup.Stack, bin hypervisor.Binary, t hypervisor.Transport, shares []hypervisor.Share) ([]string, error) {
+	if t != hypervisor.Virtiofs {
+		return nil, nil
+	}
+	var tags []string
+	for i := range shares {
+		sh := &shares[i]
+		if sh.ReadOnly {
+			continue
+		}
+		sh.Transport = hypervisor.Virtiofs
+		sh.Socket = filepath.Join(s.vmDir, fmt.Sprintf("virtiofs%d.sock", i))
+		log, err := os.OpenFile(filepath.Join(s.vmDir, fmt.Sprintf("virtiofsd%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("virtiofsd log: %w", err)
+		}
+		d, err := hypervisor.StartVirtioFSD(bin, *sh, log)
+		log.Close()
+		if err != nil {
+			return nil, err
+		}
+		undo.Push("stop virtiofsd for "+sh.Tag, d.Stop)
+		s.logf("virtiofs share %s: virtiofsd pid %d", sh.Tag, d.Pid())
+		tags = append(tags, sh.Tag)
+	}
+	return tags, nil
+}
+
+// tcgBufferSize is the TCG translation cache size for a TCGBufferEnv
+// setting ("" for the default).
+func tcgBufferSize(setting string) (int, error) {
+	if setting == "" {
+		return tcgBufferMiB, nil
+	}
+	n, err := strconv.Atoi(setting)
+	if err != nil || n < 1 || n > 2048 {
+		return 0, fmt.Errorf("%s=%q: want a size in MiB from 1 to 2048", TCGBufferEnv, setting)
+	}
+	return n, nil
+}
+
 func (s *session) startVM(undo *cleanup.Stack) error {
 	accel, notice, err := hypervisor.ChooseAccel(os.Getenv(hypervisor.AccelEnv), hypervisor.ProbeHost())
 	if err != nil {
@@ -314,9 +380,18 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		fmt.Fprintf(s.o.Stderr, "stage1: %s\n", notice)
 	}
 	s.accel = accel
+	tbSize, err := tcgBufferSize(os.Getenv(TCGBufferEnv))
+	if err != nil {
+		return err
+	}
+	transport, err := sharedFS(os.Getenv(SharedFSEnv))
+	if err != nil {
+		return err
+	}
 	bin := hypervisor.Bundled(s.pod.Stage1Rootfs)
 	if q := os.Getenv(QEMUEnv); q != "" {
-		bin = hypervisor.Binary{Path: q}
+		// A host QEMU comes with the host's virtiofsd (Debian's place).
+		bin = hypervisor.Binary{Path: q, VirtioFSD: hostVirtioFSD}
 	}
 	uuid := s.o.Flags.UUID.String()
 	hostname := s.o.Flags.Hostname
@@ -340,13 +415,20 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		Cmdline:   hypervisor.KernelCmdline("stage1-pod.target", accel, s.debug, cmdlineExtra...),
 		MemoryMiB: s.size.MemoryMiB,
 		CPUs:      s.size.CPUs,
-		TBSizeMiB: tcgBufferMiB,
+		TBSizeMiB: tbSize,
 		Console:   s.console,
 		Shares:    []hypervisor.Share{{Tag: guest.PodTag, Path: s.pod.Stage1Rootfs}},
 		Taps:      s.taps,
 	}
 	for _, v := range s.volumes.Shares {
 		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: v.Tag, Path: v.HostPath, ReadOnly: v.ReadOnly})
+	}
+	tags, err := s.startVirtioFSDs(undo, bin, transport, cfg.Shares)
+	if err != nil {
+		return err
+	}
+	if len(tags) > 0 {
+		cfg.Cmdline = append(cfg.Cmdline, guest.VirtiofsParam+"="+strings.Join(tags, ","))
 	}
 	if s.debug {
 		cfg.Console = "/proc/self/fd/2"
