@@ -170,8 +170,13 @@ func TestArgvTaps(t *testing.T) {
 
 func TestArgvVirtiofs(t *testing.T) {
 	c := validConfig()
+	c.Accel = KVM
 	if strings.Contains(strings.Join(Argv(c), " "), "memory-backend") {
-		t.Error("9p-only VMs need no shared memory backend")
+		t.Error("a 9p-only VM under KVM keeps anonymous RAM (huge pages)")
+	}
+	c.Accel = TCG
+	if joined := strings.Join(Argv(c), " "); !strings.Contains(joined, "memory-backend-memfd") || strings.Contains(joined, "force-legacy") {
+		t.Errorf("under TCG guest RAM is a memfd, virtio-mmio stays legacy: %s", joined)
 	}
 	c.Shares = append(c.Shares,
 		Share{Tag: "vol-0", Path: "/data", Transport: Virtiofs, Socket: "/pod/vm/virtiofs1.sock"},
