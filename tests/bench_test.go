@@ -237,6 +237,43 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 	s.report(b)
 }
 
+// BenchmarkPodStartAB compares builds side by side: BENCH_AB lists
+// name=build-dir pairs, comma-separated (e.g. "old=/tmp/old,new=$PWD/build");
+// runs alternate between them so that the machine's noise hits all alike.
+// It reports run exec -> the app's first byte per build.
+func BenchmarkPodStartAB(b *testing.B) {
+	spec := os.Getenv("BENCH_AB")
+	if spec == "" {
+		b.Skip("BENCH_AB not set")
+	}
+	type build struct{ name, dir string }
+	var builds []build
+	for _, f := range strings.Split(spec, ",") {
+		name, dir, ok := strings.Cut(f, "=")
+		if !ok || name == "" || dir == "" {
+			b.Fatalf("BENCH_AB entry %q: want name=build-dir", f)
+		}
+		builds = append(builds, build{name, dir})
+	}
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			for _, bd := range builds {
+				b.Setenv("STAGE1_BUILD_DIR", bd.dir)
+				st := harness.NewStage0(b)
+				p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
+				if res := p.Run(b, harness.RunOpts{Net: "none"}); res.ExitCode != 0 {
+					b.Fatalf("%s: run: %d %s", bd.name, res.ExitCode, res.Stderr)
+				}
+				t := readTimings(b, p)
+				s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
+				s[bd.name+"_systemd_to_apps_ms"] = append(s[bd.name+"_systemd_to_apps_ms"], t.SystemdToReadyMs)
+			}
+		}
+	}
+	s.report(b)
+}
+
 // BenchmarkTCGBuffer compares TCG translation cache sizes side by side
 // (STAGE1_KVM_TCG_BUFFER_MIB, runs interleaved): pod start to the app's
 // first byte against the idle pod's PSS, the trade behind the default.

@@ -223,3 +223,15 @@ func TestVirtioFSDArgv(t *testing.T) {
 		t.Errorf("StartVirtioFSD without virtiofsd: %v, want ErrNoVirtioFSD", err)
 	}
 }
+
+func TestBinaryEnv(t *testing.T) {
+	env := Bundled("/s1").Env()
+	for _, want := range []string{"QEMU_MODULE_DIR=/s1/qemu/modules", "MALLOC_MMAP_THRESHOLD_=131072"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("bundled QEMU env %q lacks %q", env, want)
+		}
+	}
+	if env := (Binary{Path: "/usr/bin/qemu-system-x86_64"}).Env(); slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "QEMU_MODULE_DIR=") }) {
+		t.Errorf("host QEMU keeps its own module directory: %q", env)
+	}
+}
