@@ -41,16 +41,17 @@ $(BUILD)/net-plugins: FORCE
 	@mkdir -p $@
 	$(GOBUILD) -o $@/ $(NET_PLUGINS)
 
-# The kernel is cached outside the repo, keyed by its inputs (kernel/build.sh).
-$(BUILD)/vmlinux: FORCE
-	kernel/build.sh $@
+# The kernel is cached outside the repo, keyed by its inputs (kernel/build.sh),
+# which writes bzImage (booted by pods) and vmlinux (the same, uncompressed).
+$(BUILD)/bzImage: FORCE
+	kernel/build.sh $(BUILD)
 
 $(BUILD)/guest.img: $(BUILD)/bin/rootfs-builder $(BUILD)/bin/stage1-guest
 	$(BUILD)/bin/rootfs-builder image -o $@ $(BUILD)/bin/stage1-guest
 
-$(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/vmlinux $(BUILD)/guest.img $(BUILD)/net-plugins
+$(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/net-plugins
 	$(BUILD)/bin/rootfs-builder aci -o $@ -version $(VERSION) \
-		-kernel $(BUILD)/vmlinux -image $(BUILD)/guest.img -bin $(BUILD)/bin \
+		-kernel $(BUILD)/bzImage -image $(BUILD)/guest.img -bin $(BUILD)/bin \
 		-net-plugins $(BUILD)/net-plugins
 
 test: all lint unit-test e2e-test

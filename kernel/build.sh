@@ -1,17 +1,20 @@
 #!/bin/bash
-# Builds the guest kernel (an uncompressed, PVH-bootable vmlinux) from Debian's
-# linux-source-6.1 package, our patches (kernel/patches/*.patch, applied in
+# Builds the guest kernel from Debian's linux-source-6.1 package, our patches (kernel/patches/*.patch, applied in
 # name order) and the config fragment kernel/guest.config.
 #
 # The result is cached outside the repository, keyed by a hash of everything
 # that decides its bytes: the fragment, the patches, this script and the exact
 # source package version. A cache hit costs a hash; a miss costs a full build.
 #
-# usage: kernel/build.sh OUTPUT_FILE
+# It writes OUTPUT_DIR/bzImage (what pods boot: LZ4-compressed),
+# OUTPUT_DIR/vmlinux (the same kernel uncompressed, PVH-bootable) and
+# OUTPUT_DIR/vmlinux.config.
+#
+# usage: kernel/build.sh OUTPUT_DIR
 #   KERNEL_CACHE_DIR  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/stage1-kvm/kernel)
 set -euo pipefail
 
-out=${1:?usage: kernel/build.sh OUTPUT_FILE}
+out=${1:?usage: kernel/build.sh OUTPUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 fragment=$here/guest.config
 tarball=/usr/src/linux-source-6.1.tar.xz
@@ -25,7 +28,7 @@ patches=("$here"/patches/*.patch)
 key=$( { echo "linux-source-6.1 $srcver"; cat "$fragment" "$0" "${patches[@]}"; } | sha256sum | cut -c1-16)
 cache=${KERNEL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/stage1-kvm/kernel}/$key
 
-if [ ! -f "$cache/vmlinux" ]; then
+if [ ! -f "$cache/vmlinux" ] || [ ! -f "$cache/bzImage" ]; then
 	echo "kernel: building $key from linux-source-6.1 $srcver (several minutes)" >&2
 	work=$(mktemp -d "${TMPDIR:-/tmp}/stage1-kvm-kernel.XXXXXX")
 	trap 'rm -rf "$work"' EXIT
@@ -54,15 +57,18 @@ if [ ! -f "$cache/vmlinux" ]; then
 	done < "$fragment"
 	[ "$missing" = 0 ] || exit 1
 
-	make -C "$src" -s ARCH=x86_64 -j"$(nproc)" vmlinux
+	make -C "$src" -s ARCH=x86_64 -j"$(nproc)" vmlinux bzImage
 	mkdir -p "$cache.tmp"
 	cp "$src/vmlinux" "$cache.tmp/vmlinux"
+	cp "$src/arch/x86/boot/bzImage" "$cache.tmp/bzImage"
 	cp "$src/.config" "$cache.tmp/config"
 	rm -rf "$cache"
 	mv "$cache.tmp" "$cache"
 fi
 
-mkdir -p "$(dirname "$out")"
-cp "$cache/vmlinux" "$out.tmp"
-mv "$out.tmp" "$out"
-cp "$cache/config" "$out.config"
+mkdir -p "$out"
+for f in vmlinux bzImage; do
+	cp "$cache/$f" "$out/$f.tmp"
+	mv "$out/$f.tmp" "$out/$f"
+done
+cp "$cache/config" "$out/vmlinux.config"

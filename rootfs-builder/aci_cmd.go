@@ -15,7 +15,7 @@ func runACI(args []string) error {
 	fs := flag.NewFlagSet("aci", flag.ContinueOnError)
 	out := fs.String("o", "", "ACI file to write")
 	version := fs.String("version", "", "version label")
-	kernel := fs.String("kernel", "", "guest kernel (vmlinux)")
+	kernel := fs.String("kernel", "", "guest kernel (bzImage)")
 	image := fs.String("image", "", "guest OS image")
 	binDir := fs.String("bin", "", "directory holding the entry-point binaries (init, enter, gc, stop)")
 	qemu := fs.String("qemu", "/usr/bin/qemu-system-x86_64", "QEMU binary to bundle")

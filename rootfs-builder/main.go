@@ -2,7 +2,7 @@
 // ACI from the build host's Debian packages and our own binaries.
 //
 //	rootfs-builder image -o guest.img GUEST_PROGRAM...
-//	rootfs-builder aci -o stage1-kvm.aci -kernel vmlinux -image guest.img -bin DIR
+//	rootfs-builder aci -o stage1-kvm.aci -kernel bzImage -image guest.img -bin DIR
 package main
 
 import (

@@ -131,7 +131,8 @@ func TestBundledQEMURunsAlone(t *testing.T) {
 }
 
 // TestKernelIsPVH checks the kernel carries the PVH entry note QEMU uses to
-// boot an uncompressed vmlinux directly.
+// boot an uncompressed vmlinux directly (pods boot the same kernel as a
+// bzImage; the vmlinux stays for direct boots while debugging).
 func TestKernelIsPVH(t *testing.T) {
 	f, err := elf.Open(filepath.Join(harness.BuildDir(t), "vmlinux"))
 	if err != nil {

@@ -224,7 +224,7 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 			p.WaitReady(b, readyTimeout)
 			time.Sleep(3 * time.Second) // let boot-time allocations settle
 			total, procs := pss(run.Pid)
-			qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs/vmlinux"))
+			qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", layout.Kernel))
 			if len(qemu) == 1 {
 				s["qemu_peak_rss_mib"] = append(s["qemu_peak_rss_mib"], statusKiB(qemu[0], "VmHWM")/1024)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/creack/pty"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -263,7 +264,7 @@ func TestVMDiesMidRun(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(p.Dir, "pid")); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(run.Pid) {
 		t.Errorf("pid file %q (%v), want %d", b, err, run.Pid)
 	}
-	qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs/vmlinux"))
+	qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", layout.Kernel))
 	if len(qemu) != 1 {
 		t.Fatalf("want one QEMU process, found %v", qemu)
 	}

@@ -49,7 +49,7 @@ func validConfig() Config {
 	return Config{
 		Binary:    Bundled("/s1"),
 		Accel:     TCG,
-		Kernel:    "/s1/vmlinux",
+		Kernel:    "/s1/bzImage",
 		Cmdline:   KernelCmdline("x.target", TCG, false),
 		Image:     "/s1/guest.img",
 		MemoryMiB: 128,
@@ -150,14 +150,10 @@ func TestArgvTaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := strings.Join(Argv(c), " ")
-	for _, want := range []string{
+	assertContainsAll(t, joined,
 		"-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01",
 		"-netdev tap,id=net1,fd=4 -device virtio-net-device,netdev=net1,mac=02:00:00:00:00:02",
-	} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("argv lacks %q:\n%s", want, joined)
-		}
-	}
+	)
 	if strings.Contains(joined, "vhost") {
 		t.Errorf("no vhost on these hosts: %s", joined)
 	}
@@ -185,16 +181,12 @@ func TestArgvVirtiofs(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := strings.Join(Argv(c), " ")
-	for _, want := range []string{
+	assertContainsAll(t, joined,
 		"-m 128 -smp 1 -object memory-backend-memfd,id=ram,share=on,size=128M -machine memory-backend=ram -global virtio-mmio.force-legacy=false",
 		"-chardev socket,id=fs1,path=/pod/vm/virtiofs1.sock -device vhost-user-fs-device,chardev=fs1,tag=vol-0",
 		"mount_tag=pod",
 		"-fsdev local,id=fs2,path=/ro,security_model=passthrough,readonly=on",
-	} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("argv lacks %q:\n%s", want, joined)
-		}
-	}
+	)
 	if strings.Contains(joined, "path=/data,security_model") {
 		t.Errorf("virtiofs share also exported over 9p:\n%s", joined)
 	}
@@ -233,5 +225,16 @@ func TestBinaryEnv(t *testing.T) {
 	}
 	if env := (Binary{Path: "/usr/bin/qemu-system-x86_64"}).Env(); slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "QEMU_MODULE_DIR=") }) {
 		t.Errorf("host QEMU keeps its own module directory: %q", env)
+	}
+}
+
+// assertContainsAll reports each of wants that the QEMU command line
+// joined lacks.
+func assertContainsAll(t *testing.T, joined string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(joined, want) {
+			t.Errorf("argv lacks %q:\n%s", want, joined)
+		}
 	}
 }

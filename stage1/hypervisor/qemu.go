@@ -111,7 +111,8 @@ func (c Config) usesVirtiofs() bool {
 type Config struct {
 	Binary Binary
 	Accel  Accel
-	// Kernel is an uncompressed vmlinux with a PVH entry point.
+	// Kernel is a bzImage, or an uncompressed vmlinux with a PVH entry
+	// point.
 	Kernel  string
 	Cmdline []string
 	// Image is the guest OS image, attached read-only as /dev/vda.

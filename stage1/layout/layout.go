@@ -6,7 +6,8 @@ import "path/filepath"
 
 // Paths relative to the stage1 rootfs.
 const (
-	Kernel     = "vmlinux"
+	// Kernel is the guest kernel pods boot (a compressed bzImage).
+	Kernel     = "bzImage"
 	GuestImage = "guest.img"
 	// QEMUDir holds bin/qemu-system-x86_64, lib/ (with the dynamic
 	// loader) and share/ (firmware).
