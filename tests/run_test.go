@@ -224,6 +224,31 @@ func TestRunsInAVM(t *testing.T) {
 	}
 }
 
+// An app that writes a burst of lines the moment it starts, before
+// journald (which starts after the apps) is up: every line reaches run's
+// stdout in order, and the journal has them all too.
+func TestEarlyOutputBurstKeptWhole(t *testing.T) {
+	const n = 3000
+	p, r := runPod(t, harness.RunOpts{}, sh("app", fmt.Sprintf("i=1; while [ $i -le %d ]; do echo burst-$i; i=$((i+1)); done", n)))
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	var want strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&want, "burst-%d\n", i)
+	}
+	if r.Stdout != want.String() {
+		t.Errorf("stdout has %d bytes, want the %d lines in order (%d bytes)", len(r.Stdout), n, want.Len())
+	}
+	out, err := exec.Command("journalctl", "-D", filepath.Join(p.Dir, "stage1/rootfs/var/log/journal"), "-o", "cat", "--no-pager", "-t", "app").CombinedOutput()
+	if err != nil {
+		t.Fatalf("journalctl: %v\n%s", err, out)
+	}
+	if got := strings.Count(string(out), "burst-"); got != n || !strings.Contains(string(out), fmt.Sprintf("burst-%d\n", n)) {
+		t.Errorf("journal has %d of the %d lines", got, n)
+	}
+}
+
 func TestJournalPersistsInPod(t *testing.T) {
 	p, r := runPod(t, harness.RunOpts{}, sh("app", "echo journal-marker-$((6*7))"))
 	if r.ExitCode != 0 {
