@@ -78,6 +78,12 @@ func ForwardIO(apps []string, interactive string) error {
 		f.SetReadDeadline(time.Now().Add(drainTime))
 	}
 	wg.Wait()
+	// What the apps wrote last may still wait in journald's socket
+	// (journald starts after the apps, and is slow under emulation);
+	// the power-off that follows this exit would drop it.
+	if err := SyncJournal(); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+	}
 	return nil
 }
 

@@ -4,7 +4,6 @@
 package supervisor
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -468,40 +466,24 @@ func (s *session) writePid(*cleanup.Stack) error {
 
 // supervise relays streams and events until QEMU exits, then decides the
 // pod's exit code.
-func (s *session) supervise() (int, error) {
-	timeout := bootTimeoutTCG
-	if s.accel == hypervisor.KVM {
-		timeout = bootTimeoutKVM
-	}
+// bootTimeout bounds how long the guest may take to start the apps.
+func (s *session) bootTimeout() time.Duration {
 	if v := os.Getenv(BootTimeoutEnv); v != "" {
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
-			timeout = d
+			return d
 		}
 	}
-	var pumps sync.WaitGroup
-	conns := map[string]chan net.Conn{}
-	for name, ln := range s.listeners {
-		ch := make(chan net.Conn, 1)
-		conns[name] = ch
-		go func(ln *net.UnixListener) {
-			c, err := ln.Accept()
-			if err != nil {
-				close(ch)
-				return
-			}
-			ch <- c
-		}(ln)
+	if s.accel == hypervisor.KVM {
+		return bootTimeoutKVM
 	}
-	pump := func(port string, w io.Writer) {
-		pumps.Add(1)
-		go func() {
-			defer pumps.Done()
-			if c, ok := <-conns[port]; ok {
-				io.Copy(w, c)
-				c.Close()
-			}
-		}()
-	}
+	return bootTimeoutTCG
+}
+
+// supervise relays the pod's streams and events until the VM has exited,
+// and decides run's exit code.
+func (s *session) supervise() (int, error) {
+	timeout := s.bootTimeout()
+	ch := acceptChannels(s.listeners)
 	go s.agent.serve(timeout)
 	appStarted := make(chan struct{})
 	if s.tty {
@@ -511,61 +493,13 @@ func (s *session) supervise() (int, error) {
 		} else {
 			defer restore()
 		}
-		started := appStarted // the loop below clears the variable
-		pumps.Add(1)
-		go func() {
-			defer pumps.Done()
-			c, ok := <-conns[ttyPort]
-			if !ok {
-				return
-			}
-			defer c.Close()
-			go func() {
-				// The guest drops input that arrives before
-				// the app holds its terminal open.
-				<-started
-				io.Copy(c, s.o.Stdin)
-			}()
-			io.Copy(s.o.Stdout, c)
-		}()
+		ch.relayTerminal(ttyPort, s.o.Stdin, s.o.Stdout, appStarted)
 	}
-	pump(guest.StdoutPort, s.timer.firstOutput(s.o.Stdout))
-	pump(guest.StderrPort, s.o.Stderr)
+	ch.copyOut(guest.StdoutPort, s.timer.firstOutput(s.o.Stdout))
+	ch.copyOut(guest.StderrPort, s.o.Stderr)
 	stdinReady := make(chan struct{})
-	if ch, ok := conns[guest.StdinPort]; ok {
-		ready := stdinReady // the loop below clears the variable
-		go func() {
-			<-ready
-			if c, ok := <-ch; ok {
-				io.Copy(c, s.o.Stdin)
-				// A half-close tells QEMU, and so the guest, that
-				// stdin ended. A full close would make QEMU drop
-				// what it has not yet passed to the guest.
-				c.(*net.UnixConn).CloseWrite()
-			}
-		}()
-	}
-
-	evc := make(chan events.Event, 16)
-	pumps.Add(1)
-	go func() {
-		defer pumps.Done()
-		defer close(evc)
-		c, ok := <-conns[guest.EventsPort]
-		if !ok {
-			return
-		}
-		defer c.Close()
-		sc := bufio.NewScanner(c)
-		for sc.Scan() {
-			e, err := events.Parse(sc.Text())
-			if err != nil {
-				s.logf("ignoring %v", err)
-				continue
-			}
-			evc <- e
-		}
-	}()
+	ch.feedStdin(guest.StdinPort, s.o.Stdin, stdinReady)
+	evc := ch.readEvents(guest.EventsPort, func(err error) { s.logf("ignoring %v", err) })
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -599,7 +533,7 @@ func (s *session) supervise() (int, error) {
 					fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
 				}
 			case events.AgentReady:
-				go s.attachAgent(conns[guest.AgentPort])
+				go s.attachAgent(ch.conn(guest.AgentPort))
 			case events.StdinReady:
 				if stdinReady != nil {
 					close(stdinReady)
@@ -632,21 +566,10 @@ func (s *session) supervise() (int, error) {
 			for _, ln := range s.listeners {
 				ln.Close()
 			}
-			go func() {
-				time.Sleep(drainTimeout)
-				for _, ch := range conns {
-					select {
-					case c, ok := <-ch:
-						if ok {
-							c.Close()
-						}
-					default:
-					}
-				}
-			}()
+			ch.abandonAfter(drainTimeout)
 		}
 	}
-	pumps.Wait()
+	ch.wait()
 	s.timer.write(s.vmDir)
 	vmErr := s.vm.Wait()
 	code, err := PodExit(exits, s.pod.AppNames())

@@ -223,7 +223,8 @@ func podTarget(names []string) []*unit.UnitOption {
 // ioUnit is the forwarder of the apps' standard streams. It starts as early
 // as journald can log for it, creates every app's FIFOs and tells systemd
 // it is ready (Type=notify) before any app starts (Before=). Since apps are
-// ordered after it, at shutdown they stop first and it drains their output.
+// ordered after it, at shutdown they stop first and it drains their output,
+// then waits for journald to store it.
 func ioUnit(names []string, interactive bool) ([]*unit.UnitOption, error) {
 	args := []string{"io", appsFlag(names)}
 	if interactive {
@@ -237,7 +238,11 @@ func ioUnit(names []string, interactive bool) ([]*unit.UnitOption, error) {
 		unitOpt("Description", "I/O forwarding for the pod's apps"),
 		unitOpt("DefaultDependencies", "no"),
 		unitOpt("After", "systemd-journald.socket"),
-		unitOpt("Before", serviceNames(names)),
+		// Stopped by the power-off itself (after the apps), while
+		// journald still runs: it then waits for journald to have
+		// written everything the apps said (guest.SyncJournal).
+		unitOpt("Before", serviceNames(names)+" shutdown.target"),
+		unitOpt("Conflicts", "shutdown.target"),
 		service("Type", "notify"),
 		service("ExecStart", exec),
 	}, nil

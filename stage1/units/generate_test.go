@@ -320,7 +320,8 @@ func TestPodUnits(t *testing.T) {
 	for name, want := range map[string]string{
 		"DefaultDependencies": "no",
 		"After":               "systemd-journald.socket",
-		"Before":              "b.service a.service",
+		"Before":              "b.service a.service shutdown.target",
+		"Conflicts":           "shutdown.target",
 	} {
 		if got := io.one(t, "Unit", name); got != want {
 			t.Errorf("io %s = %q, want %q", name, got, want)

@@ -1,0 +1,73 @@
+package guest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+)
+
+// journalVarlink is journald's own control socket (it creates it when it
+// starts; it is not socket-activated).
+const journalVarlink = "/run/systemd/journal/io.systemd.journal"
+
+// journalSyncTimeout bounds SyncJournal, the wait for journald to start
+// included: the pod's apps start before journald, so a short-lived pod
+// can reach its end while journald is still starting.
+const journalSyncTimeout = 15 * time.Second
+
+// SyncJournal returns once journald has written to disk every message sent
+// to it before the call, the ones still queued in its sockets included
+// (journald answers its Synchronize call only after processing what it had
+// received). The forwarder sends the apps' output to journald and calls
+// this before it exits, so none of it is lost when the guest powers off.
+func SyncJournal() error {
+	return syncJournal(journalVarlink, time.Now().Add(journalSyncTimeout))
+}
+
+func syncJournal(socket string, deadline time.Time) error {
+	var conn net.Conn
+	for {
+		c, err := net.DialTimeout("unix", socket, time.Until(deadline))
+		if err == nil {
+			conn = c
+			break
+		}
+		// Not there yet (journald still starting) or refusing: retry.
+		if time.Now().After(deadline) {
+			return fmt.Errorf("journal sync: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer conn.Close()
+	conn.SetDeadline(deadline)
+	// Varlink: a JSON object per message, each ended by a NUL byte.
+	if _, err := conn.Write([]byte(`{"method":"io.systemd.Journal.Synchronize","parameters":{}}` + "\x00")); err != nil {
+		return fmt.Errorf("journal sync: %w", err)
+	}
+	var reply []byte
+	buf := make([]byte, 4096)
+	for !bytes.HasSuffix(reply, []byte{0}) {
+		n, err := conn.Read(buf)
+		reply = append(reply, buf[:n]...)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("journal sync: no answer within %v", journalSyncTimeout)
+			}
+			return fmt.Errorf("journal sync: %w", err)
+		}
+	}
+	var r struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(bytes.TrimSuffix(reply, []byte{0}), &r); err != nil {
+		return fmt.Errorf("journal sync: bad reply %q: %w", reply, err)
+	}
+	if r.Error != "" {
+		return fmt.Errorf("journal sync: %s", r.Error)
+	}
+	return nil
+}
