@@ -5,11 +5,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
@@ -250,4 +252,71 @@ echo virtiofs-journal-marker
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 	}
+}
+
+// recursive=false: what is mounted below the source stays out of the
+// app's view (recursive=true of the same source shows it), writes still
+// reach the source, and the bind that hides the submounts is released by
+// run at the end, or by gc when run was killed.
+func TestVolumeNotRecursive(t *testing.T) {
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "top"), []byte("top\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(src, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(sub, "inner"), []byte("inner\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	no, yes := false, true
+	app := sh("app", `p() { echo "$AC_APP_NAME:$1=$2"; }
+p nonrec-top "$(cat /mnt/nonrec/top)"
+[ -e /mnt/nonrec/sub/inner ] && p nonrec-sub visible || p nonrec-sub hidden
+p rec-sub "$(cat /mnt/rec/sub/inner)"
+echo from-app > /mnt/nonrec/new && p write ok
+[ -n "$STAY" ] && sleep 300
+true
+`)
+	app.MountPoints = []types.MountPoint{
+		{Name: acName(t, "nonrec"), Path: "/mnt/nonrec"},
+		{Name: acName(t, "rec"), Path: "/mnt/rec"},
+	}
+	vols := []types.Volume{
+		{Name: acName(t, "nonrec"), Kind: "host", Source: src, Recursive: &no},
+		{Name: acName(t, "rec"), Kind: "host", Source: src, Recursive: &yes},
+	}
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{Volumes: vols}, harness.BuildACI(t, app))
+	r := p.Run(t, harness.RunOpts{Net: "none"})
+	assertNoLeaks(t, p)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	checkResults(t, results(r.Stdout), map[string]string{
+		"app:nonrec-top": "top",
+		"app:nonrec-sub": "hidden",
+		"app:rec-sub":    "inner",
+		"app:write":      "ok",
+	})
+	if b, err := os.ReadFile(filepath.Join(src, "new")); err != nil || string(b) != "from-app\n" {
+		t.Errorf("the app's write on the host: %q, %v", b, err)
+	}
+
+	// run killed while the pod runs: gc releases the bind.
+	app.Env = []types.EnvironmentVariable{{Name: "STAY", Value: "1"}}
+	p = s.Prepare(t, harness.PodOpts{Volumes: vols}, harness.BuildACI(t, app))
+	run := p.Start(t, harness.RunOpts{Net: "none"})
+	p.WaitReady(t, readyTimeout)
+	syscall.Kill(run.Pid, syscall.SIGKILL)
+	run.Wait()
+	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
+		t.Fatalf("gc exited %d: %s", code, stderr)
+	}
+	assertNoLeaks(t, p)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
 	"github.com/stage1-kvm/stage1-kvm/stage1/network"
+	"github.com/stage1-kvm/stage1-kvm/stage1/volumes"
 )
 
 // Sockets are the pod's UNIX sockets, relative to the pod directory.
@@ -124,6 +125,9 @@ func ReleaseAll(podDir string) error {
 		do   func(string) error
 	}{
 		{"stop qemu", KillQEMU},
+		{"unmount volume binds", func(podDir string) error {
+			return volumes.UnbindAll(filepath.Join(podDir, layout.VolumeBindsDir))
+		}},
 		// After QEMU: its taps are closed by then.
 		{"release the network", network.Release},
 		{"remove sockets", RemoveSockets},

@@ -24,6 +24,9 @@ const (
 	AgentSocket = "agent.sock"
 	// QEMUPidFile holds the QEMU process ID, for stop --force and gc.
 	QEMUPidFile = "vm/qemu.pid"
+	// VolumeBindsDir holds the non-recursive bind mounts of host volumes
+	// whose submounts must stay hidden (recursive=false).
+	VolumeBindsDir = "vm/volumes"
 )
 
 // Entry points: the annotation suffix (after coreos.com/rkt/stage1/) and the

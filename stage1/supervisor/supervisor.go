@@ -249,7 +249,7 @@ func (s *session) writeUnits(undo *cleanup.Stack) error {
 // prepareVolumes matches the pod's volumes to the apps' mount points,
 // checks host sources, creates empty volumes and mount targets, and writes
 // the guest's list of volume shares.
-func (s *session) prepareVolumes(*cleanup.Stack) error {
+func (s *session) prepareVolumes(undo *cleanup.Stack) error {
 	var apps []volumes.App
 	rootfs := map[string]string{}
 	for i, a := range s.pod.Apps {
@@ -261,7 +261,23 @@ func (s *session) prepareVolumes(*cleanup.Stack) error {
 		return err
 	}
 	s.volumes, err = volumes.Prepare(plan, s.pod.Stage1Rootfs, rootfs)
-	return err
+	if err != nil {
+		return err
+	}
+	for i := range s.volumes.Shares {
+		sh := &s.volumes.Shares[i]
+		if !sh.HideSubmounts {
+			continue
+		}
+		dst := filepath.Join(s.o.PodDir, layout.VolumeBindsDir, sh.Tag)
+		if err := volumes.BindTop(sh.HostPath, dst); err != nil {
+			return fmt.Errorf("host volume %q (recursive=false): %w", sh.Name, err)
+		}
+		undo.Push("unbind volume "+sh.Name, func() error { return volumes.Unbind(dst) })
+		s.logf("volume %s: recursive=false, exporting a non-recursive bind of %s", sh.Name, sh.HostPath)
+		sh.HostPath = dst
+	}
+	return nil
 }
 
 // Host ends of the guest's ports, relative to the pod directory (the cwd of

@@ -21,6 +21,10 @@ type Share struct {
 	Name     string `json:"name"`
 	HostPath string `json:"-"`
 	ReadOnly bool   `json:"readOnly"`
+	// HideSubmounts is set for a recursive=false volume whose source has
+	// mounts below it: a share always shows those, so HostPath must first
+	// become a non-recursive bind of the source (BindTop).
+	HideSubmounts bool `json:"-"`
 }
 
 // Bind is one volume bound into one app: Source is the guest path of the
@@ -38,7 +42,8 @@ type Prepared struct {
 }
 
 // Prepare checks every host volume's source (an existing directory, not
-// itself a symlink; for recursive=false, with nothing mounted below it),
+// itself a symlink; for recursive=false, it notes whether mounts below it
+// need hiding),
 // creates each empty volume under <stage1Rootfs>/EmptyDir with its mode and
 // owner, creates every mount point inside its app's rootfs (rootfs maps app
 // names to host paths) and writes the guest's list of shares.
@@ -47,11 +52,11 @@ func Prepare(p *Plan, stage1Rootfs string, rootfs map[string]string) (*Prepared,
 	for _, v := range p.Volumes {
 		switch v.Kind {
 		case KindHost:
-			real, err := checkSource(v)
+			real, hide, err := checkSource(v)
 			if err != nil {
 				return nil, err
 			}
-			out.Shares = append(out.Shares, Share{Tag: v.Tag, Name: v.Name, HostPath: real, ReadOnly: v.ReadOnly})
+			out.Shares = append(out.Shares, Share{Tag: v.Tag, Name: v.Name, HostPath: real, ReadOnly: v.ReadOnly, HideSubmounts: hide})
 		case KindEmpty:
 			if err := makeEmpty(filepath.Join(stage1Rootfs, EmptyDir), v); err != nil {
 				return nil, fmt.Errorf("empty volume %q: %w", v.Name, err)
@@ -85,39 +90,37 @@ func Prepare(p *Plan, stage1Rootfs string, rootfs map[string]string) (*Prepared,
 	return out, nil
 }
 
-// checkSource returns the host path QEMU exports for host volume v.
-func checkSource(v Volume) (string, error) {
+// checkSource returns the host path QEMU exports for host volume v, and
+// whether its submounts must be hidden (recursive=false with mounts below
+// the source).
+func checkSource(v Volume) (real string, hideSubmounts bool, err error) {
 	st, err := os.Lstat(v.Source)
 	if err != nil {
-		return "", fmt.Errorf("host volume %q: source: %w", v.Name, err)
+		return "", false, fmt.Errorf("host volume %q: source: %w", v.Name, err)
 	}
 	if st.Mode()&os.ModeSymlink != 0 {
-		return "", fmt.Errorf("host volume %q: source %s is a symlink; name its target instead: %w", v.Name, v.Source, ErrInvalid)
+		return "", false, fmt.Errorf("host volume %q: source %s is a symlink; name its target instead: %w", v.Name, v.Source, ErrInvalid)
 	}
 	if !st.IsDir() {
-		return "", fmt.Errorf("host volume %q: source %s is not a directory (only directories can be shared with the VM): %w", v.Name, v.Source, ErrInvalid)
+		return "", false, fmt.Errorf("host volume %q: source %s is not a directory (only directories can be shared with the VM): %w", v.Name, v.Source, ErrInvalid)
 	}
 	// Symlinks higher up are the host administrator's: resolve them once,
 	// here, so QEMU gets a plain path.
-	real, err := filepath.EvalSymlinks(v.Source)
+	real, err = filepath.EvalSymlinks(v.Source)
 	if err != nil {
-		return "", fmt.Errorf("host volume %q: %w", v.Name, err)
+		return "", false, fmt.Errorf("host volume %q: %w", v.Name, err)
 	}
 	if strings.ContainsAny(real, ",\n") {
-		return "", fmt.Errorf("host volume %q: source %s resolves to %s, which contains a comma or newline: %w", v.Name, v.Source, real, ErrInvalid)
+		return "", false, fmt.Errorf("host volume %q: source %s resolves to %s, which contains a comma or newline: %w", v.Name, v.Source, real, ErrInvalid)
 	}
 	if !v.Recursive {
-		// A 9p share always shows what is mounted below its root. Until
-		// the share can hide submounts, refuse rather than show them.
 		subs, err := mountsBelow(real)
 		if err != nil {
-			return "", fmt.Errorf("host volume %q: %w", v.Name, err)
+			return "", false, fmt.Errorf("host volume %q: %w", v.Name, err)
 		}
-		if len(subs) > 0 {
-			return "", fmt.Errorf("host volume %q: recursive=false, but %s has mounts below it (%s), which the VM's share would show: %w", v.Name, real, strings.Join(subs, ", "), ErrInvalid)
-		}
+		hideSubmounts = len(subs) > 0
 	}
-	return real, nil
+	return real, hideSubmounts, nil
 }
 
 // mountsBelow lists the mount points strictly below dir in our mount
