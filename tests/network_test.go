@@ -311,9 +311,10 @@ func TestNetPortForwardFromNetns(t *testing.T) {
 		t.Fatalf("net-info.json: %+v", infos)
 	}
 	for _, addr := range []string{peer.HostIP, hostAddr(t)} {
-		// (Retried: the server may still be starting.)
+		// (Retried: the server may still be starting. A failed
+		// attempt's complaint must not end up in the output.)
 		script := fmt.Sprintf(`for i in 1 2 3 4 5 6 7 8 9 10; do
-	out=$(printf 'GET / HTTP/1.0\r\n\r\n' | %[1]s timeout 5 %[1]s nc %[2]s %[3]d | %[1]s tail -n 1)
+	out=$(printf 'GET / HTTP/1.0\r\n\r\n' | %[1]s timeout 5 %[1]s nc %[2]s %[3]d 2>/dev/null | %[1]s tail -n 1)
 	[ -n "$out" ] && { echo "$out"; exit 0; }
 	%[1]s sleep 1
 done; exit 1`, harness.BusyboxPath, addr, fwd)
