@@ -249,6 +249,27 @@ echo virtiofs-journal-marker
 	if err != nil || !strings.Contains(string(out), "virtiofs-journal-marker") {
 		t.Errorf("journal over virtiofs: %v\n%s", err, out)
 	}
+
+	// run killed while the pod runs: its virtiofsds go with it, and gc
+	// removes their sockets.
+	p = s.Prepare(t, harness.PodOpts{Volumes: []types.Volume{{Name: acName(t, "data"), Kind: "host", Source: rw}}},
+		harness.BuildACI(t, harness.AppSpec{Name: "app", Exec: []string{"/bin/sleep", "300"}, MountPoints: app.MountPoints[:1]}))
+	run := p.Start(t, harness.RunOpts{Net: "none"})
+	p.WaitReady(t, readyTimeout)
+	// (virtiofsd runs as two processes: its sandboxed worker and a
+	// parent waiting for it.)
+	if procs := harness.ProcessesMentioning(rw); len(procs) == 0 {
+		t.Error("no virtiofsd serves the volume")
+	}
+	syscall.Kill(run.Pid, syscall.SIGKILL)
+	run.Wait()
+	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
+		t.Fatalf("gc exited %d: %s", code, stderr)
+	}
+	assertNoLeaks(t, p)
+	for _, pid := range harness.ProcessesMentioning(rw) {
+		harness.MustBeGone(t, "virtiofsd", pid)
+	}
 	if t.Failed() {
 		t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 	}

@@ -108,6 +108,12 @@ func KillQEMU(podDir string) error {
 // RemoveSockets removes the pod's sockets.
 func RemoveSockets(podDir string) error {
 	var errs *multierror.Error
+	virtiofs, _ := filepath.Glob(filepath.Join(podDir, layout.VirtiofsSockets))
+	for _, s := range virtiofs {
+		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = multierror.Append(errs, err)
+		}
+	}
 	for _, s := range Sockets {
 		if err := os.Remove(filepath.Join(podDir, s)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = multierror.Append(errs, err)

@@ -2,7 +2,10 @@
 // the pod directory that more than one program reads or writes.
 package layout
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"strconv"
+)
 
 // Paths relative to the stage1 rootfs.
 const (
@@ -27,6 +30,8 @@ const (
 	// VolumeBindsDir holds the non-recursive bind mounts of host volumes
 	// whose submounts must stay hidden (recursive=false).
 	VolumeBindsDir = "vm/volumes"
+	// VirtiofsSockets matches the virtiofsd sockets (VirtiofsSocket).
+	VirtiofsSockets = "vm/virtiofs*.sock"
 )
 
 // Entry points: the annotation suffix (after coreos.com/rkt/stage1/) and the
@@ -36,6 +41,12 @@ var EntryPoints = []struct{ Name, File string }{
 	{"enter", "enter"},
 	{"gc", "gc"},
 	{"stop", "stop"},
+}
+
+// VirtiofsSocket is the socket of the virtiofsd serving the VM's i-th
+// share, relative to the pod directory.
+func VirtiofsSocket(i int) string {
+	return filepath.Join("vm", "virtiofs"+strconv.Itoa(i)+".sock")
 }
 
 // Stage1Rootfs is the stage1 rootfs inside a pod directory.

@@ -355,7 +355,7 @@ func (s *session) startVirtioFSDs(undo *cleanup.Stack, bin hypervisor.Binary, t 
 			continue
 		}
 		sh.Transport = hypervisor.Virtiofs
-		sh.Socket = filepath.Join(s.vmDir, fmt.Sprintf("virtiofs%d.sock", i))
+		sh.Socket = filepath.Join(s.o.PodDir, layout.VirtiofsSocket(i))
 		log, err := os.OpenFile(filepath.Join(s.vmDir, fmt.Sprintf("virtiofsd%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("virtiofsd log: %w", err)
