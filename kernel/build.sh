@@ -1,6 +1,7 @@
 #!/bin/bash
-# Builds the guest kernel from Debian's linux-source-6.1 package, our patches (kernel/patches/*.patch, applied in
-# name order) and the config fragment kernel/guest.config.
+# Builds the guest kernel from Debian's linux-source-6.1 package, our patches
+# (kernel/patches/*.patch, applied in name order) and the config fragment
+# kernel/guest.config.
 #
 # The result is cached outside the repository, keyed by a hash of everything
 # that decides its bytes: the fragment, the patches, this script and the exact

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -48,17 +49,11 @@ func syncJournal(socket string, deadline time.Time) error {
 	if _, err := conn.Write([]byte(`{"method":"io.systemd.Journal.Synchronize","parameters":{}}` + "\x00")); err != nil {
 		return fmt.Errorf("journal sync: %w", err)
 	}
-	var reply []byte
-	buf := make([]byte, 4096)
-	for !bytes.HasSuffix(reply, []byte{0}) {
-		n, err := conn.Read(buf)
-		reply = append(reply, buf[:n]...)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("journal sync: no answer within %v", journalSyncTimeout)
-			}
-			return fmt.Errorf("journal sync: %w", err)
-		}
+	reply, err := bufio.NewReader(conn).ReadBytes(0)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("journal sync: no answer within %v", journalSyncTimeout)
+	} else if err != nil {
+		return fmt.Errorf("journal sync: %w", err)
 	}
 	var r struct {
 		Error string `json:"error"`

@@ -108,14 +108,12 @@ func KillQEMU(podDir string) error {
 // RemoveSockets removes the pod's sockets.
 func RemoveSockets(podDir string) error {
 	var errs *multierror.Error
-	virtiofs, _ := filepath.Glob(filepath.Join(podDir, layout.VirtiofsSockets))
-	for _, s := range virtiofs {
-		if err := os.Remove(s); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = multierror.Append(errs, err)
-		}
-	}
+	paths, _ := filepath.Glob(filepath.Join(podDir, layout.VirtiofsSockets))
 	for _, s := range Sockets {
-		if err := os.Remove(filepath.Join(podDir, s)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		paths = append(paths, filepath.Join(podDir, s))
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = multierror.Append(errs, err)
 		}
 	}

@@ -248,7 +248,8 @@ func Argv(c Config) []string {
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
 	)
-	if c.usesVirtiofs() || c.Accel == TCG {
+	virtiofs := c.usesVirtiofs()
+	if virtiofs || c.Accel == TCG {
 		// Guest RAM in a memfd: virtiofsd reads and writes the guest's
 		// buffers itself, so it must be memory it can map. Under TCG
 		// it also keeps huge pages away from guest RAM (QEMU asks for
@@ -261,7 +262,7 @@ func Argv(c Config) []string {
 			"-machine", "memory-backend=ram",
 		)
 	}
-	if c.usesVirtiofs() {
+	if virtiofs {
 		// libvhost-user only speaks virtio 1.0, not microvm's default
 		// legacy virtio-mmio.
 		a = append(a, "-global", "virtio-mmio.force-legacy=false")

@@ -480,8 +480,6 @@ func (s *session) writePid(*cleanup.Stack) error {
 	return hostres.WritePidFile(filepath.Join(s.o.PodDir, "pid"), os.Getpid(), 0o644)
 }
 
-// supervise relays streams and events until QEMU exits, then decides the
-// pod's exit code.
 // bootTimeout bounds how long the guest may take to start the apps.
 func (s *session) bootTimeout() time.Duration {
 	if v := os.Getenv(BootTimeoutEnv); v != "" {
