@@ -116,6 +116,18 @@ func TestStopWhileBooting(t *testing.T) {
 	}
 }
 
+// killRunThenGC kills run without any chance to clean up, then runs gc,
+// which must succeed and leave nothing of the pod behind.
+func killRunThenGC(t *testing.T, s *harness.Stage0, p *harness.Pod, run *harness.Running) {
+	t.Helper()
+	syscall.Kill(run.Pid, syscall.SIGKILL)
+	run.Wait()
+	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
+		t.Fatalf("gc exited %d: %s", code, stderr)
+	}
+	assertNoLeaks(t, p)
+}
+
 func waitPid(t *testing.T, p *harness.Pod) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -153,14 +165,7 @@ func TestGCAfterExit(t *testing.T) {
 func TestGCAfterRunKilledMidStart(t *testing.T) {
 	s, p, run := startPod(t, termApp())
 	waitPid(t, p)
-	// run dies without any chance to clean up.
-	syscall.Kill(run.Pid, syscall.SIGKILL)
-	run.Wait()
-	code, stderr := s.GC(t, p, harness.GCOpts{Keep: true})
-	if code != 0 {
-		t.Fatalf("gc exited %d: %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
+	killRunThenGC(t, s, p, run)
 	for _, sock := range hostres.Sockets {
 		if _, err := os.Stat(filepath.Join(p.Dir, sock)); err == nil {
 			t.Errorf("gc left %s", sock)

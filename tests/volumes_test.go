@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -261,12 +260,7 @@ echo virtiofs-journal-marker
 	if procs := harness.ProcessesMentioning(rw); len(procs) == 0 {
 		t.Error("no virtiofsd serves the volume")
 	}
-	syscall.Kill(run.Pid, syscall.SIGKILL)
-	run.Wait()
-	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
-		t.Fatalf("gc exited %d: %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
+	killRunThenGC(t, s, p, run)
 	for _, pid := range harness.ProcessesMentioning(rw) {
 		harness.MustBeGone(t, "virtiofsd", pid)
 	}
@@ -334,10 +328,5 @@ true
 	p = s.Prepare(t, harness.PodOpts{Volumes: vols}, harness.BuildACI(t, app))
 	run := p.Start(t, harness.RunOpts{Net: "none"})
 	p.WaitReady(t, readyTimeout)
-	syscall.Kill(run.Pid, syscall.SIGKILL)
-	run.Wait()
-	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
-		t.Fatalf("gc exited %d: %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
+	killRunThenGC(t, s, p, run)
 }
