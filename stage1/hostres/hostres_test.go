@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
 )
@@ -16,6 +17,12 @@ func startFake(t *testing.T, podDir string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Until the child has exec'd, its command line is still ours.
+	for deadline := time.Now().Add(5 * time.Second); !belongsToPod(cmd.Process.Pid, podDir); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fake QEMU never showed its command line")
+		}
+	}
 	return cmd
 }
 
