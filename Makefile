@@ -46,13 +46,19 @@ $(BUILD)/net-plugins: FORCE
 $(BUILD)/bzImage: FORCE
 	kernel/build.sh $(BUILD)
 
+# QEMU, built from Debian's source with our patches and device list
+# (qemu/build.sh), cached outside the repo like the kernel.
+$(BUILD)/qemu/qemu-system-x86_64: FORCE
+	qemu/build.sh $(BUILD)/qemu
+
 $(BUILD)/guest.img: $(BUILD)/bin/rootfs-builder $(BUILD)/bin/stage1-guest
 	$(BUILD)/bin/rootfs-builder image -o $@ $(BUILD)/bin/stage1-guest
 
-$(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/net-plugins
+$(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/net-plugins $(BUILD)/qemu/qemu-system-x86_64
 	$(BUILD)/bin/rootfs-builder aci -o $@ -version $(VERSION) \
 		-kernel $(BUILD)/bzImage -image $(BUILD)/guest.img -bin $(BUILD)/bin \
-		-net-plugins $(BUILD)/net-plugins
+		-net-plugins $(BUILD)/net-plugins \
+		-qemu $(BUILD)/qemu/qemu-system-x86_64 -modules ""
 
 test: all lint unit-test e2e-test
 

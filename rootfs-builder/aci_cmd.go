@@ -61,9 +61,17 @@ func runACI(args []string) error {
 		Kernel:       *kernel,
 		GuestImage:   *image,
 		QEMU:         *qemu,
-		QEMUFirmware: strings.Split(*firmware, ","),
-		QEMUModules:  strings.Split(*modules, ","),
+		QEMUFirmware: splitList(*firmware),
+		QEMUModules:  splitList(*modules),
 		VirtioFSD:    *virtiofsd,
 		Output:       *out,
 	})
+}
+
+// splitList splits a comma-separated flag value; empty means none.
+func splitList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }

@@ -93,7 +93,7 @@ func TestACIValid(t *testing.T) {
 	}
 	for _, want := range []string{layout.Kernel, layout.GuestImage,
 		"qemu/bin/qemu-system-x86_64", "qemu/lib/ld-linux-x86-64.so.2", "qemu/lib/libc.so.6",
-		"qemu/share/qboot.rom", "qemu/modules/accel-tcg-x86_64.so"} {
+		"qemu/share/qboot.rom", "qemu/bin/virtiofsd"} {
 		if entries["rootfs/"+want] == nil {
 			t.Errorf("rootfs/%s missing", want)
 		}
@@ -127,6 +127,25 @@ func TestBundledQEMURunsAlone(t *testing.T) {
 	cmd.Env = []string{}
 	if out, err = cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("QEMU emulator version")) {
 		t.Fatalf("bundled QEMU does not run: %v\n%s", err, out)
+	}
+	// Our own build (qemu/build.sh): TCG built in, not a module, and
+	// every device the stage1 uses.
+	for _, q := range []struct{ arg, want string }{
+		{"-accel help", "tcg"},
+		{"-accel help", "kvm"},
+		{"-device help", `"virtio-9p-device"`},
+		{"-device help", `"vhost-user-fs-device"`},
+		{"-device help", `"virtio-net-device"`},
+		{"-device help", `"virtio-balloon-device"`},
+		{"-device help", `"virtserialport"`},
+		{"-machine help", "microvm"},
+	} {
+		cmd = exec.Command(b.Loader, append([]string{"--library-path", b.LibDir, b.Path, "-L", b.DataDir}, strings.Fields(q.arg)...)...)
+		cmd.Env = []string{}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte(q.want)) {
+			t.Errorf("bundled QEMU %s: no %s (%v)\n%s", q.arg, q.want, err, out)
+		}
 	}
 }
 

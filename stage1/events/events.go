@@ -31,7 +31,9 @@ const (
 	Ready      Kind = "ready"
 	StdinReady Kind = "stdin-ready"
 	AgentReady Kind = "agent-ready"
-	Exited     Kind = "exited"
+	// Settled: the guest's boot is over (no systemd job left).
+	Settled Kind = "settled"
+	Exited  Kind = "exited"
 )
 
 // Event is one parsed line.
@@ -73,7 +75,7 @@ func Parse(line string) (Event, error) {
 				return e, nil
 			}
 		}
-	case StdinReady, AgentReady:
+	case StdinReady, AgentReady, Settled:
 		if len(f) != 1 {
 			break
 		}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	for _, e := range []Event{{Kind: Ready}, {Kind: Ready, KernelMs: 300, TotalMs: 1100}, {Kind: StdinReady}, {Kind: AgentReady}, {Kind: Exited, App: "web", Status: 42}, {Kind: Exited, App: "a-b", Status: 0}} {
+	for _, e := range []Event{{Kind: Ready}, {Kind: Ready, KernelMs: 300, TotalMs: 1100}, {Kind: StdinReady}, {Kind: AgentReady}, {Kind: Settled}, {Kind: Exited, App: "web", Status: 42}, {Kind: Exited, App: "a-b", Status: 0}} {
 		got, err := Parse(e.String() + "\n")
 		if err != nil || got != e {
 			t.Errorf("Parse(%q) = %+v, %v", e.String(), got, err)

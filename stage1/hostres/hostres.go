@@ -25,6 +25,7 @@ import (
 var Sockets = []string{
 	layout.AgentSocket,
 	"vm/events.sock", "vm/stdout.sock", "vm/stderr.sock", "vm/stdin.sock", "vm/agent.sock",
+	layout.QMPSocket,
 }
 
 // WriteQEMUPid records QEMU's PID for stop --force and gc.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestChooseAccel(t *testing.T) {
@@ -101,6 +102,25 @@ func TestArgvBundled(t *testing.T) {
 	i := slices.Index(a, "-append")
 	if i < 0 || !strings.Contains(a[i+1], "init="+GuestInit) || !strings.Contains(a[i+1], "systemd.unit=x.target") {
 		t.Errorf("bad -append: %v", a)
+	}
+}
+
+func TestArgvQMP(t *testing.T) {
+	c := validConfig()
+	if slices.Contains(Argv(c), "-qmp") {
+		t.Errorf("QMP without a socket: %v", Argv(c))
+	}
+	c.QMPSocket = "/pod/vm/qmp.sock"
+	assertContainsAll(t, strings.Join(Argv(c), " "), "-qmp unix:/pod/vm/qmp.sock,server=on,wait=off")
+	c.QMPSocket = "/a,b"
+	if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("QMP socket with a comma: err = %v, want ErrInvalidConfig", err)
+	}
+}
+
+func TestReleaseWithoutQMP(t *testing.T) {
+	if err := (&VM{}).ReleaseTranslationCache(time.Second); !errors.Is(err, ErrNoQMP) {
+		t.Errorf("err = %v, want ErrNoQMP", err)
 	}
 }
 

@@ -134,6 +134,8 @@ type Config struct {
 	// Taps are the pod's network interfaces, each an open tap device
 	// handed to QEMU as an inherited descriptor.
 	Taps []Tap
+	// QMPSocket, if set, is where QEMU listens for QMP (see VM.QMP).
+	QMPSocket string
 }
 
 // Tap is one guest network interface backed by a tap device that the host
@@ -217,7 +219,7 @@ func (c Config) Validate() error {
 			probs = append(probs, fmt.Sprintf("tap %d: bad MAC %q", i, t.MAC))
 		}
 	}
-	for _, f := range []string{c.Kernel, c.Image, c.Console} {
+	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket} {
 		if strings.Contains(f, ",") {
 			probs = append(probs, fmt.Sprintf("path %q contains a comma (QEMU option syntax)", f))
 		}
@@ -281,6 +283,9 @@ func Argv(c Config) []string {
 		"-kernel", c.Kernel,
 		"-append", strings.Join(c.Cmdline, " "),
 	)
+	if c.QMPSocket != "" {
+		a = append(a, "-qmp", "unix:"+c.QMPSocket+",server=on,wait=off")
+	}
 	if c.Console == "" {
 		a = append(a, "-serial", "null")
 	} else {

@@ -13,6 +13,7 @@ type VM struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	qmp  string
 }
 
 // Start validates c and starts QEMU. QEMU's own stdout and stderr (its error
@@ -34,7 +35,7 @@ func Start(c Config, stderr io.Writer) (*VM, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
-	vm := &VM{cmd: cmd, done: make(chan struct{})}
+	vm := &VM{cmd: cmd, done: make(chan struct{}), qmp: c.QMPSocket}
 	go func() {
 		vm.err = cmd.Wait()
 		close(vm.done)

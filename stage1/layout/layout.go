@@ -30,6 +30,8 @@ const (
 	// VolumeBindsDir holds the non-recursive bind mounts of host volumes
 	// whose submounts must stay hidden (recursive=false).
 	VolumeBindsDir = "vm/volumes"
+	// QMPSocket is QEMU's control socket (QMP), for the run entry point.
+	QMPSocket = "vm/qmp.sock"
 	// VirtiofsSockets matches the virtiofsd sockets (VirtiofsSocket).
 	VirtiofsSockets = "vm/virtiofs*.sock"
 )

@@ -68,6 +68,14 @@ const (
 	StopTimeout = 30 * time.Second
 	// drainTimeout bounds reading the apps' last output after QEMU exits.
 	drainTimeout = 5 * time.Second
+	// qmpTimeout bounds one QMP exchange with QEMU.
+	qmpTimeout = 5 * time.Second
+	// settleDelay is how long after the guest reports its boot over that
+	// the boot's translated code is dropped: the notifier itself (a Go
+	// program) and systemd's end-of-boot work still run for a few hundred
+	// ms, and code they translate after the flush would stay. Measured on
+	// an idle pod: 0 s keeps ~10 MiB of translations, 1 s ~1 MiB, 3 s the same.
+	settleDelay = time.Second
 )
 
 // Options is what the run entry point was given.
@@ -433,6 +441,7 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 		Console:   s.console,
 		Shares:    []hypervisor.Share{{Tag: guest.PodTag, Path: s.pod.Stage1Rootfs}},
 		Taps:      s.taps,
+		QMPSocket: filepath.Join(s.o.PodDir, layout.QMPSocket),
 	}
 	for _, v := range s.volumes.Shares {
 		cfg.Shares = append(cfg.Shares, hypervisor.Share{Tag: v.Tag, Path: v.HostPath, ReadOnly: v.ReadOnly})
@@ -459,6 +468,14 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 			cfg.Ports = append(cfg.Ports, port)
 		}
 	}
+	// QEMU removes its QMP socket when it exits, but not when killed;
+	// pushed first, this runs after the VM is gone.
+	undo.Push("remove the QMP socket", func() error {
+		if err := os.Remove(cfg.QMPSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
 	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
 	s.timer.markQEMU()
 	vm, err := hypervisor.Start(cfg, s.o.Stderr)
@@ -546,6 +563,10 @@ func (s *session) supervise() (int, error) {
 				if err := s.markReady(); err != nil {
 					fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
 				}
+			case events.Settled:
+				if s.accel == hypervisor.TCG {
+					go s.releaseBootCode()
+				}
 			case events.AgentReady:
 				go s.attachAgent(ch.conn(guest.AgentPort))
 			case events.StdinReady:
@@ -611,6 +632,20 @@ func (s *session) powerOff() {
 	if err := agent.Stop(c); err != nil {
 		s.logf("orderly stop: %v", err)
 	}
+}
+
+// releaseBootCode empties TCG's translation cache once the guest's boot is
+// over (settleDelay after it says so): what boot translated (tens of MiB)
+// mostly never runs again. It
+// only saves memory, so a failure (a host QEMU without our patches, say) is
+// logged and otherwise ignored.
+func (s *session) releaseBootCode() {
+	time.Sleep(settleDelay)
+	if err := s.vm.ReleaseTranslationCache(qmpTimeout); err != nil {
+		s.logf("keeping the boot's translated code: %v", err)
+		return
+	}
+	s.logf("released the boot's translated code")
 }
 
 // attachAgent connects the agent proxy once the guest agent holds its port.

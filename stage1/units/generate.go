@@ -11,6 +11,8 @@ import (
 
 	"github.com/appc/spec/schema/types"
 	"github.com/coreos/go-systemd/v22/unit"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/events"
 )
 
 // DefaultPath is the PATH an app gets when its manifest sets none (appc
@@ -116,12 +118,17 @@ func Generate(p Pod) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
+	settled, err := settledUnit()
+	if err != nil {
+		return nil, err
+	}
 	for _, u := range []struct {
 		name string
 		opts []*unit.UnitOption
 	}{
 		{IOService, ioOpts},
 		{ReadyService, ready},
+		{SettledService, settled},
 		{ExitedService(""), exited},
 		{PodTarget, podTarget(names)},
 	} {
@@ -215,7 +222,7 @@ func podTarget(names []string) []*unit.UnitOption {
 		unitOpt("Description", "rkt pod"),
 		unitOpt("Requires", "basic.target "+IOService),
 		unitOpt("After", "basic.target"),
-		unitOpt("Wants", serviceNames(names)+" "+AgentService+" "+ReadyService),
+		unitOpt("Wants", serviceNames(names)+" "+AgentService+" "+ReadyService+" "+SettledService),
 		unitOpt("AllowIsolate", "yes"),
 	}
 }
@@ -259,6 +266,23 @@ func readyUnit(names []string) ([]*unit.UnitOption, error) {
 		// Ready means enter works too.
 		unitOpt("After", serviceNames(names)+" "+AgentService),
 		service("Type", "oneshot"),
+		service("ExecStart", exec),
+	}, nil
+}
+
+// settledUnit tells the host once systemd has no boot job left (journald
+// included, which starts after the apps): Type=idle runs it only when every
+// queued job has been dispatched. The host then drops the boot's
+// translated code (see supervisor.releaseBootCode).
+func settledUnit() ([]*unit.UnitOption, error) {
+	exec, err := guestCommand("", "event", string(events.Settled))
+	if err != nil {
+		return nil, err
+	}
+	return []*unit.UnitOption{
+		unitOpt("Description", "Notify that the guest's boot is over"),
+		unitOpt("After", ReadyService+" "+JournalService),
+		service("Type", "idle"),
 		service("ExecStart", exec),
 	}, nil
 }

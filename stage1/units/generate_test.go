@@ -116,7 +116,7 @@ func TestGenerateFileNames(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	want := []string{"alpha.service", "stage1-app-exited@.service", "stage1-io.service", "stage1-pod.target", "stage1-ready.service", "zeta.service"}
+	want := []string{"alpha.service", "stage1-app-exited@.service", "stage1-io.service", "stage1-pod.target", "stage1-ready.service", "stage1-settled.service", "zeta.service"}
 	if !slices.Equal(names, want) {
 		t.Errorf("files = %q, want %q", names, want)
 	}
@@ -312,8 +312,21 @@ func TestPodUnits(t *testing.T) {
 	if got := target.one(t, "Unit", "After"); got != "basic.target" {
 		t.Errorf("target After = %q", got)
 	}
-	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-agent.service stage1-ready.service" {
+	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-agent.service stage1-ready.service stage1-settled.service" {
 		t.Errorf("target Wants = %q", got)
+	}
+
+	// The host learns when boot is over, after journald (which starts
+	// after the apps) and every other job.
+	settled := units["stage1-settled.service"]
+	if got := settled.one(t, "Service", "Type"); got != "idle" {
+		t.Errorf("settled Type = %q, want idle", got)
+	}
+	if got := settled.one(t, "Unit", "After"); got != "stage1-ready.service systemd-journald.service" {
+		t.Errorf("settled After = %q", got)
+	}
+	if got := settled.one(t, "Service", "ExecStart"); !strings.HasSuffix(got, `"event" "settled"`) {
+		t.Errorf("settled ExecStart = %q", got)
 	}
 
 	io := units["stage1-io.service"]

@@ -35,6 +35,8 @@ const (
 	JournalService = "systemd-journald.service"
 	// ReadyService tells the host that every app has been started.
 	ReadyService = "stage1-ready.service"
+	// SettledService tells the host that the guest's boot is over.
+	SettledService = "stage1-settled.service"
 )
 
 // AppRootfs is app's root directory in the guest.

@@ -51,12 +51,14 @@ func run() error {
 		}
 		return guest.AppExited(fs.Arg(0), appList)
 	case "event":
-		if fs.NArg() != 1 || fs.Arg(0) != string(events.Ready) {
-			return fmt.Errorf("usage: stage1-guest event ready")
+		if fs.NArg() != 1 || (fs.Arg(0) != string(events.Ready) && fs.Arg(0) != string(events.Settled)) {
+			return fmt.Errorf("usage: stage1-guest event ready|settled")
 		}
-		e := events.Event{Kind: events.Ready}
-		if bt, err := guest.ReadBootTimes(); err == nil {
-			e.KernelMs, e.TotalMs = bt.KernelMs, bt.TotalMs
+		e := events.Event{Kind: events.Kind(fs.Arg(0))}
+		if e.Kind == events.Ready {
+			if bt, err := guest.ReadBootTimes(); err == nil {
+				e.KernelMs, e.TotalMs = bt.KernelMs, bt.TotalMs
+			}
 		}
 		return guest.Send(guest.EventsPort, e.String())
 	case "agent":
