@@ -116,6 +116,9 @@ func PreInit() error {
 	if err := recordInitStart(); err != nil {
 		return err
 	}
+	if err := tuneImageReadAhead(); err != nil {
+		return err
+	}
 	if err := mountPod(); err != nil {
 		return err
 	}
