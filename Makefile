@@ -58,7 +58,7 @@ $(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/ne
 	$(BUILD)/bin/rootfs-builder aci -o $@ -version $(VERSION) \
 		-kernel $(BUILD)/bzImage -image $(BUILD)/guest.img -bin $(BUILD)/bin \
 		-net-plugins $(BUILD)/net-plugins \
-		-qemu $(BUILD)/qemu/qemu-system-x86_64 -modules ""
+		-qemu $(BUILD)/qemu/qemu-system-x86_64
 
 test: all lint unit-test e2e-test
 

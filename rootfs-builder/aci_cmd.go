@@ -18,16 +18,15 @@ func runACI(args []string) error {
 	kernel := fs.String("kernel", "", "guest kernel (bzImage)")
 	image := fs.String("image", "", "guest OS image")
 	binDir := fs.String("bin", "", "directory holding the entry-point binaries (init, enter, gc, stop)")
-	qemu := fs.String("qemu", "/usr/bin/qemu-system-x86_64", "QEMU binary to bundle")
+	qemu := fs.String("qemu", "", "QEMU binary to bundle (our static build, qemu/build.sh)")
 	firmware := fs.String("firmware", "/usr/share/qemu/qboot.rom", "comma-separated QEMU firmware files to bundle")
 	virtiofsd := fs.String("virtiofsd", "/usr/lib/qemu/virtiofsd", "virtiofsd binary to bundle (empty for none)")
-	modules := fs.String("modules", "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so", "comma-separated QEMU modules to bundle")
 	netPlugins := fs.String("net-plugins", "", "directory of CNI plugin binaries to bundle")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var missing []string
-	for name, v := range map[string]string{"-o": *out, "-version": *version, "-kernel": *kernel, "-image": *image, "-bin": *binDir} {
+	for name, v := range map[string]string{"-o": *out, "-qemu": *qemu, "-version": *version, "-kernel": *kernel, "-image": *image, "-bin": *binDir} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -62,7 +61,6 @@ func runACI(args []string) error {
 		GuestImage:   *image,
 		QEMU:         *qemu,
 		QEMUFirmware: splitList(*firmware),
-		QEMUModules:  splitList(*modules),
 		VirtioFSD:    *virtiofsd,
 		Output:       *out,
 	})

@@ -41,15 +41,12 @@ type Config struct {
 	EntryPoints map[string]string
 	Kernel      string
 	GuestImage  string
-	// QEMU is the host's qemu-system-x86_64, copied with its libraries.
+	// QEMU is our static qemu-system-x86_64 (qemu/build.sh).
 	QEMU string
 	// QEMUFirmware are firmware files QEMU loads (qboot.rom, microvm's default BIOS).
 	QEMUFirmware []string
-	// QEMUModules are QEMU's loadable modules we need (Debian builds the
-	// TCG accelerator as one).
-	QEMUModules []string
-	// VirtioFSD is the host's virtiofsd (QEMU's), for virtiofs shares;
-	// it runs through QEMU's loader and libraries.
+	// VirtioFSD is the host's virtiofsd (Debian's), for virtiofs shares;
+	// it runs through the bundled loader and libraries.
 	VirtioFSD string
 	// NetPlugins are CNI plugin binaries, installed in net-plugins/ (the
 	// pod's networks run them on the host).
@@ -158,17 +155,12 @@ func stageQEMU(c Config, t tree.Tree) error {
 	if err := t.CopyFile(c.QEMU, q+"/bin/qemu-system-x86_64", 0o755); err != nil {
 		return err
 	}
-	programs := append([]string{c.QEMU}, c.QEMUModules...)
+	programs := []string{c.QEMU}
 	if c.VirtioFSD != "" {
 		if err := t.CopyFile(c.VirtioFSD, q+"/bin/virtiofsd", 0o755); err != nil {
 			return err
 		}
 		programs = append(programs, c.VirtioFSD)
-	}
-	for _, m := range c.QEMUModules {
-		if err := t.CopyFile(m, q+"/modules/"+filepath.Base(m), 0o755); err != nil {
-			return err
-		}
 	}
 	deps, err := elfdeps.Resolver{}.Resolve(programs...)
 	if err != nil {

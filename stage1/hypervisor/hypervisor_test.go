@@ -83,8 +83,13 @@ func TestValidate(t *testing.T) {
 
 func TestArgvBundled(t *testing.T) {
 	a := Argv(validConfig())
-	if a[0] != "/s1/qemu/lib/ld-linux-x86-64.so.2" || a[1] != "--library-path" || a[2] != "/s1/qemu/lib" {
-		t.Fatalf("bundled QEMU must start through its own loader: %v", a[:5])
+	if a[0] != "/s1/qemu/bin/qemu-system-x86_64" {
+		t.Fatalf("the bundled QEMU is static and starts directly: %v", a[:3])
+	}
+	c := validConfig()
+	c.Binary.Static = false
+	if a := Argv(c); a[0] != "/s1/qemu/lib/ld-linux-x86-64.so.2" || a[1] != "--library-path" || a[2] != "/s1/qemu/lib" {
+		t.Fatalf("a dynamic bundled QEMU must start through its own loader: %v", a[:5])
 	}
 	assertContainsAll(t, strings.Join(a, " "),
 		"/s1/qemu/bin/qemu-system-x86_64 -L /s1/qemu/share",
@@ -119,7 +124,7 @@ func TestArgvQMP(t *testing.T) {
 }
 
 func TestReleaseWithoutQMP(t *testing.T) {
-	if err := (&VM{}).ReleaseTranslationCache(time.Second); !errors.Is(err, ErrNoQMP) {
+	if err := (&VM{}).ReleaseBootMemory(time.Second); !errors.Is(err, ErrNoQMP) {
 		t.Errorf("err = %v, want ErrNoQMP", err)
 	}
 }
@@ -233,13 +238,10 @@ func TestVirtioFSDArgv(t *testing.T) {
 
 func TestBinaryEnv(t *testing.T) {
 	env := Bundled("/s1").Env()
-	for _, want := range []string{"QEMU_MODULE_DIR=/s1/qemu/modules", "MALLOC_MMAP_THRESHOLD_=131072"} {
+	for _, want := range []string{"MALLOC_MMAP_THRESHOLD_=131072", "MALLOC_ARENA_MAX=1"} {
 		if !slices.Contains(env, want) {
 			t.Errorf("bundled QEMU env %q lacks %q", env, want)
 		}
-	}
-	if env := (Binary{Path: "/usr/bin/qemu-system-x86_64"}).Env(); slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "QEMU_MODULE_DIR=") }) {
-		t.Errorf("host QEMU keeps its own module directory: %q", env)
 	}
 }
 

@@ -22,19 +22,19 @@ var ErrInvalidConfig = errors.New("invalid VM config")
 type Binary struct {
 	// Path is the qemu-system-x86_64 executable.
 	Path string
-	// Loader, if set, is the dynamic loader QEMU is run through, with
-	// LibDir as its only library path: this is how the stage1 image runs
-	// its own QEMU and libraries on a host that has neither.
+	// Loader, if set, is the dynamic loader the dynamically linked
+	// programs run through, with LibDir as their only library path: this
+	// is how the stage1 image runs its own programs and libraries on a host
+	// that has neither. It runs virtiofsd, and QEMU unless QEMU is Static.
 	Loader string
 	LibDir string
+	// Static: QEMU is statically linked (our own build) and runs directly.
+	Static bool
 	// DataDir holds QEMU's firmware (qboot.rom, microvm's default BIOS); empty means
 	// QEMU's built-in default.
 	DataDir string
-	// ModuleDir holds QEMU's loadable modules (the TCG accelerator is
-	// one); empty means QEMU's built-in default.
-	ModuleDir string
-	// VirtioFSD is the virtiofsd executable serving virtiofs shares (run
-	// through Loader too); empty means virtiofs is not available.
+	// VirtioFSD is the virtiofsd executable serving virtiofs shares;
+	// empty means virtiofs is not available.
 	VirtioFSD string
 }
 
@@ -49,11 +49,7 @@ var mallocEnv = []string{"MALLOC_MMAP_THRESHOLD_=131072", "MALLOC_TRIM_THRESHOLD
 
 // Env is the environment QEMU needs on top of the caller's.
 func (b Binary) Env() []string {
-	env := slices.Clone(mallocEnv)
-	if b.ModuleDir != "" {
-		env = append(env, "QEMU_MODULE_DIR="+b.ModuleDir)
-	}
-	return env
+	return slices.Clone(mallocEnv)
 }
 
 // Bundled is the QEMU layout inside the stage1 rootfs at root.
@@ -63,8 +59,8 @@ func Bundled(root string) Binary {
 		Path:      filepath.Join(q, "bin", "qemu-system-x86_64"),
 		Loader:    filepath.Join(q, "lib", "ld-linux-x86-64.so.2"),
 		LibDir:    filepath.Join(q, "lib"),
+		Static:    true,
 		DataDir:   filepath.Join(q, "share"),
-		ModuleDir: filepath.Join(q, "modules"),
 		VirtioFSD: filepath.Join(q, "bin", "virtiofsd"),
 	}
 }
@@ -235,7 +231,7 @@ func (c Config) Validate() error {
 // Argv is the full command line that starts the VM described by c.
 func Argv(c Config) []string {
 	var a []string
-	if c.Binary.Loader != "" {
+	if c.Binary.Loader != "" && !c.Binary.Static {
 		a = append(a, c.Binary.Loader, "--library-path", c.Binary.LibDir, "--argv0", "qemu-system-x86_64")
 	}
 	a = append(a, c.Binary.Path)

@@ -12,16 +12,29 @@ import (
 // ErrNoQMP means the VM was started without a QMP socket.
 var ErrNoQMP = errors.New("the VM has no QMP socket")
 
-// flushCommand drops TCG's translated code and hands its memory back to the
-// host: x-tcg-flush is our own addition to QEMU (qemu/patches).
-const flushCommand = `{"execute":"x-tcg-flush"}`
+// Our own QMP commands (qemu/patches) that free what only boot needed.
+const (
+	// dropKernelCommand frees QEMU's copy of the bzImage (4 MiB) that
+	// the firmware loaded: with -no-reboot, nothing reads it again.
+	dropKernelCommand = `{"execute":"x-drop-boot-kernel"}`
+	// flushCommand empties TCG's translation cache: what boot translated
+	// (tens of MiB) mostly never runs again, and what does is translated
+	// anew on demand.
+	flushCommand = `{"execute":"x-tcg-flush"}`
+)
 
-// ReleaseTranslationCache empties a TCG VM's translation cache. Run once the
-// guest has booted, it returns what boot filled (tens of MiB under TCG) to
-// the host: that code mostly never runs again, and what does is translated
-// anew on demand.
-func (v *VM) ReleaseTranslationCache(timeout time.Duration) error {
-	return v.qmpRun(flushCommand, timeout)
+// ReleaseBootMemory hands back to the host the memory QEMU only needed to
+// boot the guest. Run it once the guest has booted.
+func (v *VM) ReleaseBootMemory(timeout time.Duration) error {
+	cmds := []string{dropKernelCommand}
+	if v.accel == TCG {
+		cmds = append(cmds, flushCommand)
+	}
+	var errs []error
+	for _, c := range cmds {
+		errs = append(errs, v.qmpRun(c, timeout))
+	}
+	return errors.Join(errs...)
 }
 
 // qmpRun runs one QMP command on a fresh connection.

@@ -13,7 +13,8 @@ type VM struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
-	qmp  string
+	qmp   string
+	accel Accel
 }
 
 // Start validates c and starts QEMU. QEMU's own stdout and stderr (its error
@@ -35,7 +36,7 @@ func Start(c Config, stderr io.Writer) (*VM, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start qemu: %w", err)
 	}
-	vm := &VM{cmd: cmd, done: make(chan struct{}), qmp: c.QMPSocket}
+	vm := &VM{cmd: cmd, done: make(chan struct{}), qmp: c.QMPSocket, accel: c.Accel}
 	go func() {
 		vm.err = cmd.Wait()
 		close(vm.done)

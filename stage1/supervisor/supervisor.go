@@ -564,9 +564,7 @@ func (s *session) supervise() (int, error) {
 					fmt.Fprintf(s.o.Stderr, "stage1: %v\n", err)
 				}
 			case events.Settled:
-				if s.accel == hypervisor.TCG {
-					go s.releaseBootCode()
-				}
+				go s.releaseBootMemory()
 			case events.AgentReady:
 				go s.attachAgent(ch.conn(guest.AgentPort))
 			case events.StdinReady:
@@ -634,18 +632,18 @@ func (s *session) powerOff() {
 	}
 }
 
-// releaseBootCode empties TCG's translation cache once the guest's boot is
-// over (settleDelay after it says so): what boot translated (tens of MiB)
-// mostly never runs again. It
-// only saves memory, so a failure (a host QEMU without our patches, say) is
-// logged and otherwise ignored.
-func (s *session) releaseBootCode() {
+// releaseBootMemory frees, settleDelay after the guest says its boot is
+// over, what QEMU only needed for booting: its copy of the kernel and, under
+// TCG, the boot's translated code (tens of MiB that mostly never run
+// again). It only saves memory, so a failure (a host QEMU without our
+// patches, say) is logged and otherwise ignored.
+func (s *session) releaseBootMemory() {
 	time.Sleep(settleDelay)
-	if err := s.vm.ReleaseTranslationCache(qmpTimeout); err != nil {
-		s.logf("keeping the boot's translated code: %v", err)
+	if err := s.vm.ReleaseBootMemory(qmpTimeout); err != nil {
+		s.logf("keeping boot-time memory: %v", err)
 		return
 	}
-	s.logf("released the boot's translated code")
+	s.logf("released boot-time memory")
 }
 
 // attachAgent connects the agent proxy once the guest agent holds its port.

@@ -273,7 +273,7 @@ func readyUnit(names []string) ([]*unit.UnitOption, error) {
 // settledUnit tells the host once systemd has no boot job left (journald
 // included, which starts after the apps): Type=idle runs it only when every
 // queued job has been dispatched. The host then drops the boot's
-// translated code (see supervisor.releaseBootCode).
+// translated code (see supervisor.releaseBootMemory).
 func settledUnit() ([]*unit.UnitOption, error) {
 	exec, err := guestCommand("", "event", string(events.Settled))
 	if err != nil {

@@ -16,29 +16,35 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
-// Once the guest has booted, run empties TCG's translation cache through
-// our QEMU's x-tcg-flush (the boot's code, tens of MiB, mostly never runs
-// again); the pod must go on working as before.
-func TestBootTranslationsReleased(t *testing.T) {
+// Once the guest has booted, run frees what only boot needed through our
+// QEMU's own QMP commands: the copy of the kernel (x-drop-boot-kernel) and
+// TCG's translated code (x-tcg-flush; tens of MiB that mostly never run
+// again). The pod must go on working as before.
+func TestBootMemoryReleased(t *testing.T) {
 	st := harness.NewStage0(t)
 	p := st.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "echo started; sleep 600")))
 	run := p.Start(t, harness.RunOpts{Net: "none", Debug: true})
 	p.WaitReady(t, readyTimeout)
 
-	const released = "released the boot's translated code"
+	const released = "released boot-time memory"
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		_, stderr := run.Output()
 		if strings.Contains(stderr, released) {
 			break
 		}
-		if strings.Contains(stderr, "keeping the boot's translated code") || time.Now().After(deadline) {
+		if strings.Contains(stderr, "keeping boot-time memory") || time.Now().After(deadline) {
 			t.Fatalf("no %q in run's debug output:\n%s", released, tailLines(stderr, 30))
 		}
 	}
 
+	socket := filepath.Join(p.Dir, layout.QMPSocket)
 	// QEMU counts the flush: its own statistics, read over the same socket.
-	if n := jitFlushes(t, filepath.Join(p.Dir, layout.QMPSocket)); n < 1 {
+	if n := jitFlushes(t, socket); n < 1 {
 		t.Errorf("TB flush count = %d after the release, want >= 1", n)
+	}
+	// The kernel's copy is gone: a second drop finds nothing.
+	if reply := qmpReply(t, socket, `{"execute":"x-drop-boot-kernel"}`); !strings.Contains(reply, "no copy of a boot kernel") {
+		t.Errorf("second x-drop-boot-kernel: %s", reply)
 	}
 	// The guest runs new code as before: enter, and the app still there.
 	r := p.Enter(t, harness.EnterOpts{App: "app"}, "/bin/sh", "-c", "echo alive; pidof sleep")
@@ -55,6 +61,26 @@ func TestBootTranslationsReleased(t *testing.T) {
 // jitFlushes reads "TB flush count" from QEMU's x-query-jit.
 func jitFlushes(t *testing.T, socket string) int {
 	t.Helper()
+	reply := qmpReply(t, socket, `{"execute":"x-query-jit"}`)
+	var r struct {
+		Return struct {
+			Text string `json:"human-readable-text"`
+		} `json:"return"`
+	}
+	if err := json.Unmarshal([]byte(reply), &r); err != nil {
+		t.Fatalf("x-query-jit reply %s: %v", reply, err)
+	}
+	m := regexp.MustCompile(`TB flush count\s+(\d+)`).FindStringSubmatch(r.Return.Text)
+	if m == nil {
+		t.Fatalf("no flush count in x-query-jit:\n%s", r.Return.Text)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// qmpReply runs one QMP command and returns QEMU's reply, or its error's text.
+func qmpReply(t *testing.T, socket, cmd string) string {
+	t.Helper()
 	m, err := qmp.NewSocketMonitor("unix", socket, 5*time.Second)
 	if err != nil {
 		t.Fatalf("qmp: %v", err)
@@ -63,24 +89,11 @@ func jitFlushes(t *testing.T, socket string) int {
 		t.Fatalf("qmp: %v", err)
 	}
 	defer m.Disconnect()
-	reply, err := m.Run([]byte(`{"execute":"x-query-jit"}`))
+	reply, err := m.Run([]byte(cmd))
 	if err != nil {
-		t.Fatalf("x-query-jit: %v", err)
+		return err.Error()
 	}
-	var r struct {
-		Return struct {
-			Text string `json:"human-readable-text"`
-		} `json:"return"`
-	}
-	if err := json.Unmarshal(reply, &r); err != nil {
-		t.Fatalf("x-query-jit reply %s: %v", reply, err)
-	}
-	m1 := regexp.MustCompile(`TB flush count\s+(\d+)`).FindStringSubmatch(r.Return.Text)
-	if m1 == nil {
-		t.Fatalf("no flush count in x-query-jit:\n%s", r.Return.Text)
-	}
-	n, _ := strconv.Atoi(m1[1])
-	return n
+	return string(reply)
 }
 
 func tailLines(s string, n int) string {
