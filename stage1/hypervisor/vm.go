@@ -10,9 +10,9 @@ import (
 
 // VM is a started QEMU process.
 type VM struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	cmd   *exec.Cmd
+	done  chan struct{}
+	err   error
 	qmp   string
 	accel Accel
 }
