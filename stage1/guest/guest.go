@@ -116,7 +116,7 @@ func PreInit() error {
 	if err := recordInitStart(); err != nil {
 		return err
 	}
-	if err := tuneImageReadAhead(); err != nil {
+	if err := tuneMemory(); err != nil {
 		return err
 	}
 	if err := mountPod(); err != nil {

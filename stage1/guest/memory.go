@@ -18,26 +18,30 @@ const (
 // (measured: pod start to the app's first byte, 6 runs each).
 const imageReadAheadKiB = "32"
 
-// tuneImageReadAhead sets the guest image's read-ahead before systemd reads
-// its programs from it.
-func tuneImageReadAhead() error {
-	if err := writeKnob(reportingOrderFile, "0"); err != nil {
-		return err
+// ReportingOrderParam is the kernel command line parameter (an environment
+// variable of the pre-init) asking for free page reporting at a finer
+// grain than the kernel's default: free blocks of 4 MiB (pageblock order
+// here), which an idle guest's scattered free pages never form. The host
+// asks for it under TCG, where guest RAM is in 4 KiB host pages: the guest
+// then reports free memory page by page, and the host takes it back. Under
+// KVM, guest RAM is in huge host pages that 4 KiB reports would break up.
+const ReportingOrderParam = "stage1_page_reporting_order"
+
+// tuneMemory sets the guest image's read-ahead before systemd reads its
+// programs from it, and the free page reporting grain if the host asked.
+func tuneMemory() error {
+	if order := os.Getenv(ReportingOrderParam); order != "" {
+		if err := writeKnob(reportingOrderFile, order); err != nil {
+			return err
+		}
 	}
 	return writeKnob(imageReadAheadFile, imageReadAheadKiB)
 }
 
-// TrimMemory hands the boot's leftovers back to the host once the guest has
-// booted: it drops the clean page cache no one maps (files read once while
-// booting) and has free page reporting report free memory page by page.
-// The kernel's default only reports free blocks of 4 MiB (pageblock order
-// here), which an idle guest's scattered free pages never form. Reporting
-// single pages makes the host refault pages the guest reuses; a fair price
-// for idle pods, the common case. About -5 MiB of host memory per idle pod.
+// TrimMemory drops, once the guest has booted, the clean page cache no one
+// maps (files read once while booting), so that free page reporting hands
+// it back to the host.
 func TrimMemory() error {
-	if err := writeKnob(reportingOrderFile, "0"); err != nil {
-		return err
-	}
 	return writeKnob(dropCachesFile, "1")
 }
 

@@ -33,6 +33,9 @@ func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []stri
 		// the local APIC timer against the PIT in real time (~240 ms).
 		// Without it the PIT drives the tick; fine for a small guest.
 		c = append(c, "noapictimer")
+		// Guest RAM is in 4 KiB host pages (a memfd): free memory can be
+		// handed back page by page (see guest.ReportingOrderParam).
+		c = append(c, guest.ReportingOrderParam+"=0")
 	}
 	if !debug {
 		c = append(c, "quiet", "systemd.show_status=0", "loglevel=1")

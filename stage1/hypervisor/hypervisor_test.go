@@ -162,6 +162,25 @@ func TestKernelCmdlineDebug(t *testing.T) {
 	}
 }
 
+// Memory knobs that depend on how the host backs guest RAM: page-by-page
+// free page reporting and percpu in pages under TCG (4 KiB host pages);
+// under KVM (huge host pages) only the percpu setting.
+func TestKernelCmdlineMemory(t *testing.T) {
+	tcg := KernelCmdline("a.target", TCG, false)
+	kvm := KernelCmdline("a.target", KVM, false)
+	for _, c := range [][]string{tcg, kvm} {
+		if !slices.Contains(c, "percpu_alloc=page") {
+			t.Errorf("no percpu_alloc=page: %v", c)
+		}
+	}
+	if !slices.Contains(tcg, "stage1_page_reporting_order=0") {
+		t.Errorf("TCG: no page-by-page reporting: %v", tcg)
+	}
+	if slices.ContainsFunc(kvm, func(a string) bool { return strings.HasPrefix(a, "stage1_page_reporting_order=") }) {
+		t.Errorf("KVM: page reporting order changed: %v", kvm)
+	}
+}
+
 func TestArgvTaps(t *testing.T) {
 	c := validConfig()
 	f0, f1 := os.NewFile(100, "tap0"), os.NewFile(101, "tap1")
