@@ -22,14 +22,12 @@ var ErrInvalidConfig = errors.New("invalid VM config")
 type Binary struct {
 	// Path is the qemu-system-x86_64 executable.
 	Path string
-	// Loader, if set, is the dynamic loader the dynamically linked
-	// programs run through, with LibDir as their only library path: this
-	// is how the stage1 image runs its own programs and libraries on a host
-	// that has neither. It runs virtiofsd, and QEMU unless QEMU is Static.
+	// Path is run directly: the bundled QEMU is static (qemu/build.sh).
+	// Loader, if set, is the dynamic loader virtiofsd runs through, with
+	// LibDir as its only library path: this is how the stage1 image runs
+	// Debian's virtiofsd and its libraries on a host that has neither.
 	Loader string
 	LibDir string
-	// Static: QEMU is statically linked (our own build) and runs directly.
-	Static bool
 	// DataDir holds QEMU's firmware (qboot.rom, microvm's default BIOS); empty means
 	// QEMU's built-in default.
 	DataDir string
@@ -63,7 +61,6 @@ func Bundled(root string) Binary {
 		Path:      filepath.Join(q, "bin", "qemu-system-x86_64"),
 		Loader:    filepath.Join(q, "lib", "ld-linux-x86-64.so.2"),
 		LibDir:    filepath.Join(q, "lib"),
-		Static:    true,
 		DataDir:   filepath.Join(q, "share"),
 		VirtioFSD: filepath.Join(q, "bin", "virtiofsd"),
 	}
@@ -234,11 +231,7 @@ func (c Config) Validate() error {
 
 // Argv is the full command line that starts the VM described by c.
 func Argv(c Config) []string {
-	var a []string
-	if c.Binary.Loader != "" && !c.Binary.Static {
-		a = append(a, c.Binary.Loader, "--library-path", c.Binary.LibDir, "--argv0", "qemu-system-x86_64")
-	}
-	a = append(a, c.Binary.Path)
+	a := []string{c.Binary.Path}
 	if c.Binary.DataDir != "" {
 		a = append(a, "-L", c.Binary.DataDir)
 	}

@@ -30,15 +30,12 @@ func (v *VM) ReleaseBootMemory(timeout time.Duration) error {
 	if v.accel == TCG {
 		cmds = append(cmds, flushCommand)
 	}
-	var errs []error
-	for _, c := range cmds {
-		errs = append(errs, v.qmpRun(c, timeout))
-	}
-	return errors.Join(errs...)
+	return v.qmpRun(timeout, cmds...)
 }
 
-// qmpRun runs one QMP command on a fresh connection.
-func (v *VM) qmpRun(cmd string, timeout time.Duration) error {
+// qmpRun runs QMP commands in order on one connection, going on past a
+// failed one; it returns every failure.
+func (v *VM) qmpRun(timeout time.Duration, cmds ...string) error {
 	if v.qmp == "" {
 		return ErrNoQMP
 	}
@@ -50,15 +47,19 @@ func (v *VM) qmpRun(cmd string, timeout time.Duration) error {
 		return fmt.Errorf("qmp: %w", err)
 	}
 	defer m.Disconnect()
-	reply, err := m.Run([]byte(cmd))
-	if err != nil {
-		return fmt.Errorf("qmp %s: %w", cmd, err)
+	var errs []error
+	for _, cmd := range cmds {
+		reply, err := m.Run([]byte(cmd))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("qmp %s: %w", cmd, err))
+			continue
+		}
+		var r struct {
+			Return json.RawMessage `json:"return"`
+		}
+		if err := json.Unmarshal(reply, &r); err != nil || r.Return == nil {
+			errs = append(errs, fmt.Errorf("qmp %s: unexpected reply %s", cmd, reply))
+		}
 	}
-	var r struct {
-		Return json.RawMessage `json:"return"`
-	}
-	if err := json.Unmarshal(reply, &r); err != nil || r.Return == nil {
-		return fmt.Errorf("qmp %s: unexpected reply %s", cmd, reply)
-	}
-	return nil
+	return errors.Join(errs...)
 }
