@@ -8,6 +8,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/mountpoint"
 )
 
 // NetNSDir is where named network namespaces live (as with `ip netns`).
@@ -80,13 +82,7 @@ func createNetNS(path string) error {
 // destroyNetNS unpins the namespace at path and removes the file. It is a
 // no-op when there is none.
 func destroyNetNS(path string) error {
-	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return nil
+	return mountpoint.Remove(path)
 }
 
 // inNetNS runs fn on a thread that entered the namespace at path; the

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/mountpoint"
 )
 
 // BindTop makes dst a non-recursive, private bind mount of src: it shows
@@ -29,13 +31,7 @@ func BindTop(src, dst string) error {
 
 // Unbind undoes BindTop; a dst that is already gone is no error.
 func Unbind(dst string) error {
-	if err := unix.Unmount(dst, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmount %s: %w", dst, err)
-	}
-	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", dst, err)
-	}
-	return nil
+	return mountpoint.Remove(dst)
 }
 
 // UnbindAll undoes every BindTop below dir, then removes dir: gc's way to
