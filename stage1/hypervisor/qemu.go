@@ -133,7 +133,8 @@ type Config struct {
 	// Taps are the pod's network interfaces, each an open tap device
 	// handed to QEMU as an inherited descriptor.
 	Taps []Tap
-	// QMPSocket, if set, is where QEMU listens for QMP (see VM.QMP).
+	// QMPSocket, if set, is where QEMU listens for QMP (see
+	// VM.ReleaseBootMemory).
 	QMPSocket string
 }
 
