@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/agent"
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // Exit codes of our own failures (the command's code passes through).
@@ -50,7 +50,7 @@ func run(args []string) int {
 	code, err := enter(*app, fs.Args())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 enter: %v\n", err)
-		var re *agent.RemoteError
+		var re *agentproto.RemoteError
 		if errors.As(err, &re) && re.Status > 0 {
 			return re.Status
 		}
@@ -60,23 +60,23 @@ func run(args []string) int {
 }
 
 func enter(app string, argv []string) (int, error) {
-	conn, err := agent.Dial(layout.AgentSocket)
+	conn, err := agentproto.Dial(contract.AgentSocket)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	req := agent.ExecRequest{App: app, Argv: argv}
+	req := agentproto.ExecRequest{App: app, Argv: argv}
 	inFd, outFd := int(os.Stdin.Fd()), int(os.Stdout.Fd())
 	if !term.IsTerminal(inFd) || !term.IsTerminal(outFd) {
 		// Pipes: stdout and stderr stay apart, stdin's EOF reaches the
 		// command.
-		return agent.Exec(conn, req, os.Stdin, os.Stdout, os.Stderr, nil)
+		return agentproto.Exec(conn, req, os.Stdin, os.Stdout, os.Stderr, nil)
 	}
 
 	req.TTY = true
 	req.Term = os.Getenv("TERM")
 	req.Size = terminalSize(outFd)
-	resize := make(chan agent.Size, 1)
+	resize := make(chan agentproto.Size, 1)
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	defer signal.Stop(winch)
@@ -104,14 +104,14 @@ func enter(app string, argv []string) (int, error) {
 		signal.Reset(s)
 		syscall.Kill(os.Getpid(), s.(syscall.Signal))
 	}()
-	return agent.Exec(conn, req, os.Stdin, os.Stdout, nil, resize)
+	return agentproto.Exec(conn, req, os.Stdin, os.Stdout, nil, resize)
 }
 
 // terminalSize is fd's size, 24x80 if it cannot be read.
-func terminalSize(fd int) agent.Size {
+func terminalSize(fd int) agentproto.Size {
 	w, h, err := term.GetSize(fd)
 	if err != nil || w <= 0 || h <= 0 || w > 0xffff || h > 0xffff {
-		return agent.Size{Rows: 24, Cols: 80}
+		return agentproto.Size{Rows: 24, Cols: 80}
 	}
-	return agent.Size{Rows: uint16(h), Cols: uint16(w)}
+	return agentproto.Size{Rows: uint16(h), Cols: uint16(w)}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // captureStderr runs f with os.Stderr redirected and returns what it wrote.
@@ -55,7 +55,7 @@ func TestAgentErrorStatus(t *testing.T) {
 	// A fake agent refusing with a status: enter exits with it.
 	dir := t.TempDir()
 	t.Chdir(dir)
-	l, err := net.Listen("unix", layout.AgentSocket)
+	l, err := net.Listen("unix", contract.AgentSocket)
 	if err != nil {
 		t.Fatal(err)
 	}

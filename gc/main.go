@@ -11,7 +11,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/hostres"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
 )
 
 func main() {

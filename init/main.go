@@ -9,8 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/runflags"
-	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/runflags"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
 )
 
 // Exit codes of our own failures (an app's code passes through unchanged).

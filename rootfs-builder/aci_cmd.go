@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/aci"
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 func runACI(args []string) error {
@@ -35,7 +35,7 @@ func runACI(args []string) error {
 		return fmt.Errorf("aci: missing %s", strings.Join(missing, ", "))
 	}
 	eps := map[string]string{}
-	for _, ep := range layout.EntryPoints {
+	for _, ep := range contract.EntryPoints {
 		p := filepath.Join(*binDir, ep.File)
 		if _, err := os.Stat(p); err == nil {
 			eps[ep.Name] = p

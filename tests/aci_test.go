@@ -17,8 +17,8 @@ import (
 	"github.com/appc/spec/aci"
 	"github.com/appc/spec/schema"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -66,7 +66,7 @@ func TestACIValid(t *testing.T) {
 		}
 	}
 	declared := 0
-	for _, ep := range layout.EntryPoints {
+	for _, ep := range contract.EntryPoints {
 		v, ok := im.Annotations.Get("coreos.com/rkt/stage1/" + ep.Name)
 		if !ok {
 			continue
@@ -81,17 +81,17 @@ func TestACIValid(t *testing.T) {
 		t.Error("no run entry point")
 	}
 	// Every entry-point file in the rootfs is declared, and vice versa.
-	for _, ep := range layout.EntryPoints {
+	for _, ep := range contract.EntryPoints {
 		_, inTar := entries["rootfs/"+ep.File]
 		_, annotated := im.Annotations.Get("coreos.com/rkt/stage1/" + ep.Name)
 		if inTar != annotated {
 			t.Errorf("entry point %s: file present %v, annotation present %v", ep.Name, inTar, annotated)
 		}
 	}
-	if h := entries["rootfs/"+layout.StatusDir]; h == nil || h.Typeflag != tar.TypeDir {
+	if h := entries["rootfs/"+contract.StatusDir]; h == nil || h.Typeflag != tar.TypeDir {
 		t.Error("rootfs/rkt/status/ directory missing (rkt requires it)")
 	}
-	for _, want := range []string{layout.Kernel, layout.GuestImage,
+	for _, want := range []string{contract.Kernel, contract.GuestImage,
 		"qemu/bin/qemu-system-x86_64", "qemu/lib/ld-linux-x86-64.so.2", "qemu/lib/libc.so.6",
 		"qemu/share/qboot.rom", "qemu/bin/virtiofsd"} {
 		if entries["rootfs/"+want] == nil {

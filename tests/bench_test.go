@@ -22,10 +22,9 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/events"
-	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
-	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -86,7 +85,7 @@ func BenchmarkGuestBoot(b *testing.B) {
 			}
 			cfg := hypervisor.Config{
 				Binary: hypervisor.Bundled(rootfs), Accel: accel,
-				Kernel: filepath.Join(rootfs, layout.Kernel), Image: filepath.Join(rootfs, layout.GuestImage),
+				Kernel: filepath.Join(rootfs, contract.Kernel), Image: filepath.Join(rootfs, contract.GuestImage),
 				Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", accel, false),
 				MemoryMiB: 128, CPUs: 1, TBSizeMiB: 32,
 				Ports: []hypervisor.Port{{Name: hypervisor.EventsPort, Socket: sock}},
@@ -105,7 +104,7 @@ func BenchmarkGuestBoot(b *testing.B) {
 			c.SetReadDeadline(time.Now().Add(bootTimeout))
 			line, err := bufio.NewReader(c).ReadString('\n')
 			marker := time.Since(start)
-			e, perr := events.Parse(line)
+			e, perr := contract.ParseEvent(line)
 			if err != nil || perr != nil || e.TotalMs == 0 {
 				vm.Kill()
 				b.Fatalf("no boot marker: %v %v %q", err, perr, line)
@@ -230,7 +229,7 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 			p.WaitReady(b, readyTimeout)
 			time.Sleep(idleAfterReady)
 			total, procs := pss(run.Pid)
-			qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", layout.Kernel))
+			qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", contract.Kernel))
 			if len(qemu) == 1 {
 				s["qemu_peak_rss_mib"] = append(s["qemu_peak_rss_mib"], statusKiB(qemu[0], "VmHWM")/1024)
 			}
@@ -304,7 +303,7 @@ func BenchmarkTCGBuffer(b *testing.B) {
 				p.WaitReady(b, readyTimeout)
 				time.Sleep(idleAfterReady)
 				total, _ := pss(run.Pid)
-				if qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", layout.Kernel)); len(qemu) == 1 {
+				if qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", contract.Kernel)); len(qemu) == 1 {
 					s[key+"qemu_peak_rss_mib"] = append(s[key+"qemu_peak_rss_mib"], statusKiB(qemu[0], "VmHWM")/1024)
 				}
 				s[key+"pod_pss_mib"] = append(s[key+"pod_pss_mib"], float64(total)/1024)

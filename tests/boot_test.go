@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
-	"github.com/stage1-kvm/stage1-kvm/stage1/hypervisor"
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -50,8 +50,8 @@ func TestBootSelftest(t *testing.T) {
 	cfg := hypervisor.Config{
 		Binary:    hypervisor.Bundled(rootfs),
 		Accel:     accel,
-		Kernel:    filepath.Join(rootfs, layout.Kernel),
-		Image:     filepath.Join(rootfs, layout.GuestImage),
+		Kernel:    filepath.Join(rootfs, contract.Kernel),
+		Image:     filepath.Join(rootfs, contract.GuestImage),
 		Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", accel, true),
 		MemoryMiB: 128,
 		CPUs:      1,

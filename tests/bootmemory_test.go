@@ -12,7 +12,7 @@ import (
 
 	"github.com/digitalocean/go-qemu/qmp"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -37,7 +37,7 @@ func TestBootMemoryReleased(t *testing.T) {
 		}
 	}
 
-	socket := filepath.Join(p.Dir, layout.QMPSocket)
+	socket := filepath.Join(p.Dir, contract.QMPSocket)
 	// QEMU counts the flush: its own statistics, read over the same socket.
 	if n := jitFlushes(t, socket); n < 1 {
 		t.Errorf("TB flush count = %d after the release, want >= 1", n)

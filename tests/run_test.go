@@ -15,7 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/creack/pty"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -289,7 +289,7 @@ func TestVMDiesMidRun(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(p.Dir, "pid")); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(run.Pid) {
 		t.Errorf("pid file %q (%v), want %d", b, err, run.Pid)
 	}
-	qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", layout.Kernel))
+	qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", contract.Kernel))
 	if len(qemu) != 1 {
 		t.Fatalf("want one QEMU process, found %v", qemu)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 

@@ -21,7 +21,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/elfdeps"
 	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/tree"
-	"github.com/stage1-kvm/stage1-kvm/stage1/layout"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // Name is the image name users pass to rkt's --stage1-name.
@@ -74,7 +74,7 @@ func Manifest(c Config) (*schema.ImageManifest, error) {
 		return nil, fmt.Errorf("the run entry point is required")
 	}
 	known := map[string]bool{}
-	for _, ep := range layout.EntryPoints {
+	for _, ep := range contract.EntryPoints {
 		known[ep.Name] = true
 		if _, ok := c.EntryPoints[ep.Name]; ok {
 			m.Annotations.Set(types.ACIdentifier(annotationPrefix+ep.Name), "/"+ep.File)
@@ -119,20 +119,20 @@ func Build(c Config) error {
 }
 
 func stageRootfs(c Config, t tree.Tree) error {
-	if err := t.Mkdir(layout.StatusDir, 0o755); err != nil {
+	if err := t.Mkdir(contract.StatusDir, 0o755); err != nil {
 		return err
 	}
-	for _, ep := range layout.EntryPoints {
+	for _, ep := range contract.EntryPoints {
 		if src, ok := c.EntryPoints[ep.Name]; ok {
 			if err := t.CopyFile(src, ep.File, 0o755); err != nil {
 				return err
 			}
 		}
 	}
-	if err := t.CopyFile(c.Kernel, layout.Kernel, 0o644); err != nil {
+	if err := t.CopyFile(c.Kernel, contract.Kernel, 0o644); err != nil {
 		return err
 	}
-	if err := t.CopyFile(c.GuestImage, layout.GuestImage, 0o644); err != nil {
+	if err := t.CopyFile(c.GuestImage, contract.GuestImage, 0o644); err != nil {
 		return err
 	}
 	for _, p := range c.NetPlugins {
@@ -151,7 +151,7 @@ const NetPluginsDir = "net-plugins"
 // flat directory, so it runs through that loader with --library-path and
 // never touches the host's libraries.
 func stageQEMU(c Config, t tree.Tree) error {
-	q := layout.QEMUDir
+	q := contract.QEMUDir
 	if err := t.CopyFile(c.QEMU, q+"/bin/qemu-system-x86_64", 0o755); err != nil {
 		return err
 	}

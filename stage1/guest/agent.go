@@ -20,14 +20,12 @@ import (
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/agent"
-	"github.com/stage1-kvm/stage1-kvm/stage1/events"
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // Agent tuning.
 const (
-	// Systemctl powers the VM off for a stop request.
-	Systemctl = "/usr/bin/systemctl"
 	// defaultPath is appc's PATH, for finding a command when the app's
 	// environment has none.
 	defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -43,7 +41,7 @@ const (
 // RunAgent runs the guest agent service: it serves the host's requests
 // (enter, stop) over a yamux session on the agent port until SIGTERM.
 func RunAgent() error {
-	port, err := openPort(AgentPort, os.O_RDWR)
+	port, err := openPort(contract.AgentPort, os.O_RDWR)
 	if err != nil {
 		return err
 	}
@@ -56,7 +54,7 @@ func RunAgent() error {
 	if err != nil {
 		return fmt.Errorf("agent session: %w", err)
 	}
-	h := NewAgentHandler(PodMount)
+	h := NewAgentHandler(contract.PodMount)
 	var inflight sync.WaitGroup
 	ended := make(chan error, 1)
 	go func() {
@@ -69,14 +67,14 @@ func RunAgent() error {
 			inflight.Add(1)
 			go func() {
 				defer inflight.Done()
-				agent.ServeConn(c, h)
+				agentproto.ServeConn(c, h)
 			}()
 		}
 	}()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
 	// The session reads the port from now on: the host may speak.
-	if err := Send(EventsPort, events.Event{Kind: events.AgentReady}.String()); err != nil {
+	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventAgentReady}.String()); err != nil {
 		return err
 	}
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
@@ -119,7 +117,7 @@ func NewAgentHandler(pod string) *AgentHandler {
 
 // Stop queues the VM's power-off.
 func (h *AgentHandler) Stop() error {
-	out, err := exec.Command(Systemctl, "poweroff", "--no-block").CombinedOutput()
+	out, err := exec.Command(contract.Systemctl, "poweroff", "--no-block").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("systemctl poweroff: %v: %s", err, strings.TrimSpace(string(out)))
 	}
@@ -136,27 +134,27 @@ func (h *AgentHandler) HangupAll() {
 }
 
 func noApp(app string) error {
-	return &agent.RemoteError{Msg: fmt.Sprintf("no app named %q in this pod", app)}
+	return &agentproto.RemoteError{Msg: fmt.Sprintf("no app named %q in this pod", app)}
 }
 
 // Exec starts a command in an app as rkt enter does: as root, in the app's
 // root file system (as the app sees it, with /proc and /dev), with the
 // app's environment, in /.
-func (h *AgentHandler) Exec(req *agent.ExecRequest) (agent.Process, error) {
+func (h *AgentHandler) Exec(req *agentproto.ExecRequest) (agentproto.Process, error) {
 	if _, err := types.NewACName(req.App); err != nil {
 		return nil, noApp(req.App)
 	}
-	rootfs := filepath.Join(h.pod, "opt/stage2", req.App, "rootfs")
+	rootfs := filepath.Join(h.pod, contract.AppRootfsRel(req.App))
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return nil, noApp(req.App)
 	}
-	envData, err := os.ReadFile(filepath.Join(h.pod, agent.EnvDir, req.App))
+	envData, err := os.ReadFile(filepath.Join(h.pod, contract.EnvDir, req.App))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, noApp(req.App)
 	} else if err != nil {
 		return nil, fmt.Errorf("read the environment of app %s: %w", req.App, err)
 	}
-	env, err := agent.DecodeEnv(envData)
+	env, err := contract.DecodeEnv(envData)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", req.App, err)
 	}
@@ -195,7 +193,7 @@ func (h *AgentHandler) Exec(req *agent.ExecRequest) (agent.Process, error) {
 		if errors.Is(err, unix.ENOENT) {
 			status = 127
 		}
-		return nil, &agent.RemoteError{Msg: fmt.Sprintf("exec: %s: %v", req.Argv[0], unwrapErrno(err)), Status: status}
+		return nil, &agentproto.RemoteError{Msg: fmt.Sprintf("exec: %s: %v", req.Argv[0], unwrapErrno(err)), Status: status}
 	}
 	h.mu.Lock()
 	h.running[p] = struct{}{}
@@ -288,7 +286,7 @@ func openDir(p string) (*os.File, error) {
 // is a path (from /, the command's working directory), others are looked
 // up in pathEnv. Symbolic links resolve inside root.
 func lookPathIn(root *os.File, name, pathEnv string) (string, error) {
-	notFound := &agent.RemoteError{Msg: fmt.Sprintf("exec: %s: not found", name), Status: 127}
+	notFound := &agentproto.RemoteError{Msg: fmt.Sprintf("exec: %s: not found", name), Status: 127}
 	var candidates []string
 	if strings.Contains(name, "/") {
 		candidates = []string{path.Join("/", name)}
@@ -314,9 +312,9 @@ func lookPathIn(root *os.File, name, pathEnv string) (string, error) {
 		}
 		switch {
 		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
-			denied = &agent.RemoteError{Msg: fmt.Sprintf("exec: %s: is a directory", name), Status: 126}
+			denied = &agentproto.RemoteError{Msg: fmt.Sprintf("exec: %s: is a directory", name), Status: 126}
 		case st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0:
-			denied = &agent.RemoteError{Msg: fmt.Sprintf("exec: %s: permission denied", name), Status: 126}
+			denied = &agentproto.RemoteError{Msg: fmt.Sprintf("exec: %s: permission denied", name), Status: 126}
 		default:
 			return c, nil
 		}
@@ -382,7 +380,7 @@ func (p *agentProcess) startPipes(cmd *exec.Cmd) error {
 	return nil
 }
 
-func (p *agentProcess) startTTY(cmd *exec.Cmd, size agent.Size) error {
+func (p *agentProcess) startTTY(cmd *exec.Cmd, size agentproto.Size) error {
 	master, tty, err := openPTY(size)
 	if err != nil {
 		return fmt.Errorf("allocate a terminal: %w", err)
@@ -413,7 +411,7 @@ func (p *agentProcess) startTTY(cmd *exec.Cmd, size agent.Size) error {
 // openPTY allocates a pseudo-terminal of the given size. The master is
 // non-blocking, so Go's poller serves it and read deadlines work on it (a
 // master put in blocking mode, as os.File.Fd does, would ignore them).
-func openPTY(size agent.Size) (master, tty *os.File, err error) {
+func openPTY(size agentproto.Size) (master, tty *os.File, err error) {
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
@@ -476,7 +474,7 @@ func (p *agentProcess) Stdin() io.WriteCloser { return p.stdin }
 func (p *agentProcess) Stdout() io.Reader     { return p.stdout }
 func (p *agentProcess) Stderr() io.Reader     { return p.stderr }
 
-func (p *agentProcess) Resize(s agent.Size) error {
+func (p *agentProcess) Resize(s agentproto.Size) error {
 	if p.master == nil || s.Rows == 0 || s.Cols == 0 {
 		return nil
 	}

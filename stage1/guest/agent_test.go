@@ -17,7 +17,8 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/agent"
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // fakePod makes a pod mount with one app, "app": a busybox rootfs and its
@@ -57,14 +58,14 @@ func fakePod(t *testing.T) (pod, rootfs string) {
 	}
 	os.WriteFile(filepath.Join(rootfs, "etc/only-in-app"), []byte("app file\n"), 0o644)
 	os.WriteFile(filepath.Join(rootfs, "bin/not-exec"), []byte("#!/bin/sh\n"), 0o644)
-	env := agent.EncodeEnv([]types.EnvironmentVariable{
+	env, _ := contract.EncodeEnv([]types.EnvironmentVariable{
 		{Name: "PATH", Value: "/usr/bin:/bin"},
 		{Name: "FOO", Value: "line1\nline2 \\ $HOME"},
 	})
-	if err := os.MkdirAll(filepath.Join(pod, agent.EnvDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(pod, contract.EnvDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(pod, agent.EnvDir, "app"), env, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(pod, contract.EnvDir, "app"), env, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return pod, rootfs
@@ -76,10 +77,10 @@ type execResult struct {
 	err            error
 }
 
-func runExec(t *testing.T, h *AgentHandler, req agent.ExecRequest, stdin string, resize <-chan agent.Size) execResult {
+func runExec(t *testing.T, h *AgentHandler, req agentproto.ExecRequest, stdin string, resize <-chan agentproto.Size) execResult {
 	t.Helper()
 	a, b := net.Pipe()
-	go agent.ServeConn(b, h)
+	go agentproto.ServeConn(b, h)
 	defer a.Close()
 	var out, errb bytes.Buffer
 	var in *strings.Reader
@@ -90,9 +91,9 @@ func runExec(t *testing.T, h *AgentHandler, req agent.ExecRequest, stdin string,
 	go func() {
 		var r execResult
 		if in != nil {
-			r.code, r.err = agent.Exec(a, req, in, &out, &errb, resize)
+			r.code, r.err = agentproto.Exec(a, req, in, &out, &errb, resize)
 		} else {
-			r.code, r.err = agent.Exec(a, req, nil, &out, &errb, resize)
+			r.code, r.err = agentproto.Exec(a, req, nil, &out, &errb, resize)
 		}
 		done <- r
 	}()
@@ -109,8 +110,8 @@ func runExec(t *testing.T, h *AgentHandler, req agent.ExecRequest, stdin string,
 func TestAgentExecPipes(t *testing.T) {
 	pod, _ := fakePod(t)
 	h := NewAgentHandler(pod)
-	sh := func(script string) agent.ExecRequest {
-		return agent.ExecRequest{App: "app", Argv: []string{"sh", "-c", script}}
+	sh := func(script string) agentproto.ExecRequest {
+		return agentproto.ExecRequest{App: "app", Argv: []string{"sh", "-c", script}}
 	}
 
 	r := runExec(t, h, sh(`echo out; echo err >&2; pwd; cat /etc/only-in-app; echo "$FOO"; exit 3`), "", nil)
@@ -125,10 +126,10 @@ func TestAgentExecPipes(t *testing.T) {
 	}
 
 	input := strings.Repeat("0123456789abcdef\n", 20000)
-	if r := runExec(t, h, agent.ExecRequest{App: "app", Argv: []string{"cat"}}, input, nil); r.err != nil || r.code != 0 || r.stdout != input {
+	if r := runExec(t, h, agentproto.ExecRequest{App: "app", Argv: []string{"cat"}}, input, nil); r.err != nil || r.code != 0 || r.stdout != input {
 		t.Errorf("cat: exit %d, %v, %d bytes of %d", r.code, r.err, len(r.stdout), len(input))
 	}
-	if r := runExec(t, h, agent.ExecRequest{App: "app", Argv: []string{"printf", "%s-%s", "via", "link"}}, "", nil); r.stdout != "via-link" {
+	if r := runExec(t, h, agentproto.ExecRequest{App: "app", Argv: []string{"printf", "%s-%s", "via", "link"}}, "", nil); r.stdout != "via-link" {
 		t.Errorf("absolute symlink: %+v", r)
 	}
 	if r := runExec(t, h, sh(`kill -KILL $$`), "", nil); r.err != nil || r.code != 128+9 {
@@ -160,14 +161,14 @@ func TestAgentExecErrors(t *testing.T) {
 		// Found on the guest's PATH, not in the app: not found.
 		{"app", []string{"unshare"}, "exec: unshare: not found", 127},
 	} {
-		r := runExec(t, h, agent.ExecRequest{App: c.app, Argv: c.argv}, "", nil)
-		var re *agent.RemoteError
+		r := runExec(t, h, agentproto.ExecRequest{App: c.app, Argv: c.argv}, "", nil)
+		var re *agentproto.RemoteError
 		if !errors.As(r.err, &re) || re.Msg != c.msg || re.Status != c.status {
 			t.Errorf("%s %q: %#v, want %q status %d", c.app, c.argv, r.err, c.msg, c.status)
 		}
 	}
-	os.Remove(filepath.Join(pod, agent.EnvDir, "app"))
-	r := runExec(t, h, agent.ExecRequest{App: "app", Argv: []string{"sh"}}, "", nil)
+	os.Remove(filepath.Join(pod, contract.EnvDir, "app"))
+	r := runExec(t, h, agentproto.ExecRequest{App: "app", Argv: []string{"sh"}}, "", nil)
 	if r.err == nil || !strings.Contains(r.err.Error(), "no app named") {
 		t.Errorf("app without env file: %v", r.err)
 	}
@@ -201,7 +202,7 @@ func appProcess(t *testing.T, rootfs string) {
 func TestAgentExecTTY(t *testing.T) {
 	pod, rootfs := fakePod(t)
 	h := NewAgentHandler(pod)
-	req := agent.ExecRequest{App: "app", TTY: true, Size: agent.Size{Rows: 30, Cols: 100}, Term: "xterm-test",
+	req := agentproto.ExecRequest{App: "app", TTY: true, Size: agentproto.Size{Rows: 30, Cols: 100}, Term: "xterm-test",
 		Argv: []string{"sh", "-c", `stty size; echo "term=$TERM"; test -t 0 && test -t 1 && test -t 2 && echo all-tty`}}
 	r := runExec(t, h, req, "", nil)
 	if r.err != nil || r.code != 0 {
@@ -228,15 +229,15 @@ func TestAgentExecTTY(t *testing.T) {
 	}
 
 	// Resizes reach the command as SIGWINCH and a new size.
-	resize := make(chan agent.Size, 1)
+	resize := make(chan agentproto.Size, 1)
 	req.Argv = []string{"sh", "-c", `trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.05; done`}
 	a, b := net.Pipe()
-	go agent.ServeConn(b, h)
+	go agentproto.ServeConn(b, h)
 	defer a.Close()
 	out := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		code, _ := agent.Exec(a, req, blockingReader{}, out, nil, resize)
+		code, _ := agentproto.Exec(a, req, blockingReader{}, out, nil, resize)
 		done <- code
 	}()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "ready"); time.Sleep(10 * time.Millisecond) {
@@ -244,7 +245,7 @@ func TestAgentExecTTY(t *testing.T) {
 			t.Fatalf("no ready: %q", out.String())
 		}
 	}
-	resize <- agent.Size{Rows: 40, Cols: 120}
+	resize <- agentproto.Size{Rows: 40, Cols: 120}
 	select {
 	case code := <-done:
 		if code != 0 || !strings.Contains(out.String(), "40 120") {
@@ -259,11 +260,11 @@ func TestAgentHangup(t *testing.T) {
 	pod, _ := fakePod(t)
 	h := NewAgentHandler(pod)
 	a, b := net.Pipe()
-	go agent.ServeConn(b, h)
+	go agentproto.ServeConn(b, h)
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		_, err := agent.Exec(a, agent.ExecRequest{App: "app", Argv: []string{"sh", "-c", `trap 'echo hup >/hup; exit 1' HUP; echo ready; while :; do sleep 0.05; done`}}, blockingReader{}, out, nil, nil)
+		_, err := agentproto.Exec(a, agentproto.ExecRequest{App: "app", Argv: []string{"sh", "-c", `trap 'echo hup >/hup; exit 1' HUP; echo ready; while :; do sleep 0.05; done`}}, blockingReader{}, out, nil, nil)
 		done <- err
 	}()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "ready"); time.Sleep(10 * time.Millisecond) {

@@ -10,15 +10,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/events"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // exitedDir records, inside the guest, which apps have ended.
 const exitedDir = "/run/stage1/exited"
-
-// StatusDir, relative to the pod mount, is rkt's per-app exit status
-// directory (rkt status reads it on the host).
-const StatusDir = "rkt/status"
 
 // ExitStatus turns systemd's $MONITOR_EXIT_CODE and $MONITOR_EXIT_STATUS
 // (given to units started by an app's OnSuccess=/OnFailure=) into the status rkt records: the exit code, or the number of
@@ -71,7 +67,7 @@ func AppExited(app string, apps []string) error {
 		// systemd leaves the MONITOR_ variables out in some cases; ask
 		// it directly, as rkt's own reaper did.
 		var err error
-		if code, st, err = mainStatus(app + ".service"); err != nil {
+		if code, st, err = mainStatus(contract.AppService(app)); err != nil {
 			return err
 		}
 	}
@@ -79,7 +75,7 @@ func AppExited(app string, apps []string) error {
 	if err != nil {
 		return fmt.Errorf("app %s: %w", app, err)
 	}
-	if err := writeFileSync(filepath.Join(PodMount, StatusDir, app), []byte(strconv.Itoa(status))); err != nil {
+	if err := writeFileSync(filepath.Join(contract.PodMount, contract.StatusDir, app), []byte(strconv.Itoa(status))); err != nil {
 		return fmt.Errorf("write status of %s: %w", app, err)
 	}
 	if err := os.MkdirAll(exitedDir, 0o755); err != nil {
@@ -88,7 +84,7 @@ func AppExited(app string, apps []string) error {
 	if err := os.WriteFile(filepath.Join(exitedDir, app), nil, 0o644); err != nil {
 		return err
 	}
-	if err := Send(EventsPort, events.Event{Kind: events.Exited, App: app, Status: status}.String()); err != nil {
+	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventExited, App: app, Status: status}.String()); err != nil {
 		return err
 	}
 	done := func(a string) bool {
@@ -97,7 +93,7 @@ func AppExited(app string, apps []string) error {
 	}
 	if ShouldPowerOff(status, apps, done) {
 		// --no-block: the power-off waits for this unit to finish.
-		if out, err := exec.Command("/usr/bin/systemctl", "poweroff", "--no-block").CombinedOutput(); err != nil {
+		if out, err := exec.Command(contract.Systemctl, "poweroff", "--no-block").CombinedOutput(); err != nil {
 			return fmt.Errorf("power off: %w: %s", err, out)
 		}
 	}
@@ -107,7 +103,7 @@ func AppExited(app string, apps []string) error {
 // mainStatus reads a unit's main process result from systemd, in the
 // $EXIT_CODE/$EXIT_STATUS vocabulary ExitStatus takes.
 func mainStatus(unit string) (code, status string, err error) {
-	out, err := exec.Command("/usr/bin/systemctl", "show", "--property=ExecMainCode,ExecMainStatus", unit).Output()
+	out, err := exec.Command(contract.Systemctl, "show", "--property=ExecMainCode,ExecMainStatus", unit).Output()
 	if err != nil {
 		return "", "", fmt.Errorf("query %s: %w", unit, err)
 	}

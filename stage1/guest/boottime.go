@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,16 +55,33 @@ func bootClockMs() (int64, error) {
 	return ts.Nano() / 1e6, nil
 }
 
-// String formats the times as the boot marker line the host parses.
-func (b BootTimes) String() string {
-	return fmt.Sprintf("ready kernel_ms=%d total_ms=%d", b.KernelMs, b.TotalMs)
+// ReportEvent sends the host an event of kind (EventReady or EventSettled),
+// doing first what the event promises: once settled, the boot's page cache
+// is dropped; ready carries the boot timings.
+func ReportEvent(kind contract.EventKind) error {
+	e := contract.Event{Kind: kind}
+	switch kind {
+	case contract.EventSettled:
+		// Only memory is at stake: report the failure, go on.
+		if err := TrimMemory(); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+		}
+	case contract.EventReady:
+		if bt, err := ReadBootTimes(); err == nil {
+			e.KernelMs, e.TotalMs = bt.KernelMs, bt.TotalMs
+		}
+	default:
+		return fmt.Errorf("event %q: only %s and %s are sent this way", kind, contract.EventReady, contract.EventSettled)
+	}
+	return Send(contract.EventsPort, e.String())
 }
 
-// ParseBootTimes parses a marker line written by String.
-func ParseBootTimes(line string) (BootTimes, error) {
-	var b BootTimes
-	if _, err := fmt.Sscanf(strings.TrimSpace(line), "ready kernel_ms=%d total_ms=%d", &b.KernelMs, &b.TotalMs); err != nil {
-		return BootTimes{}, fmt.Errorf("parse boot marker %q: %w", line, err)
+// Selftest reports the boot timings of the guest image's self-test boot
+// (no pod) as a ready event.
+func Selftest() error {
+	bt, err := ReadBootTimes()
+	if err != nil {
+		return err
 	}
-	return b, nil
+	return Send(contract.EventsPort, contract.Event{Kind: contract.EventReady, KernelMs: bt.KernelMs, TotalMs: bt.TotalMs}.String())
 }

@@ -11,63 +11,22 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"golang.org/x/sys/unix"
 )
 
-// Paths inside the guest.
-const (
-	// Systemd is exec'd by PreInit as PID 1.
-	Systemd = "/usr/lib/systemd/systemd"
-	// PortDir holds symlinks to virtio-serial ports by name, as udev would
-	// make them; the guest runs no udev.
-	PortDir = "/dev/virtio-ports"
-	// InitStartFile records when the kernel handed over to userspace.
-	InitStartFile = "/run/stage1/init-start-ms"
-	// EventsPort is the virtio-serial port our guest programs report
-	// events (boot, app exits) on. The host end is a socket of the run
-	// entrypoint.
-	EventsPort = "org.stage1-kvm.events"
-	// StdoutPort, StderrPort and StdinPort carry the apps' standard
-	// streams to and from the run entrypoint's own.
-	StdoutPort = "org.stage1-kvm.stdout"
-	StderrPort = "org.stage1-kvm.stderr"
-	StdinPort  = "org.stage1-kvm.stdin"
-	// AgentPort carries the guest agent's multiplexed sessions (enter,
-	// stop). The run entry point holds the host end and proxies the pod's
-	// agent socket (layout.AgentSocket) onto it.
-	AgentPort = "org.stage1-kvm.agent"
-
-	// PodMount is where the pod's stage1 rootfs (host directory
-	// <pod>/stage1/rootfs) is mounted; PodTag is its 9p mount tag.
-	PodMount = "/pod"
-	PodTag   = "pod"
-	// UnitsDir, relative to the pod mount, holds the units the host
-	// generated for this pod; PreInit copies them to RuntimeUnitDir.
-	UnitsDir       = "units"
-	RuntimeUnitDir = "/run/systemd/system"
-	// AccountsDir, relative to the pod mount, holds the guest's passwd
-	// and group files generated for the pod's apps.
-	AccountsDir = "accounts"
-	// JournalDir, relative to the pod mount, receives the persistent
-	// journal (rkt's place for it).
-	JournalDir = "var/log/journal"
-
-	// VirtiofsParam is the kernel command line parameter listing the
-	// tags of the shares served over virtiofs instead of 9p. The kernel
-	// hands it to the pre-init as an environment variable (no dot in its
-	// name, so the kernel does not take it for a module parameter).
-	VirtiofsParam = "stage1_virtiofs"
-)
+// InitStartFile records when the kernel handed over to userspace.
+const InitStartFile = "/run/stage1/init-start-ms"
 
 // mountShare mounts the host share tag on target, over virtiofs when the
-// host says so (VirtiofsParam), else over 9p with options ninePOptions.
-func mountShare(tag, target string, flags uintptr, ninePOptions string) error {
-	for _, t := range strings.Split(os.Getenv(VirtiofsParam), ",") {
+// host says so (contract.VirtiofsParam), else over 9p.
+func mountShare(tag, target string, flags uintptr) error {
+	for _, t := range strings.Split(os.Getenv(contract.VirtiofsParam), ",") {
 		if t == tag {
 			return unix.Mount(tag, target, "virtiofs", flags, "")
 		}
 	}
-	return unix.Mount(tag, target, "9p", flags, ninePOptions)
+	return unix.Mount(tag, target, "9p", flags, contract.NinePMountOptions)
 }
 
 // ErrNoPort means the VM has no virtio-serial port of that name.
@@ -110,7 +69,7 @@ func PreInit() error {
 	if err := os.Symlink("../run", "/var/run"); err != nil {
 		return fmt.Errorf("link /var/run: %w", err)
 	}
-	if err := LinkPorts("/sys/class/virtio-ports", PortDir); err != nil {
+	if err := LinkPorts("/sys/class/virtio-ports", contract.PortDir); err != nil {
 		return err
 	}
 	if err := recordInitStart(); err != nil {
@@ -125,27 +84,24 @@ func PreInit() error {
 	if err := setupNetwork(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	argv := append([]string{Systemd}, os.Args[1:]...)
-	return fmt.Errorf("exec %s: %w", Systemd, syscall.Exec(Systemd, argv, os.Environ()))
+	argv := append([]string{contract.Systemd}, os.Args[1:]...)
+	return fmt.Errorf("exec %s: %w", contract.Systemd, syscall.Exec(contract.Systemd, argv, os.Environ()))
 }
 
 // mountPod mounts the pod's shared directory, installs the pod's units and
 // points the journal at the pod directory. A VM without the share (the boot
 // self-test) skips all of it.
 func mountPod() error {
-	// cache=mmap: journald maps its files shared; the other cache modes
-	// either refuse that or keep writes from the host for too long.
-	opts := "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
-	if err := mountShare(PodTag, PodMount, unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+	if err := mountShare(contract.PodTag, contract.PodMount, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // no such tag
 		}
 		return fmt.Errorf("mount pod share: %w", err)
 	}
-	if err := os.MkdirAll(RuntimeUnitDir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", RuntimeUnitDir, err)
+	if err := os.MkdirAll(contract.RuntimeUnitDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", contract.RuntimeUnitDir, err)
 	}
-	src := filepath.Join(PodMount, UnitsDir)
+	src := filepath.Join(contract.PodMount, contract.UnitsDir)
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return fmt.Errorf("read pod units: %w", err)
@@ -155,7 +111,7 @@ func mountPod() error {
 		if err != nil {
 			return fmt.Errorf("read unit %s: %w", e.Name(), err)
 		}
-		if err := os.WriteFile(filepath.Join(RuntimeUnitDir, e.Name()), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(contract.RuntimeUnitDir, e.Name()), b, 0o644); err != nil {
 			return fmt.Errorf("install unit %s: %w", e.Name(), err)
 		}
 	}
@@ -165,7 +121,7 @@ func mountPod() error {
 	if err := mountVolumes(); err != nil {
 		return err
 	}
-	journal := filepath.Join(PodMount, JournalDir)
+	journal := filepath.Join(contract.PodMount, contract.JournalDir)
 	if _, err := os.Stat(journal); err == nil {
 		if err := os.MkdirAll("/var/log/journal", 0o755); err != nil {
 			return err
@@ -189,7 +145,7 @@ func mountPod() error {
 // is read-only), copied to /run so lookups do not go through 9p.
 func installAccounts() error {
 	for _, name := range []string{"passwd", "group"} {
-		b, err := os.ReadFile(filepath.Join(PodMount, AccountsDir, name))
+		b, err := os.ReadFile(filepath.Join(contract.PodMount, contract.AccountsDir, name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		} else if err != nil {

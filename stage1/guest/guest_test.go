@@ -6,17 +6,6 @@ import (
 	"testing"
 )
 
-func TestBootTimesRoundTrip(t *testing.T) {
-	want := BootTimes{KernelMs: 412, TotalMs: 987}
-	got, err := ParseBootTimes(want.String() + "\n")
-	if err != nil || got != want {
-		t.Fatalf("ParseBootTimes = %+v, %v; want %+v", got, err, want)
-	}
-	if _, err := ParseBootTimes("garbage"); err == nil {
-		t.Fatal("want an error for a malformed marker")
-	}
-}
-
 func TestLinkPorts(t *testing.T) {
 	sys := t.TempDir()
 	for port, name := range map[string]string{"vport0p1": "org.example.a\n", "vport0p2": ""} {

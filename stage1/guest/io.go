@@ -15,13 +15,8 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/events"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
-
-// IODir holds each app's stdin/stdout/stderr FIFOs (A.stdin, A.stdout,
-// A.stderr). Units name them in StandardOutput=file:..., so an app writes to
-// a plain FIFO and never learns it is in a VM.
-const IODir = "/run/stage1/io"
 
 // drainTime bounds how long the forwarder keeps reading after SIGTERM; the
 // apps have been stopped by then, so this only empties the FIFOs.
@@ -32,14 +27,14 @@ const drainTime = 200 * time.Millisecond
 // (the stdout and stderr ports, kept apart) and to the journal under the
 // app's name, and the host's stdin to the interactive app, until SIGTERM.
 func ForwardIO(apps []string, interactive string) error {
-	if err := os.MkdirAll(IODir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", IODir, err)
+	if err := os.MkdirAll(contract.IODir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", contract.IODir, err)
 	}
-	stdout, err := openPort(StdoutPort, os.O_WRONLY)
+	stdout, err := openPort(contract.StdoutPort, os.O_WRONLY)
 	if err != nil {
 		return err
 	}
-	stderr, err := openPort(StderrPort, os.O_WRONLY)
+	stderr, err := openPort(contract.StderrPort, os.O_WRONLY)
 	if err != nil {
 		return err
 	}
@@ -50,8 +45,8 @@ func ForwardIO(apps []string, interactive string) error {
 			suffix   string
 			port     *lockedWriter
 			priority journal.Priority
-		}{{"stdout", &lockedWriter{w: stdout}, journal.PriInfo}, {"stderr", &lockedWriter{w: stderr}, journal.PriErr}} {
-			f, err := makeFIFO(filepath.Join(IODir, app+"."+s.suffix))
+		}{{contract.Stdout, &lockedWriter{w: stdout}, journal.PriInfo}, {contract.Stderr, &lockedWriter{w: stderr}, journal.PriErr}} {
+			f, err := makeFIFO(contract.AppFIFO(app, s.suffix))
 			if err != nil {
 				return err
 			}
@@ -64,7 +59,7 @@ func ForwardIO(apps []string, interactive string) error {
 		}
 	}
 	if interactive != "" {
-		if err := forwardStdin(filepath.Join(IODir, interactive+".stdin")); err != nil {
+		if err := forwardStdin(contract.AppFIFO(interactive, contract.Stdin)); err != nil {
 			return err
 		}
 	}
@@ -92,13 +87,13 @@ func forwardStdin(fifo string) error {
 	if err := unix.Mkfifo(fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("create FIFO %s: %w", fifo, err)
 	}
-	port, err := openPort(StdinPort, os.O_RDONLY)
+	port, err := openPort(contract.StdinPort, os.O_RDONLY)
 	if err != nil {
 		return err
 	}
 	// The guest kernel drops what arrives on a port nobody holds open, so
 	// the host waits for this before sending stdin.
-	if err := Send(EventsPort, events.Event{Kind: events.StdinReady}.String()); err != nil {
+	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventStdinReady}.String()); err != nil {
 		return err
 	}
 	go func() {
@@ -130,7 +125,7 @@ func makeFIFO(path string) (*os.File, error) {
 }
 
 func openPort(name string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(PortDir, name), flag, 0)
+	f, err := os.OpenFile(filepath.Join(contract.PortDir, name), flag, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNoPort, name)
 	} else if err != nil {

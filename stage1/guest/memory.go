@@ -3,6 +3,8 @@ package guest
 import (
 	"fmt"
 	"os"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // Files of the guest kernel's memory knobs.
@@ -18,19 +20,10 @@ const (
 // (measured: pod start to the app's first byte, 6 runs each).
 const imageReadAheadKiB = "32"
 
-// ReportingOrderParam is the kernel command line parameter (an environment
-// variable of the pre-init) asking for free page reporting at a finer
-// grain than the kernel's default: free blocks of 4 MiB (pageblock order
-// here), which an idle guest's scattered free pages never form. The host
-// asks for it under TCG, where guest RAM is in 4 KiB host pages: the guest
-// then reports free memory page by page, and the host takes it back. Under
-// KVM, guest RAM is in huge host pages that 4 KiB reports would break up.
-const ReportingOrderParam = "stage1_page_reporting_order"
-
 // tuneMemory sets the guest image's read-ahead before systemd reads its
 // programs from it, and the free page reporting grain if the host asked.
 func tuneMemory() error {
-	if order := os.Getenv(ReportingOrderParam); order != "" {
+	if order := os.Getenv(contract.ReportingOrderParam); order != "" {
 		if err := writeKnob(reportingOrderFile, order); err != nil {
 			return err
 		}

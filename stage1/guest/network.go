@@ -10,43 +10,10 @@ import (
 	"sort"
 	"time"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// NetConfigFile, relative to the pod mount, is the pod's network as the
-// host set it up: what PreInit applies before systemd starts.
-const NetConfigFile = "net/config.json"
-
-// NetConfig is the guest's side of the pod network. The host fills it from
-// the network namespace the CNI plugins configured, so the guest copies
-// exactly what the plugins decided.
-type NetConfig struct {
-	Interfaces []NetInterface `json:"interfaces,omitempty"`
-	// ResolvConf, when not empty, becomes the guest's /etc/resolv.conf.
-	ResolvConf string `json:"resolvConf,omitempty"`
-	// Hosts, when not empty, becomes the guest's /etc/hosts.
-	Hosts string `json:"hosts,omitempty"`
-}
-
-// NetInterface is one guest interface: the virtio-net device with MAC.
-type NetInterface struct {
-	Name string `json:"name"`
-	MAC  string `json:"mac"`
-	MTU  int    `json:"mtu,omitempty"`
-	// Addresses are in CIDR notation.
-	Addresses []string   `json:"addresses,omitempty"`
-	Routes    []NetRoute `json:"routes,omitempty"`
-}
-
-// NetRoute is a route through an interface. Dst is in CIDR notation;
-// without Gateway the destination is on the link.
-type NetRoute struct {
-	Dst     string `json:"dst"`
-	Gateway string `json:"gateway,omitempty"`
-	Src     string `json:"src,omitempty"`
-	Metric  int    `json:"metric,omitempty"`
-}
 
 // linkWait bounds how long PreInit waits for a network device to appear:
 // virtio-net probes before userspace starts, so this is only a safety net.
@@ -62,13 +29,13 @@ func setupNetwork() error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(PodMount, NetConfigFile))
+	b, err := os.ReadFile(filepath.Join(contract.PodMount, contract.NetConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("read network config: %w", err)
 	}
-	var c NetConfig
+	var c contract.NetConfig
 	if err := json.Unmarshal(b, &c); err != nil {
 		return fmt.Errorf("parse network config: %w", err)
 	}
@@ -133,7 +100,7 @@ func linkByMAC(mac net.HardwareAddr) (netlink.Link, error) {
 	}
 }
 
-func applyInterface(ifc NetInterface) error {
+func applyInterface(ifc contract.NetInterface) error {
 	mac, err := net.ParseMAC(ifc.MAC)
 	if err != nil {
 		return err
@@ -188,7 +155,7 @@ func applyInterface(ifc NetInterface) error {
 // GuestRoutes turns the host's description of routes into netlink routes
 // through link index idx, ordered so that each gateway is reachable when
 // its route is added: on-link routes first.
-func GuestRoutes(in []NetRoute, idx int) ([]netlink.Route, error) {
+func GuestRoutes(in []contract.NetRoute, idx int) ([]netlink.Route, error) {
 	var out []netlink.Route
 	for _, r := range in {
 		_, dst, err := net.ParseCIDR(r.Dst)

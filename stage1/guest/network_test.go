@@ -2,12 +2,14 @@ package guest
 
 import (
 	"testing"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 func TestGuestRoutesOnLinkFirst(t *testing.T) {
 	// ptp's routes: via the gateway, which is reachable only through the
 	// on-link /32 route that comes last in the netns listing.
-	in := []NetRoute{
+	in := []contract.NetRoute{
 		{Dst: "0.0.0.0/0", Gateway: "172.16.28.1"},
 		{Dst: "172.16.28.0/24", Gateway: "172.16.28.1", Src: "172.16.28.2"},
 		{Dst: "172.16.28.1/32", Src: "172.16.28.2"},
@@ -22,7 +24,7 @@ func TestGuestRoutesOnLinkFirst(t *testing.T) {
 	if rs[1].Dst.String() != "0.0.0.0/0" || rs[1].Gw.String() != "172.16.28.1" {
 		t.Errorf("default route: %v", rs[1])
 	}
-	if _, err := GuestRoutes([]NetRoute{{Dst: "nope"}}, 1); err == nil {
+	if _, err := GuestRoutes([]contract.NetRoute{{Dst: "nope"}}, 1); err == nil {
 		t.Error("bad destination accepted")
 	}
 }

@@ -1,0 +1,62 @@
+// Command stage1-guest is our program inside the VM. As PID 1 (the kernel's
+// init=) it prepares the guest and execs systemd; as a unit's command it
+// forwards the apps' I/O and reports to the host. The work is in
+// stage1/guest.
+//
+//	stage1-guest                                (as PID 1) pre-init, then exec systemd
+//	stage1-guest io --apps=a,b [--interactive=a] the apps' I/O forwarder (a notify service)
+//	stage1-guest app-exited --apps=a,b A       record app A's end (ExecStopPost=)
+//	stage1-guest event ready|settled           tell the host the apps are started / the boot is over
+//	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
+//	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
+//	stage1-guest selftest                      report boot timings
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/cli"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
+)
+
+func main() {
+	cli.Exit("stage1-guest", 0, run())
+}
+
+func run() error {
+	if os.Getpid() == 1 {
+		return guest.PreInit()
+	}
+	if len(os.Args) < 2 {
+		return cli.Usagef("stage1-guest io|app-exited|event|agent|sysctl|selftest")
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
+	apps := fs.String("apps", "", "comma-separated apps of the pod")
+	interactive := fs.String("interactive", "", "the app reading the host's stdin")
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	appList := strings.Split(*apps, ",")
+	switch cmd := os.Args[1]; {
+	case cmd == "io":
+		return guest.ForwardIO(appList, *interactive)
+	case cmd == "app-exited" && fs.NArg() == 1:
+		return guest.AppExited(fs.Arg(0), appList)
+	case cmd == "event" && fs.NArg() == 1:
+		return guest.ReportEvent(contract.EventKind(fs.Arg(0)))
+	case cmd == "agent" && fs.NArg() == 0:
+		return guest.RunAgent()
+	case cmd == "sysctl":
+		return guest.WriteSysctls(fs.Args())
+	case cmd == "selftest":
+		return guest.Selftest()
+	case cmd == "app-exited" || cmd == "event" || cmd == "agent":
+		return cli.Usagef("stage1-guest %s: wrong arguments %q", cmd, fs.Args())
+	default:
+		return cli.Usagef("unknown command %q", fmt.Sprint(cmd))
+	}
+}

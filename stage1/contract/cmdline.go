@@ -1,0 +1,24 @@
+package contract
+
+// Guest kernel command-line keys of our own. The kernel hands a key=value
+// without a dot in its key to the pre-init as an environment variable (it
+// does not take it for a module parameter); the pre-init reads them there.
+const (
+	// VirtiofsParam lists the tags of the shares served over virtiofs
+	// instead of 9p, comma-separated.
+	VirtiofsParam = "stage1_virtiofs"
+	// ReportingOrderParam asks for free page reporting at this page
+	// order. The kernel's default reports only free 4 MiB blocks, which
+	// an idle guest's scattered free pages never form. The host asks
+	// for order 0 under TCG, where guest RAM is in 4 KiB host pages, so
+	// free memory goes back page by page; under KVM guest RAM is in huge
+	// host pages that 4 KiB reports would break up.
+	ReportingOrderParam = "stage1_page_reporting_order"
+)
+
+// Keys systemd reads from the kernel command line.
+const (
+	UnitParam      = "systemd.unit"
+	HostnameParam  = "systemd.hostname"
+	MachineIDParam = "systemd.machine_id"
+)

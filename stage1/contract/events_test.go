@@ -1,0 +1,23 @@
+package contract
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	for _, e := range []Event{{Kind: EventReady}, {Kind: EventReady, KernelMs: 300, TotalMs: 1100}, {Kind: EventStdinReady}, {Kind: EventAgentReady}, {Kind: EventSettled}, {Kind: EventExited, App: "web", Status: 42}, {Kind: EventExited, App: "a-b", Status: 0}} {
+		got, err := ParseEvent(e.String() + "\n")
+		if err != nil || got != e {
+			t.Errorf("ParseEvent(%q) = %+v, %v", e.String(), got, err)
+		}
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	for _, l := range []string{"", "ready now", "ready kernel_ms=x total_ms=1", "exited web", "exited web x", "exited web 300", "exited web -1", "boom"} {
+		if _, err := ParseEvent(l); !errors.Is(err, ErrMalformedEvent) {
+			t.Errorf("ParseEvent(%q) = %v, want ErrMalformedEvent", l, err)
+		}
+	}
+}

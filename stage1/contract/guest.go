@@ -1,0 +1,84 @@
+package contract
+
+import "path"
+
+// Where things are inside the guest.
+const (
+	// PodMount is where the guest mounts the pod share (PodTag): the
+	// host directory <pod>/stage1/rootfs.
+	PodMount = "/pod"
+	// GuestProgram is our program in the guest image: the pre-init (the
+	// kernel's init=) and, by subcommand, the I/O forwarder, the agent,
+	// the exit reporter and the event sender that units run.
+	GuestProgram = "/usr/lib/stage1/stage1-guest"
+	// GuestProgramDir is GuestProgram's directory, relative to the guest
+	// image's root (where rootfs-builder puts it).
+	GuestProgramDir = "usr/lib/stage1"
+	// Systemd is what the pre-init execs as PID 1.
+	Systemd = "/usr/lib/systemd/systemd"
+	// Systemctl is how guest programs ask systemd for a status or a
+	// power-off.
+	Systemctl = "/usr/bin/systemctl"
+	// PortDir holds a symlink per named virtio-serial port, as udev
+	// would make them (the guest runs no udev).
+	PortDir = "/dev/virtio-ports"
+	// IODir holds each app's stdin, stdout and stderr FIFOs (AppFIFO),
+	// made by the I/O forwarder before any app starts.
+	IODir = "/run/stage1/io"
+	// VolumesDir holds one mount per host volume share, named after the
+	// volume; the apps' units bind them into the apps.
+	VolumesDir = "/run/stage1/volumes"
+	// RuntimeUnitDir is where the pre-init installs the pod's units.
+	RuntimeUnitDir = "/run/systemd/system"
+	// TTYPath is the terminal an interactive app gets when run's stdin is
+	// a terminal: the first (only) virtio console port, TTYPort.
+	TTYPath = "/dev/hvc0"
+)
+
+// Stage2Dir, relative to the stage1 rootfs, holds one directory per app
+// (rkt's layout): <app>/manifest and <app>/rootfs.
+const Stage2Dir = "opt/stage2"
+
+// AppRootfsRel is app's root file system relative to the stage1 rootfs
+// (so also relative to the guest's PodMount).
+func AppRootfsRel(app string) string { return path.Join(Stage2Dir, app, "rootfs") }
+
+// AppRootfs is app's root file system in the guest.
+func AppRootfs(app string) string { return path.Join(PodMount, AppRootfsRel(app)) }
+
+// Streams of an app, as FIFO name suffixes in IODir.
+const (
+	Stdin  = "stdin"
+	Stdout = "stdout"
+	Stderr = "stderr"
+)
+
+// AppFIFO is app's FIFO for stream (Stdin, Stdout or Stderr) in the guest.
+func AppFIFO(app, stream string) string { return path.Join(IODir, app+"."+stream) }
+
+// Units the host generates and the guest image ships that refer to one
+// another by name.
+const (
+	// PodTarget pulls in the whole pod: the guest boots with
+	// systemd.unit=PodTarget.
+	PodTarget = "stage1-pod.target"
+	// IOService forwards the apps' standard streams to the host.
+	IOService = "stage1-io.service"
+	// AgentService is the guest agent (a static unit of the guest image).
+	AgentService = "stage1-agent.service"
+	// JournalService is the guest's journald (its unit is in the image).
+	JournalService = "systemd-journald.service"
+	// ReadyService tells the host that every app has been started.
+	ReadyService = "stage1-ready.service"
+	// SettledService tells the host that the guest's boot is over.
+	SettledService = "stage1-settled.service"
+	// SelftestTarget is the guest image's boot self-test (no pod).
+	SelftestTarget = "stage1-selftest.target"
+)
+
+// AppService is the unit name of app's service (rkt's naming).
+func AppService(app string) string { return app + ".service" }
+
+// ExitedService is the instance of the exit reporter's template for app;
+// with an empty app, the template itself.
+func ExitedService(app string) string { return "stage1-app-exited@" + app + ".service" }

@@ -1,0 +1,84 @@
+package contract
+
+import (
+	"path/filepath"
+	"strconv"
+)
+
+// Paths relative to the stage1 rootfs, which is also the pod share (the
+// guest's PodMount).
+const (
+	// Kernel is the guest kernel pods boot (a compressed bzImage).
+	Kernel     = "bzImage"
+	GuestImage = "guest.img"
+	// QEMUDir holds bin/qemu-system-x86_64, lib/ (with the dynamic
+	// loader) and share/ (firmware).
+	QEMUDir = "qemu"
+	// StatusDir must exist (empty) in the image: rkt touches it. It
+	// holds one file per app with its exit status (decimal), which
+	// `rkt status` reads. The guest writes them over the pod share.
+	StatusDir = "rkt/status"
+	// EnvDir holds one file per app with the app's environment (EncodeEnv)
+	// for the commands enter runs; rkt's place for it.
+	EnvDir = "rkt/env"
+	// SupervisorStatus is the symlink (to "ready") that
+	// `rkt status --wait-ready` waits for.
+	SupervisorStatus = "rkt/supervisor-status"
+	// UnitsDir holds the units the host generated for this pod; the
+	// pre-init installs them in RuntimeUnitDir.
+	UnitsDir = "units"
+	// AccountsDir holds the guest's passwd and group files for the apps.
+	AccountsDir = "accounts"
+	// JournalDir receives the pod's persistent journal (rkt's place).
+	JournalDir = "var/log/journal"
+	// VolumeListFile lists the host volume shares ([]VolumeShare, JSON).
+	VolumeListFile = "volumes.json"
+	// EmptyVolumesDir holds the pod's empty volumes.
+	EmptyVolumesDir = "volumes"
+	// NetConfigFile is the pod's network as the host set it up
+	// (NetConfig, JSON), applied by the pre-init.
+	NetConfigFile = "net/config.json"
+)
+
+// Paths relative to the pod directory.
+const (
+	// PidFile is the run entry point's PID, for rkt (enter, the start
+	// time) and for stop.
+	PidFile = "pid"
+	// VMDir holds the VM's host-side files: port sockets, QMP, console
+	// log, timings, virtiofsd sockets and logs, volume binds.
+	VMDir = "vm"
+	// AgentSocket is where enter and stop reach the guest agent (through
+	// the run entry point, which proxies each connection as one stream).
+	// Mode 0600: root only.
+	AgentSocket = "agent.sock"
+	// QEMUPidFile holds the QEMU process ID, for stop --force and gc.
+	QEMUPidFile = "vm/qemu.pid"
+	// VolumeBindsDir holds the non-recursive bind mounts of host volumes
+	// whose submounts must stay hidden (recursive=false).
+	VolumeBindsDir = "vm/volumes"
+	// QMPSocket is QEMU's control socket (QMP), for the run entry point.
+	QMPSocket = "vm/qmp.sock"
+	// VirtiofsSockets matches the virtiofsd sockets (VirtiofsSocket).
+	VirtiofsSockets = "vm/virtiofs*.sock"
+)
+
+// Entry points: the annotation suffix (after coreos.com/rkt/stage1/) and the
+// file in the stage1 rootfs.
+var EntryPoints = []struct{ Name, File string }{
+	{"run", "init"},
+	{"enter", "enter"},
+	{"gc", "gc"},
+	{"stop", "stop"},
+}
+
+// VirtiofsSocket is the socket of the virtiofsd serving the VM's i-th
+// share, relative to the pod directory.
+func VirtiofsSocket(i int) string {
+	return filepath.Join("vm", "virtiofs"+strconv.Itoa(i)+".sock")
+}
+
+// Stage1Rootfs is the stage1 rootfs inside a pod directory.
+func Stage1Rootfs(podDir string) string {
+	return filepath.Join(podDir, "stage1", "rootfs")
+}

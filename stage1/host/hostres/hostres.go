@@ -1,0 +1,145 @@
+// Package hostres releases what a pod holds on the host. The run entry
+// point's cleanup stack and the gc entry point call the same functions, so a
+// pod whose run died at any point is cleaned up exactly like one that failed
+// to start. Every function is idempotent and touches only the given pod.
+package hostres
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/network"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
+)
+
+// Sockets are the pod's UNIX sockets, relative to the pod directory.
+var Sockets = []string{
+	contract.AgentSocket,
+	"vm/events.sock", "vm/stdout.sock", "vm/stderr.sock", "vm/stdin.sock", "vm/agent.sock",
+	contract.QMPSocket,
+}
+
+// WriteQEMUPid records QEMU's PID for stop --force and gc.
+func WriteQEMUPid(podDir string, pid int) error {
+	return WritePidFile(filepath.Join(podDir, contract.QEMUPidFile), pid, 0o600)
+}
+
+// WritePidFile writes a decimal PID file atomically (readers never see a
+// partial one), for ReadPidFile.
+func WritePidFile(path string, pid int, mode os.FileMode) error {
+	if err := os.WriteFile(path+".tmp", []byte(strconv.Itoa(pid)), mode); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// QEMUPid returns the recorded QEMU PID if that process is still this pod's
+// QEMU (its command line names the pod directory: a recycled PID is never
+// mistaken for it). ok is false when there is no such process.
+func QEMUPid(podDir string) (pid int, ok bool, err error) {
+	pid, ok, err = ReadPidFile(filepath.Join(podDir, contract.QEMUPidFile))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	return pid, belongsToPod(pid, podDir), nil
+}
+
+// ReadPidFile reads a decimal PID file; ok is false if it does not exist.
+func ReadPidFile(path string) (pid int, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, err
+	}
+	pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, false, fmt.Errorf("bad pid file %s: %q", path, b)
+	}
+	return pid, true, nil
+}
+
+// belongsToPod reports whether pid's command line mentions podDir.
+func belongsToPod(pid int, podDir string) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	abs, err := filepath.Abs(podDir)
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(b), abs+"/")
+}
+
+// KillQEMU kills the pod's QEMU if it still runs and waits (bounded) for it
+// to be gone, then forgets its PID.
+func KillQEMU(podDir string) error {
+	pid, ok, err := QEMUPid(podDir)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("kill qemu %d: %w", pid, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for belongsToPod(pid, podDir) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("qemu %d still alive 5s after SIGKILL", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := os.Remove(filepath.Join(podDir, contract.QEMUPidFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// RemoveSockets removes the pod's sockets.
+func RemoveSockets(podDir string) error {
+	var errs *multierror.Error
+	paths, _ := filepath.Glob(filepath.Join(podDir, contract.VirtiofsSockets))
+	for _, s := range Sockets {
+		paths = append(paths, filepath.Join(podDir, s))
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	return errs.ErrorOrNil()
+}
+
+// ReleaseAll releases everything, going on past failures and returning them
+// all.
+func ReleaseAll(podDir string) error {
+	var errs *multierror.Error
+	for _, step := range []struct {
+		name string
+		do   func(string) error
+	}{
+		{"stop qemu", KillQEMU},
+		{"unmount volume binds", func(podDir string) error {
+			return volumes.UnbindAll(filepath.Join(podDir, contract.VolumeBindsDir))
+		}},
+		// After QEMU: its taps are closed by then.
+		{"release the network", network.Release},
+		{"remove sockets", RemoveSockets},
+	} {
+		if err := step.do(podDir); err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("%s: %w", step.name, err))
+		}
+	}
+	return errs.ErrorOrNil()
+}

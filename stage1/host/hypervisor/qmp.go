@@ -1,0 +1,66 @@
+package hypervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/digitalocean/go-qemu/qmp"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+)
+
+// ErrNoQMP means the VM was started without a QMP socket.
+var ErrNoQMP = errors.New("the VM has no QMP socket")
+
+// Our own QMP commands (qemu/patches) that free what only boot needed.
+const (
+	// dropKernelCommand frees QEMU's copy of the bzImage (4 MiB) that
+	// the firmware loaded: with -no-reboot, nothing reads it again.
+	dropKernelCommand = `{"execute":"x-drop-boot-kernel"}`
+	// flushCommand empties TCG's translation cache: what boot translated
+	// (tens of MiB) mostly never runs again, and what does is translated
+	// anew on demand.
+	flushCommand = `{"execute":"x-tcg-flush"}`
+)
+
+// ReleaseBootMemory hands back to the host the memory QEMU only needed to
+// boot the guest. Run it once the guest has booted.
+func (v *VM) ReleaseBootMemory(timeout time.Duration) error {
+	cmds := []string{dropKernelCommand}
+	if v.accel == qemu.TCG {
+		cmds = append(cmds, flushCommand)
+	}
+	return v.qmpRun(timeout, cmds...)
+}
+
+// qmpRun runs QMP commands in order on one connection, going on past a
+// failed one; it returns every failure.
+func (v *VM) qmpRun(timeout time.Duration, cmds ...string) error {
+	if v.qmp == "" {
+		return ErrNoQMP
+	}
+	m, err := qmp.NewSocketMonitor("unix", v.qmp, timeout)
+	if err != nil {
+		return fmt.Errorf("qmp: %w", err)
+	}
+	if err := m.Connect(); err != nil {
+		return fmt.Errorf("qmp: %w", err)
+	}
+	defer m.Disconnect()
+	var errs []error
+	for _, cmd := range cmds {
+		reply, err := m.Run([]byte(cmd))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("qmp %s: %w", cmd, err))
+			continue
+		}
+		var r struct {
+			Return json.RawMessage `json:"return"`
+		}
+		if err := json.Unmarshal(reply, &r); err != nil || r.Return == nil {
+			errs = append(errs, fmt.Errorf("qmp %s: unexpected reply %s", cmd, reply))
+		}
+	}
+	return errors.Join(errs...)
+}

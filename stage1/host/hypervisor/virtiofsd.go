@@ -1,0 +1,84 @@
+package hypervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+)
+
+// ErrNoVirtioFSD means virtiofs was asked for but no virtiofsd is known.
+var ErrNoVirtioFSD = errors.New("no virtiofsd available")
+
+// VirtioFSD is a started virtiofsd. It exits by itself once QEMU, its only
+// client, has gone.
+type VirtioFSD struct {
+	cmd    *exec.Cmd
+	socket string
+	done   chan struct{}
+}
+
+// StartVirtioFSD starts the virtiofsd for share s (a Virtiofs share): it
+// listens on s.Socket before returning, so QEMU may connect at once.
+// virtiofsd's own messages go to log.
+func StartVirtioFSD(b qemu.Binary, s qemu.Share, log io.Writer) (*VirtioFSD, error) {
+	if b.VirtioFSD == "" {
+		return nil, ErrNoVirtioFSD
+	}
+	if _, err := os.Stat(b.VirtioFSD); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoVirtioFSD, err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.Socket, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("virtiofs socket for %s: %w", s.Tag, err)
+	}
+	// The socket file stays for QEMU to connect to; Stop removes it.
+	ln.SetUnlinkOnClose(false)
+	f, err := ln.File()
+	ln.Close()
+	if err != nil {
+		os.Remove(s.Socket)
+		return nil, fmt.Errorf("virtiofs socket for %s: %w", s.Tag, err)
+	}
+	defer f.Close()
+	argv := qemu.VirtioFSDArgv(b, s.Path, 3)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdout, cmd.Stderr = log, log
+	// Like QEMU, it must not outlive the process supervising the pod.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		os.Remove(s.Socket)
+		return nil, fmt.Errorf("start virtiofsd for %s: %w", s.Tag, err)
+	}
+	d := &VirtioFSD{cmd: cmd, socket: s.Socket, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(d.done)
+	}()
+	return d, nil
+}
+
+// Pid is virtiofsd's process ID.
+func (d *VirtioFSD) Pid() int { return d.cmd.Process.Pid }
+
+// Stop ends virtiofsd if it still runs, waits for it and removes its socket.
+func (d *VirtioFSD) Stop() error {
+	select {
+	case <-d.done:
+	default:
+		if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("kill virtiofsd: %w", err)
+		}
+		<-d.done
+	}
+	if err := os.Remove(d.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove virtiofs socket: %w", err)
+	}
+	return nil
+}

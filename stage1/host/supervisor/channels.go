@@ -1,0 +1,140 @@
+package supervisor
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+)
+
+// channels are the host ends of the VM's virtio-serial ports while the pod
+// runs: QEMU connects once to each listening socket, and the goroutines
+// started here move the bytes. wait returns once every copy towards the
+// host has ended (QEMU closes its ends when it exits).
+type channels struct {
+	conns map[string]chan net.Conn
+	pumps sync.WaitGroup
+}
+
+// acceptChannels accepts QEMU's connection on each listener in the
+// background; a port's channel yields that connection, or is closed when
+// the listener is closed first.
+func acceptChannels(listeners map[string]*net.UnixListener) *channels {
+	c := &channels{conns: map[string]chan net.Conn{}}
+	for name, ln := range listeners {
+		ch := make(chan net.Conn, 1)
+		c.conns[name] = ch
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				close(ch)
+				return
+			}
+			ch <- conn
+		}()
+	}
+	return c
+}
+
+// conn is port's connection channel (nil, which blocks forever, for a
+// port the VM does not have).
+func (c *channels) conn(port string) chan net.Conn { return c.conns[port] }
+
+// copyOut copies what the guest writes on port to w.
+func (c *channels) copyOut(port string, w io.Writer) {
+	c.pumps.Add(1)
+	go func() {
+		defer c.pumps.Done()
+		if conn, ok := <-c.conns[port]; ok {
+			io.Copy(w, conn)
+			conn.Close()
+		}
+	}()
+}
+
+// relayTerminal joins the guest terminal on port to stdin and stdout;
+// stdin only flows once started is closed, since the guest drops input
+// that arrives before the app holds its terminal open.
+func (c *channels) relayTerminal(port string, stdin io.Reader, stdout io.Writer, started <-chan struct{}) {
+	c.pumps.Add(1)
+	go func() {
+		defer c.pumps.Done()
+		conn, ok := <-c.conns[port]
+		if !ok {
+			return
+		}
+		defer conn.Close()
+		go func() {
+			<-started
+			io.Copy(conn, stdin)
+		}()
+		io.Copy(stdout, conn)
+	}()
+}
+
+// feedStdin copies stdin to port once ready is closed (the guest holds the
+// port open), then half-closes: that tells QEMU, and so the guest, that
+// stdin ended, where a full close would make QEMU drop what it has not yet
+// passed on.
+func (c *channels) feedStdin(port string, stdin io.Reader, ready <-chan struct{}) {
+	ch, ok := c.conns[port]
+	if !ok {
+		return
+	}
+	go func() {
+		<-ready
+		if conn, ok := <-ch; ok {
+			io.Copy(conn, stdin)
+			conn.(*net.UnixConn).CloseWrite()
+		}
+	}()
+}
+
+// readEvents parses the guest's event lines on port; the channel is closed
+// when the guest's end closes. Lines that do not parse are passed to skip.
+func (c *channels) readEvents(port string, skip func(error)) <-chan contract.Event {
+	evc := make(chan contract.Event, 16)
+	c.pumps.Add(1)
+	go func() {
+		defer c.pumps.Done()
+		defer close(evc)
+		conn, ok := <-c.conns[port]
+		if !ok {
+			return
+		}
+		defer conn.Close()
+		sc := bufio.NewScanner(conn)
+		for sc.Scan() {
+			e, err := contract.ParseEvent(sc.Text())
+			if err != nil {
+				skip(err)
+				continue
+			}
+			evc <- e
+		}
+	}()
+	return evc
+}
+
+// abandonAfter closes, after d, the connections nobody has taken yet: once
+// QEMU is gone, a port it never connected must not keep wait waiting.
+func (c *channels) abandonAfter(d time.Duration) {
+	go func() {
+		time.Sleep(d)
+		for _, ch := range c.conns {
+			select {
+			case conn, ok := <-ch:
+				if ok {
+					conn.Close()
+				}
+			default:
+			}
+		}
+	}()
+}
+
+// wait waits for the copies towards the host to end.
+func (c *channels) wait() { c.pumps.Wait() }

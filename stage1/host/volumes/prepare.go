@@ -1,0 +1,314 @@
+package volumes
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/volplan"
+	"golang.org/x/sys/unix"
+)
+
+// Share is a host volume exported to the guest: the guest's side
+// (contract.VolumeShare, listed in contract.VolumeListFile) and the host
+// directory QEMU exports.
+type Share struct {
+	contract.VolumeShare
+	HostPath string
+	// HideSubmounts is set for a recursive=false volume whose source has
+	// mounts below it: a share always shows those, so HostPath must first
+	// become a non-recursive bind of the source (BindTop).
+	HideSubmounts bool
+}
+
+// Prepared is the host side done: QEMU's extra shares and each app's binds.
+type Prepared struct {
+	Shares []Share
+	Binds  map[string][]volplan.Bind
+}
+
+// Prepare checks every host volume's source (an existing directory, not
+// itself a symlink; for recursive=false, it notes whether mounts below it
+// need hiding),
+// creates each empty volume under <stage1Rootfs>/EmptyDir with its mode and
+// owner, creates every mount point inside its app's rootfs (rootfs maps app
+// names to host paths) and writes the guest's list of shares.
+func Prepare(p *volplan.Plan, stage1Rootfs string, rootfs map[string]string) (*Prepared, error) {
+	out := &Prepared{Binds: map[string][]volplan.Bind{}}
+	for _, v := range p.Volumes {
+		switch v.Kind {
+		case volplan.KindHost:
+			real, hide, err := checkSource(v)
+			if err != nil {
+				return nil, err
+			}
+			out.Shares = append(out.Shares, Share{
+				VolumeShare: contract.VolumeShare{Tag: v.Tag, Name: v.Name, ReadOnly: v.ReadOnly},
+				HostPath:    real, HideSubmounts: hide,
+			})
+		case volplan.KindEmpty:
+			if err := makeEmpty(filepath.Join(stage1Rootfs, contract.EmptyVolumesDir), v); err != nil {
+				return nil, fmt.Errorf("empty volume %q: %w", v.Name, err)
+			}
+		}
+	}
+	for _, m := range p.Mounts {
+		v, _ := p.Volume(m.Volume)
+		root, ok := rootfs[m.App]
+		if !ok {
+			return nil, fmt.Errorf("app %s: rootfs unknown: %w", m.App, volplan.ErrInvalid)
+		}
+		target, err := MakeTarget(root, m.Path)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: mount point %q of volume %q: %w", m.App, m.Path, m.Volume, err)
+		}
+		for _, b := range out.Binds[m.App] {
+			if b.Target == target {
+				return nil, fmt.Errorf("app %s: two volumes mounted at %s: %w", m.App, target, volplan.ErrInvalid)
+			}
+		}
+		out.Binds[m.App] = append(out.Binds[m.App], volplan.Bind{Source: v.GuestPath(), Target: target, ReadOnly: m.ReadOnly})
+	}
+	guestList := make([]contract.VolumeShare, len(out.Shares))
+	for i, sh := range out.Shares {
+		guestList[i] = sh.VolumeShare
+	}
+	list, err := json.Marshal(guestList)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(stage1Rootfs, contract.VolumeListFile), list, 0o644); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkSource returns the host path QEMU exports for host volume v, and
+// whether its submounts must be hidden (recursive=false with mounts below
+// the source).
+func checkSource(v volplan.Volume) (real string, hideSubmounts bool, err error) {
+	st, err := os.Lstat(v.Source)
+	if err != nil {
+		return "", false, fmt.Errorf("host volume %q: source: %w", v.Name, err)
+	}
+	if st.Mode()&os.ModeSymlink != 0 {
+		return "", false, fmt.Errorf("host volume %q: source %s is a symlink; name its target instead: %w", v.Name, v.Source, volplan.ErrInvalid)
+	}
+	if !st.IsDir() {
+		return "", false, fmt.Errorf("host volume %q: source %s is not a directory (only directories can be shared with the VM): %w", v.Name, v.Source, volplan.ErrInvalid)
+	}
+	// Symlinks higher up are the host administrator's: resolve them once,
+	// here, so QEMU gets a plain path.
+	real, err = filepath.EvalSymlinks(v.Source)
+	if err != nil {
+		return "", false, fmt.Errorf("host volume %q: %w", v.Name, err)
+	}
+	if strings.ContainsAny(real, ",\n") {
+		return "", false, fmt.Errorf("host volume %q: source %s resolves to %s, which contains a comma or newline: %w", v.Name, v.Source, real, volplan.ErrInvalid)
+	}
+	if !v.Recursive {
+		subs, err := mountsBelow(real)
+		if err != nil {
+			return "", false, fmt.Errorf("host volume %q: %w", v.Name, err)
+		}
+		hideSubmounts = len(subs) > 0
+	}
+	return real, hideSubmounts, nil
+}
+
+// mountsBelow lists the mount points strictly below dir in our mount
+// namespace.
+func mountsBelow(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var subs []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if strings.HasPrefix(mp, strings.TrimSuffix(dir, "/")+"/") {
+			subs = append(subs, mp)
+		}
+	}
+	return subs, sc.Err()
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 and so on).
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// makeEmpty creates (or reuses) the empty volume's directory under dir and
+// gives it v's mode and owner, never following a symlink.
+func makeEmpty(dir string, v volplan.Volume) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, v.Name)
+	if err := unix.Mkdir(p, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create %s: %w", p, err)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, v.UID, v.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", p, err)
+	}
+	mode := uint32(v.Mode.Perm())
+	if v.Mode&os.ModeSetuid != 0 {
+		mode |= unix.S_ISUID
+	}
+	if v.Mode&os.ModeSetgid != 0 {
+		mode |= unix.S_ISGID
+	}
+	if v.Mode&os.ModeSticky != 0 {
+		mode |= unix.S_ISVTX
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("chmod %s: %w", p, err)
+	}
+	return nil
+}
+
+// MakeTarget creates the directory name inside the rootfs at root (every
+// missing component, mode 0755) and returns its path inside that root with
+// symlinks resolved. Resolution is the kernel's, confined to the rootfs
+// (openat2 RESOLVE_IN_ROOT): absolute symlinks and ".." stay inside it, as
+// they would for a process chrooted there. The result is never "/".
+func MakeTarget(root, name string) (string, error) {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	rootFD, err := unix.Open(realRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rootFD)
+
+	// Walk the path one component at a time: open what exists, create
+	// what does not in its (resolved) parent, and follow a symlink to a
+	// missing directory by walking its target instead.
+	pending := strings.Split(name, "/")
+	cur, links := "/", 0
+	for len(pending) > 0 {
+		c := pending[0]
+		pending = pending[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		next := path.Join(cur, c)
+		if c == ".." {
+			next = cur + "/.."
+		}
+		fd, err := openIn(rootFD, next, unix.O_PATH|unix.O_DIRECTORY)
+		if errors.Is(err, unix.ENOENT) {
+			pfd, perr := openIn(rootFD, cur, unix.O_PATH|unix.O_DIRECTORY)
+			if perr != nil {
+				return "", perr
+			}
+			if target, lerr := readlinkat(pfd, c); lerr == nil {
+				unix.Close(pfd)
+				if links++; links > 40 {
+					return "", fmt.Errorf("%s: too many symlinks: %w", name, unix.ELOOP)
+				}
+				if strings.HasPrefix(target, "/") {
+					cur = "/"
+				}
+				pending = append(strings.Split(target, "/"), pending...)
+				continue
+			}
+			merr := unix.Mkdirat(pfd, c, 0o755)
+			unix.Close(pfd)
+			if merr != nil {
+				return "", fmt.Errorf("create %s in the app's rootfs: %w", next, merr)
+			}
+			fd, err = openIn(rootFD, next, unix.O_PATH|unix.O_DIRECTORY)
+		}
+		if errors.Is(err, unix.ENOTDIR) {
+			return "", fmt.Errorf("%s in the app's rootfs is not a directory: %w", next, volplan.ErrInvalid)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s in the app's rootfs: %w", next, err)
+		}
+		cur, err = pathInRoot(fd, realRoot)
+		unix.Close(fd)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if cur == "/" {
+		return "", fmt.Errorf("mount point %q is the app's root directory: %w", name, volplan.ErrInvalid)
+	}
+	return cur, nil
+}
+
+// pathInRoot is where fd is, as a path inside realRoot.
+func pathInRoot(fd int, realRoot string) (string, error) {
+	got, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", err
+	}
+	rel, ok := strings.CutPrefix(got, realRoot)
+	if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
+		return "", fmt.Errorf("resolved to %s, outside the app's rootfs %s: %w", got, realRoot, volplan.ErrInvalid)
+	}
+	if rel == "" {
+		rel = "/"
+	}
+	return rel, nil
+}
+
+// readlinkat reads the symlink name in the directory dirFD.
+func readlinkat(dirFD int, name string) (string, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(dirFD, name, buf)
+	if err != nil {
+		return "", err
+	}
+	if n == len(buf) {
+		return "", fmt.Errorf("symlink %s: target too long", name)
+	}
+	return string(buf[:n]), nil
+}
+
+// openIn opens name below rootFD as if rootFD were "/".
+func openIn(rootFD int, name string, flags int) (int, error) {
+	how := unix.OpenHow{
+		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	for tries := 0; ; tries++ {
+		fd, err := unix.Openat2(rootFD, name, &how)
+		if (err == unix.EAGAIN || err == unix.EINTR) && tries < 64 {
+			continue
+		}
+		return fd, err
+	}
+}

@@ -1,0 +1,351 @@
+// Package qemu describes the pod's VM (Config: QEMU's microvm machine with
+// virtio-mmio devices and direct kernel boot) and translates it into QEMU's
+// command line (Argv), the guest kernel's (KernelCmdline) and virtiofsd's
+// (VirtioFSDArgv). It is pure: stage1/host/hypervisor starts the processes.
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+)
+
+// ErrInvalidConfig wraps every Config.Validate failure.
+var ErrInvalidConfig = errors.New("invalid VM config")
+
+// Binary says how to execute QEMU.
+type Binary struct {
+	// Path is the qemu-system-x86_64 executable.
+	Path string
+	// Path is run directly: the bundled QEMU is static (qemu/build.sh).
+	// Loader, if set, is the dynamic loader virtiofsd runs through, with
+	// LibDir as its only library path: this is how the stage1 image runs
+	// Debian's virtiofsd and its libraries on a host that has neither.
+	Loader string
+	LibDir string
+	// DataDir holds QEMU's firmware (qboot.rom, microvm's default BIOS); empty means
+	// QEMU's built-in default.
+	DataDir string
+	// VirtioFSD is the virtiofsd executable serving virtiofs shares;
+	// empty means virtiofs is not available.
+	VirtioFSD string
+}
+
+// mallocEnv fixes glibc's thresholds for QEMU: by default they grow with
+// the largest block freed, after which QEMU's big boot-time allocations
+// (TCG's softmmu TLBs, resized as the guest's working set changes) come
+// from the heap and stay there once freed. Fixed, they are mapped on their
+// own and go back to the host when freed: -2 MiB on an idle pod. One arena:
+// the vCPU thread's allocations otherwise fill an arena of their own beside
+// the main one, each with its own free space (-1.4 MiB). GLib's slice
+// allocator (2.74) keeps what is freed in its own caches, for one the
+// nodes of TCG's tree of translated blocks, tens of thousands after boot:
+// with plain malloc they go back once the translation cache is emptied
+// (-1 MiB).
+var mallocEnv = []string{"MALLOC_MMAP_THRESHOLD_=131072", "MALLOC_TRIM_THRESHOLD_=131072", "MALLOC_ARENA_MAX=1", "G_SLICE=always-malloc"}
+
+// Env is the environment QEMU needs on top of the caller's.
+func (b Binary) Env() []string {
+	return slices.Clone(mallocEnv)
+}
+
+// Bundled is the QEMU layout inside the stage1 rootfs at root.
+func Bundled(root string) Binary {
+	q := filepath.Join(root, contract.QEMUDir)
+	return Binary{
+		Path:      filepath.Join(q, "bin", "qemu-system-x86_64"),
+		Loader:    filepath.Join(q, "lib", "ld-linux-x86-64.so.2"),
+		LibDir:    filepath.Join(q, "lib"),
+		DataDir:   filepath.Join(q, "share"),
+		VirtioFSD: filepath.Join(q, "bin", "virtiofsd"),
+	}
+}
+
+// Port is a virtio-serial port whose host end is a UNIX socket that QEMU
+// connects to (the host side listens before QEMU starts).
+type Port struct {
+	Name   string
+	Socket string
+}
+
+// Transport is how a Share reaches the guest.
+type Transport string
+
+const (
+	// NineP is QEMU's own 9p server (virtio-9p): the default.
+	NineP Transport = "9p"
+	// Virtiofs is FUSE over virtio, served by a virtiofsd process per
+	// share (see StartVirtioFSD).
+	Virtiofs Transport = "virtiofs"
+)
+
+// Share is a host directory exported to the guest.
+type Share struct {
+	Tag      string
+	Path     string
+	ReadOnly bool
+	// Transport is NineP when empty. A Virtiofs share is served by a
+	// virtiofsd listening on Socket; virtiofsd cannot export read-only,
+	// so a read-only share must use 9p, where QEMU enforces it.
+	Transport Transport
+	Socket    string
+}
+
+// usesVirtiofs reports whether any share is served over virtiofs.
+func (c Config) usesVirtiofs() bool {
+	for _, s := range c.Shares {
+		if s.Transport == Virtiofs {
+			return true
+		}
+	}
+	return false
+}
+
+// Config describes one VM.
+type Config struct {
+	Binary Binary
+	Accel  Accel
+	// Kernel is a bzImage, or an uncompressed vmlinux with a PVH entry
+	// point.
+	Kernel  string
+	Cmdline []string
+	// Image is the guest OS image, attached read-only as /dev/vda.
+	Image     string
+	MemoryMiB int
+	CPUs      int
+	// TBSizeMiB bounds TCG's translation cache (QEMU's default is far
+	// larger and dominates an idle guest's host memory); 0 keeps QEMU's.
+	TBSizeMiB int
+	// Console receives the guest's serial console; empty discards it.
+	// ConsoleAppend opens it for appending (for a shared stderr).
+	Console       string
+	ConsoleAppend bool
+	Ports         []Port
+	// Consoles are virtio console ports (terminals in the guest,
+	// /dev/hvc0 first) backed like Ports.
+	Consoles []Port
+	Shares   []Share
+	// Taps are the pod's network interfaces, each an open tap device
+	// handed to QEMU as an inherited descriptor.
+	Taps []Tap
+	// QMPSocket, if set, is where QEMU listens for QMP (see
+	// VM.ReleaseBootMemory).
+	QMPSocket string
+}
+
+// Tap is one guest network interface backed by a tap device that the host
+// side already opened (in the pod's network namespace). QEMU inherits File
+// as descriptor TapFD(i) for the i-th tap; the guest sees a virtio-net
+// device with the given MAC.
+type Tap struct {
+	File *os.File
+	MAC  string
+}
+
+// TapFD is the descriptor number QEMU gets the i-th tap's file as: the taps
+// are QEMU's first inherited files after stdin, stdout and stderr.
+func TapFD(i int) int { return 3 + i }
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var probs []string
+	if c.Binary.Path == "" {
+		probs = append(probs, "no QEMU binary")
+	}
+	if c.Binary.Loader != "" && c.Binary.LibDir == "" {
+		probs = append(probs, "a loader needs a library directory")
+	}
+	if c.Accel != KVM && c.Accel != TCG {
+		probs = append(probs, fmt.Sprintf("accelerator %q is neither kvm nor tcg", c.Accel))
+	}
+	if c.Kernel == "" {
+		probs = append(probs, "no kernel")
+	}
+	if c.Image == "" {
+		probs = append(probs, "no guest image")
+	}
+	if c.MemoryMiB < 64 {
+		probs = append(probs, fmt.Sprintf("memory %d MiB is below the 64 MiB minimum", c.MemoryMiB))
+	}
+	if c.CPUs < 1 {
+		probs = append(probs, fmt.Sprintf("%d vCPUs", c.CPUs))
+	}
+	if c.TBSizeMiB < 0 {
+		probs = append(probs, "negative translation buffer size")
+	}
+	names := map[string]bool{}
+	for _, p := range append(append([]Port(nil), c.Ports...), c.Consoles...) {
+		if p.Name == "" || p.Socket == "" {
+			probs = append(probs, "a port needs a name and a socket")
+		}
+		if names[p.Name] {
+			probs = append(probs, fmt.Sprintf("port %q twice", p.Name))
+		}
+		names[p.Name] = true
+		if strings.Contains(p.Socket, ",") {
+			probs = append(probs, fmt.Sprintf("socket path %q contains a comma", p.Socket))
+		}
+	}
+	for _, s := range c.Shares {
+		if s.Tag == "" || s.Path == "" {
+			probs = append(probs, "a share needs a tag and a path")
+		}
+		if strings.Contains(s.Path, ",") {
+			probs = append(probs, fmt.Sprintf("share path %q contains a comma", s.Path))
+		}
+		switch s.Transport {
+		case "", NineP:
+		case Virtiofs:
+			if s.Socket == "" || strings.Contains(s.Socket, ",") {
+				probs = append(probs, fmt.Sprintf("virtiofs share %q needs a socket path without commas", s.Tag))
+			}
+			if s.ReadOnly {
+				probs = append(probs, fmt.Sprintf("virtiofs share %q cannot be read-only", s.Tag))
+			}
+		default:
+			probs = append(probs, fmt.Sprintf("share %q: unknown transport %q", s.Tag, s.Transport))
+		}
+	}
+	for i, t := range c.Taps {
+		if t.File == nil {
+			probs = append(probs, fmt.Sprintf("tap %d has no file", i))
+		}
+		if _, err := net.ParseMAC(t.MAC); err != nil || strings.Contains(t.MAC, ",") {
+			probs = append(probs, fmt.Sprintf("tap %d: bad MAC %q", i, t.MAC))
+		}
+	}
+	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket} {
+		if strings.Contains(f, ",") {
+			probs = append(probs, fmt.Sprintf("path %q contains a comma (QEMU option syntax)", f))
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// Argv is the full command line that starts the VM described by c.
+func Argv(c Config) []string {
+	a := []string{c.Binary.Path}
+	if c.Binary.DataDir != "" {
+		a = append(a, "-L", c.Binary.DataDir)
+	}
+	// microvm without ACPI, PCI or option ROMs: the guest kernel finds its
+	// devices on its command line and its CPUs in MP tables.
+	a = append(a,
+		"-M", "microvm,acpi=off,x-option-roms=off",
+		"-nodefaults", "-no-user-config", "-nographic",
+		// A guest reboot ends QEMU: that is how the guest powers off.
+		"-no-reboot",
+		"-m", strconv.Itoa(c.MemoryMiB),
+		"-smp", strconv.Itoa(c.CPUs),
+	)
+	virtiofs := c.usesVirtiofs()
+	if virtiofs || c.Accel == TCG {
+		// Guest RAM in a memfd: virtiofsd reads and writes the guest's
+		// buffers itself, so it must be memory it can map. Under TCG
+		// it also keeps huge pages away from guest RAM (QEMU asks for
+		// them on anonymous RAM): with 4 KiB pages the host holds what
+		// the guest uses, not every 2 MiB block it touched (-5 MiB on
+		// an idle pod, no measurable cost in start time). Under KVM
+		// huge pages speed the guest up, so they stay.
+		a = append(a,
+			"-object", "memory-backend-memfd,id=ram,share=on,size="+strconv.Itoa(c.MemoryMiB)+"M",
+			"-machine", "memory-backend=ram",
+		)
+	}
+	if virtiofs {
+		// libvhost-user only speaks virtio 1.0, not microvm's default
+		// legacy virtio-mmio.
+		a = append(a, "-global", "virtio-mmio.force-legacy=false")
+	}
+	switch c.Accel {
+	case KVM:
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	default:
+		accel := "tcg"
+		if c.TBSizeMiB > 0 {
+			accel += ",tb-size=" + strconv.Itoa(c.TBSizeMiB)
+		}
+		a = append(a, "-accel", accel, "-cpu", "max")
+	}
+	a = append(a,
+		"-kernel", c.Kernel,
+		"-append", strings.Join(c.Cmdline, " "),
+	)
+	if c.QMPSocket != "" {
+		a = append(a, "-qmp", "unix:"+c.QMPSocket+",server=on,wait=off")
+	}
+	if c.Console == "" {
+		a = append(a, "-serial", "null")
+	} else {
+		opts := "file,id=console,path=" + c.Console
+		if c.ConsoleAppend {
+			opts += ",append=on"
+		}
+		a = append(a, "-chardev", opts, "-serial", "chardev:console")
+	}
+	a = append(a,
+		"-drive", "id=root,file="+c.Image+",format=raw,if=none,readonly=on",
+		"-device", "virtio-blk-device,drive=root",
+		// Entropy at once: systemd otherwise waits for the kernel's crng.
+		"-object", "rng-random,id=rng,filename=/dev/urandom",
+		"-device", "virtio-rng-device,rng=rng",
+		// Free page reporting: the guest hands pages it no longer uses
+		// back to the host, so an idle pod costs what it really uses,
+		// not the most it ever touched.
+		"-device", "virtio-balloon-device,free-page-reporting=on",
+	)
+	if n := len(c.Ports) + len(c.Consoles); n > 0 {
+		a = append(a, "-device", "virtio-serial-device,max_ports="+strconv.Itoa(n+1))
+		for i, p := range c.Ports {
+			id := "port" + strconv.Itoa(i)
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+p.Socket,
+				"-device", "virtserialport,chardev="+id+",name="+p.Name,
+			)
+		}
+		for i, p := range c.Consoles {
+			id := "tty" + strconv.Itoa(i)
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+p.Socket,
+				"-device", "virtconsole,chardev="+id+",name="+p.Name,
+			)
+		}
+	}
+	for i, t := range c.Taps {
+		id := "net" + strconv.Itoa(i)
+		// No vhost: these hosts have no /dev/vhost-net.
+		a = append(a,
+			"-netdev", "tap,id="+id+",fd="+strconv.Itoa(TapFD(i)),
+			"-device", "virtio-net-device,netdev="+id+",mac="+t.MAC,
+		)
+	}
+	for i, s := range c.Shares {
+		id := "fs" + strconv.Itoa(i)
+		if s.Transport == Virtiofs {
+			a = append(a,
+				"-chardev", "socket,id="+id+",path="+s.Socket,
+				"-device", "vhost-user-fs-device,chardev="+id+",tag="+s.Tag,
+			)
+			continue
+		}
+		opts := "local,id=" + id + ",path=" + s.Path + ",security_model=passthrough"
+		if s.ReadOnly {
+			opts += ",readonly=on"
+		}
+		a = append(a,
+			"-fsdev", opts,
+			"-device", "virtio-9p-device,fsdev="+id+",mount_tag="+s.Tag,
+		)
+	}
+	return a
+}
