@@ -4,20 +4,27 @@
 package runflags
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/appc/spec/schema/types"
+	"github.com/stage1-kvm/stage1-kvm/stage1/cli"
 )
 
-// ErrUsage wraps every command-line error.
-var ErrUsage = errors.New("usage")
+// ErrUsage wraps every command-line error (it is cli.ErrUsage: the entry
+// point exits with cli.Usage).
+var ErrUsage = cli.ErrUsage
 
-// ErrUnsupported is returned for flags that cannot apply to a VM.
-var ErrUnsupported = errors.New("not supported by the kvm stage1")
+// ErrUnsupported is returned for flags that cannot apply to a VM. It is a
+// usage error too.
+var ErrUnsupported error = unsupported{}
+
+type unsupported struct{}
+
+func (unsupported) Error() string        { return "not supported by the kvm stage1" }
+func (unsupported) Is(target error) bool { return target == cli.ErrUsage }
 
 // Options is the parsed command line.
 type Options struct {
@@ -37,6 +44,15 @@ type Options struct {
 	IPC            string
 	UUID           *types.UUID
 	RawUUID        string
+}
+
+// PodHostname is the guest's hostname: --hostname, else rkt's default
+// "rkt-<uuid>".
+func (o *Options) PodHostname() string {
+	if o.Hostname != "" {
+		return o.Hostname
+	}
+	return "rkt-" + o.UUID.String()
 }
 
 // Parse parses args (without argv[0]).

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/cli"
 )
 
 const uuid = "6c6d3e1e-2b7f-4a35-9d41-1e0c3f4b5a21"
@@ -60,5 +62,28 @@ func TestParseErrors(t *testing.T) {
 		if _, err := Parse(tt.args); !errors.Is(err, tt.want) {
 			t.Errorf("Parse(%q) = %v, want %v", tt.args, err, tt.want)
 		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{"--bogus", "x"}, {"--net=host", "4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11"}} {
+		_, err := Parse(args)
+		if !errors.Is(err, cli.ErrUsage) {
+			t.Errorf("Parse(%q) = %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestPodHostname(t *testing.T) {
+	o, err := Parse([]string{"4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.PodHostname(); got != "rkt-4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11" {
+		t.Errorf("default hostname %q", got)
+	}
+	o.Hostname = "web"
+	if got := o.PodHostname(); got != "web" {
+		t.Errorf("hostname %q, want web", got)
 	}
 }
