@@ -43,6 +43,9 @@ const Stage2Dir = "opt/stage2"
 // (so also relative to the guest's PodMount).
 func AppRootfsRel(app string) string { return path.Join(Stage2Dir, app, "rootfs") }
 
+// AppManifestRel is app's image manifest relative to the stage1 rootfs.
+func AppManifestRel(app string) string { return path.Join(Stage2Dir, app, "manifest") }
+
 // AppRootfs is app's root file system in the guest.
 func AppRootfs(app string) string { return path.Join(PodMount, AppRootfsRel(app)) }
 

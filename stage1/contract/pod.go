@@ -42,6 +42,8 @@ const (
 
 // Paths relative to the pod directory.
 const (
+	// PodManifest is the pod manifest rkt wrote (JSON, appc schema).
+	PodManifest = "pod"
 	// PidFile is the run entry point's PID, for rkt (enter, the start
 	// time) and for stop.
 	PidFile = "pid"

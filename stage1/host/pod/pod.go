@@ -42,7 +42,7 @@ type Pod struct {
 
 // Load reads the pod in dir.
 func Load(dir string) (*Pod, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "pod"))
+	b, err := os.ReadFile(filepath.Join(dir, contract.PodManifest))
 	if err != nil {
 		return nil, fmt.Errorf("read pod manifest: %w", err)
 	}
@@ -56,8 +56,7 @@ func Load(dir string) (*Pod, error) {
 	p := &Pod{Dir: dir, Stage1Rootfs: contract.Stage1Rootfs(dir), Manifest: &pm}
 	for _, ra := range pm.Apps {
 		name := ra.Name.String()
-		appDir := filepath.Join(p.Stage1Rootfs, "opt", "stage2", name)
-		b, err := os.ReadFile(filepath.Join(appDir, "manifest"))
+		b, err := os.ReadFile(filepath.Join(p.Stage1Rootfs, contract.AppManifestRel(name)))
 		if err != nil {
 			return nil, fmt.Errorf("app %s: read image manifest: %w", name, err)
 		}
@@ -72,7 +71,7 @@ func Load(dir string) (*Pod, error) {
 		if app == nil {
 			return nil, fmt.Errorf("app %s: neither the pod nor the image manifest defines an app to run", name)
 		}
-		rootfs := filepath.Join(appDir, "rootfs")
+		rootfs := filepath.Join(p.Stage1Rootfs, contract.AppRootfsRel(name))
 		if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("app %s: no rootfs at %s", name, rootfs)
 		}

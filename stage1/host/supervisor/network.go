@@ -10,26 +10,30 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/network"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
+
+// podNetwork is what the network step leaves for the others.
+type podNetwork struct {
+	// taps are the pod's interfaces, handed to QEMU.
+	taps []qemu.Tap
+	// mdsURL is the apps' AC_METADATA_URL with --mds-token.
+	mdsURL string
+}
 
 // setupNetwork creates the pod's networks (--net) in a network namespace of
 // its own and keeps the taps QEMU will get. Releasing is pushed first, so a
 // half-done setup is undone too; gc does the same for a run that died.
 func (s *session) setupNetwork(undo *cleanup.Stack) error {
 	undo.Push("release the network", func() error { return network.Release(s.o.PodDir) })
-	uuid := s.o.Flags.UUID.String()
-	hostname := s.o.Flags.Hostname
-	if hostname == "" {
-		hostname = "rkt-" + uuid
-	}
 	start := time.Now()
 	res, err := network.Setup(network.Options{
 		PodDir:      s.o.PodDir,
-		UUID:        uuid,
+		UUID:        s.o.Flags.UUID.String(),
 		Manifest:    s.pod.Manifest,
 		Nets:        s.o.Flags.Nets,
 		LocalConfig: s.o.Flags.LocalConfig,
-		Hostname:    hostname,
+		Hostname:    s.o.Flags.PodHostname(),
 		DNSConfMode: s.o.Flags.DNSConfMode,
 		Logf:        s.logf,
 	})
@@ -38,7 +42,7 @@ func (s *session) setupNetwork(undo *cleanup.Stack) error {
 		return err
 	}
 	undo.Push("close the taps", res.Close)
-	s.taps = res.Taps
+	s.net.taps = res.Taps
 	s.logf("network: %s", res.Summary)
 	if tok := s.o.Flags.MDSToken; tok != "" {
 		if url.PathEscape(tok) != tok {
@@ -47,8 +51,8 @@ func (s *session) setupNetwork(undo *cleanup.Stack) error {
 		if res.HostIP == nil {
 			return fmt.Errorf("--mds-token: the apps reach the metadata service at the host's address on the pod's network, and the pod has none (--net=%s)", strings.Join(s.o.Flags.Nets, ","))
 		}
-		s.mdsURL = metadataURL(res.HostIP, tok)
-		s.logf("metadata service: %s", s.mdsURL)
+		s.net.mdsURL = metadataURL(res.HostIP, tok)
+		s.logf("metadata service: %s", s.net.mdsURL)
 	}
 	return nil
 }

@@ -1,33 +1,95 @@
 package supervisor
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
-func TestTCGBufferSize(t *testing.T) {
-	for setting, want := range map[string]int{"": tcgBufferMiB, "16": 16, "1": 1, "2048": 2048} {
-		if got, err := tcgBufferSize(setting); err != nil || got != want {
-			t.Errorf("tcgBufferSize(%q) = %d, %v; want %d", setting, got, err, want)
-		}
+func portNames(ports []contract.Port) []string {
+	var names []string
+	for _, p := range ports {
+		names = append(names, p.Name)
 	}
-	for _, bad := range []string{"0", "-4", "16M", "2049", " 8"} {
-		if _, err := tcgBufferSize(bad); err == nil {
-			t.Errorf("tcgBufferSize(%q) accepted", bad)
+	return names
+}
+
+func TestVMPorts(t *testing.T) {
+	base := []string{contract.EventsPort, contract.StdoutPort, contract.StderrPort, contract.AgentPort}
+	for _, c := range []struct {
+		interactive, tty bool
+		want             []string
+	}{
+		{false, false, base},
+		{true, false, []string{contract.EventsPort, contract.StdoutPort, contract.StderrPort, contract.StdinPort, contract.AgentPort}},
+		{true, true, append(slices.Clone(base), contract.TTYPort)},
+	} {
+		if got := portNames(vmPorts(c.interactive, c.tty)); !slices.Equal(got, c.want) {
+			t.Errorf("vmPorts(%v, %v) = %q, want %q", c.interactive, c.tty, got, c.want)
 		}
 	}
 }
 
-func TestSharedFS(t *testing.T) {
-	for setting, want := range map[string]hypervisor.Transport{"": hypervisor.NineP, "9p": hypervisor.NineP, "virtiofs": hypervisor.Virtiofs} {
-		if got, err := sharedFS(setting); err != nil || got != want {
-			t.Errorf("sharedFS(%q) = %q, %v; want %q", setting, got, err, want)
+func testInput() vmInput {
+	return vmInput{
+		podDir: "/var/lib/rkt/pods/run/u", stage1Rootfs: "/var/lib/rkt/pods/run/u/stage1/rootfs",
+		uuid: "4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11", hostname: "web",
+		accel: qemu.TCG, memoryMiB: 160, cpus: 1, tcgBufferMiB: 32,
+		kernelArgs: []string{"systemd.log_level=debug"},
+		ports:      vmPorts(true, true),
+		volumes:    []qemu.Share{{Tag: "vol-0", Path: "/srv/data", ReadOnly: true}},
+	}
+}
+
+func TestVMConfig(t *testing.T) {
+	c := vmConfig(testInput())
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Binary.Path != "/var/lib/rkt/pods/run/u/stage1/rootfs/qemu/bin/qemu-system-x86_64" {
+		t.Errorf("binary %q, want the bundled QEMU", c.Binary.Path)
+	}
+	if c.Kernel != "/var/lib/rkt/pods/run/u/stage1/rootfs/bzImage" || c.Image != "/var/lib/rkt/pods/run/u/stage1/rootfs/guest.img" {
+		t.Errorf("kernel %q image %q", c.Kernel, c.Image)
+	}
+	cmdline := strings.Join(c.Cmdline, " ")
+	for _, want := range []string{"systemd.unit=stage1-pod.target", "systemd.hostname=web", "systemd.machine_id=4c5f9d2e8f0e4d8c9b3a2f6f1c0d7e11", "systemd.log_level=debug", "quiet"} {
+		if !strings.Contains(cmdline, want) {
+			t.Errorf("kernel command line lacks %q: %s", want, cmdline)
 		}
 	}
-	for _, bad := range []string{"nfs", "VIRTIOFS", "9P"} {
-		if _, err := sharedFS(bad); err == nil {
-			t.Errorf("sharedFS(%q) accepted", bad)
-		}
+	if !strings.HasSuffix(cmdline, "systemd.log_level=debug") {
+		t.Errorf("extra kernel arguments must come last: %s", cmdline)
+	}
+	if len(c.Shares) != 2 || c.Shares[0].Tag != contract.PodTag || c.Shares[0].Path != "/var/lib/rkt/pods/run/u/stage1/rootfs" || c.Shares[1].Tag != "vol-0" || !c.Shares[1].ReadOnly {
+		t.Errorf("shares %+v: want the pod share, then the volumes", c.Shares)
+	}
+	if len(c.Consoles) != 1 || c.Consoles[0].Name != contract.TTYPort || c.Consoles[0].Socket != "/var/lib/rkt/pods/run/u/vm/tty.sock" {
+		t.Errorf("consoles %+v", c.Consoles)
+	}
+	if len(c.Ports) != 4 || c.Ports[0].Socket != "/var/lib/rkt/pods/run/u/vm/events.sock" {
+		t.Errorf("ports %+v", c.Ports)
+	}
+	if c.Console != "/var/lib/rkt/pods/run/u/vm/console.log" || c.QMPSocket != "/var/lib/rkt/pods/run/u/vm/qmp.sock" || c.TBSizeMiB != 32 {
+		t.Errorf("console %q, QMP %q, tb %d", c.Console, c.QMPSocket, c.TBSizeMiB)
+	}
+}
+
+func TestVMConfigDebugAndHostQEMU(t *testing.T) {
+	in := testInput()
+	in.debug = true
+	in.hostQEMU = "/usr/bin/qemu-system-x86_64"
+	c := vmConfig(in)
+	if c.Console != "/proc/self/fd/2" || !c.ConsoleAppend {
+		t.Errorf("--debug: console %q append %v, want run's stderr", c.Console, c.ConsoleAppend)
+	}
+	if strings.Contains(strings.Join(c.Cmdline, " "), "quiet") {
+		t.Errorf("--debug: the kernel should not be quiet: %q", c.Cmdline)
+	}
+	if c.Binary.Path != in.hostQEMU || c.Binary.VirtioFSD != hostVirtioFSD || c.Binary.DataDir != "" {
+		t.Errorf("host QEMU binary %+v", c.Binary)
 	}
 }

@@ -1,0 +1,260 @@
+package supervisor
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/term"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+)
+
+// loop is the supervisor's state while the VM runs: what the guest has
+// reported, and why the VM was ended early, if it was.
+type loop struct {
+	s  *session
+	ch *channels
+	// evc yields the guest's events; nil once the guest's end closed.
+	evc <-chan contract.Event
+	// vmDone is closed when QEMU exits; nil once handled.
+	vmDone <-chan struct{}
+	boot   *time.Timer
+	// stopping fires when an orderly stop has taken too long; nil until
+	// a stop is asked for.
+	stopping <-chan time.Time
+	// appStarted and stdinReady are closed (and set to nil) on the
+	// guest's ready and stdin-ready events.
+	appStarted, stdinReady chan struct{}
+	exits                  []contract.Event
+	// cause is why we killed the VM, if we did.
+	cause error
+}
+
+// supervise relays the pod's streams and events until the VM has exited,
+// and decides run's exit code.
+func (s *session) supervise() (int, error) {
+	timeout := s.o.Settings.BootTimeoutFor(s.accel)
+	l := &loop{
+		s:          s,
+		ch:         acceptChannels(s.host.listeners),
+		vmDone:     s.vm.Done(),
+		boot:       time.NewTimer(timeout),
+		appStarted: make(chan struct{}),
+		stdinReady: make(chan struct{}),
+	}
+	defer l.boot.Stop()
+	go s.host.agent.serve(timeout)
+	if restore := l.startRelays(); restore != nil {
+		defer restore()
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for l.vmDone != nil || l.evc != nil {
+		select {
+		case e, ok := <-l.evc:
+			l.onEvent(e, ok)
+		case <-l.boot.C:
+			l.kill(fmt.Errorf("%w (%v, %s)", ErrBootTimeout, timeout, s.accel))
+		case sig := <-sigs:
+			l.onSignal(sig)
+		case <-l.stopping:
+			l.kill(fmt.Errorf("the orderly stop did not finish within %v", StopTimeout))
+		case <-l.vmDone:
+			l.onVMDone()
+		}
+	}
+	l.ch.wait()
+	s.timer.write(filepath.Join(s.o.PodDir, contract.VMDir))
+	return s.podExit(l.exits, l.cause)
+}
+
+// startRelays starts copying between the VM's ports and run's standard
+// streams. It returns what restores run's terminal, if it made it raw.
+func (l *loop) startRelays() (restore func()) {
+	s := l.s
+	if s.term.tty {
+		r, err := s.rawTerminal()
+		if err != nil {
+			s.warnf("%v", err)
+		}
+		restore = r
+		l.ch.relayTerminal(contract.TTYPort, s.o.Stdin, s.o.Stdout, l.appStarted)
+	}
+	l.ch.copyOut(contract.StdoutPort, s.timer.firstOutput(s.o.Stdout))
+	l.ch.copyOut(contract.StderrPort, s.o.Stderr)
+	l.ch.feedStdin(contract.StdinPort, s.o.Stdin, l.stdinReady)
+	l.evc = l.ch.readEvents(contract.EventsPort, func(err error) { s.logf("ignoring %v", err) })
+	return restore
+}
+
+// onEvent handles one event from the guest (ok false: the guest's end of
+// the events port closed).
+func (l *loop) onEvent(e contract.Event, ok bool) {
+	if !ok {
+		l.evc = nil
+		return
+	}
+	s := l.s
+	l.boot.Stop()
+	s.logf("event: %s", e)
+	switch e.Kind {
+	case contract.EventReady:
+		closeOnce(&l.appStarted)
+		s.timer.markReady(e.KernelMs, e.TotalMs)
+		s.timer.write(filepath.Join(s.o.PodDir, contract.VMDir))
+		if err := s.markReady(); err != nil {
+			s.warnf("%v", err)
+		}
+	case contract.EventSettled:
+		go s.releaseBootMemory()
+	case contract.EventAgentReady:
+		go s.attachAgent(l.ch.conn(contract.AgentPort))
+	case contract.EventStdinReady:
+		closeOnce(&l.stdinReady)
+	case contract.EventExited:
+		l.exits = append(l.exits, e)
+	}
+}
+
+// onSignal turns the first SIGTERM, SIGINT or SIGHUP into an orderly stop
+// (bounded by StopTimeout); a second one kills the VM.
+func (l *loop) onSignal(sig os.Signal) {
+	if l.stopping != nil {
+		l.kill(fmt.Errorf("killed after a second %v", sig))
+		return
+	}
+	l.s.logf("got %v: stopping the pod", sig)
+	l.stopping = time.After(StopTimeout)
+	go l.s.powerOff()
+}
+
+// onVMDone: QEMU is gone, so its connections are closed and the relays
+// end; the wait is bounded in case a port was never connected.
+func (l *loop) onVMDone() {
+	l.vmDone = nil
+	l.s.host.agent.close()
+	for _, ln := range l.s.host.listeners {
+		ln.Close()
+	}
+	l.ch.abandonAfter(drainTimeout)
+}
+
+// kill ends the VM at once, for cause.
+func (l *loop) kill(cause error) {
+	l.cause = cause
+	l.s.vm.Kill()
+}
+
+// closeOnce closes *c and forgets it, so a repeated event is harmless.
+func closeOnce(c *chan struct{}) {
+	if *c != nil {
+		close(*c)
+		*c = nil
+	}
+}
+
+// podExit is run's result: the pod's exit code by rkt's rules, or why
+// there is none (with the VM's own error and the guest console's tail).
+func (s *session) podExit(exits []contract.Event, cause error) (int, error) {
+	vmErr := s.vm.Wait()
+	code, err := PodExit(exits, s.pod.AppNames())
+	if err == nil {
+		return code, nil
+	}
+	if cause != nil {
+		err = fmt.Errorf("%w: %v", err, cause)
+	} else if vmErr != nil {
+		err = fmt.Errorf("%w: %v", err, vmErr)
+	}
+	if hint := s.consoleHint(); hint != nil {
+		all := multierror.Append(err, hint)
+		all.ErrorFormat = linePerError
+		return 0, all
+	}
+	return 0, err
+}
+
+// linePerError formats an error and its hints a line (or paragraph) each.
+func linePerError(errs []error) string {
+	lines := make([]string, len(errs))
+	for i, err := range errs {
+		lines[i] = err.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// powerOff asks the guest agent for an orderly power-off, waiting for the
+// agent if the guest is still booting. The loop's timer forces the stop if
+// this fails or takes too long.
+func (s *session) powerOff() {
+	c, err := s.host.agent.open(StopTimeout)
+	if err != nil {
+		s.logf("orderly stop: %v", err)
+		return
+	}
+	defer c.Close()
+	if err := agentproto.Stop(c); err != nil {
+		s.logf("orderly stop: %v", err)
+	}
+}
+
+// releaseBootMemory frees, settleDelay after the guest says its boot is
+// over, what QEMU only needed for booting: its copy of the kernel and, under
+// TCG, the boot's translated code (tens of MiB that mostly never run
+// again). It only saves memory, so a failure (a host QEMU without our
+// patches, say) is logged and otherwise ignored.
+func (s *session) releaseBootMemory() {
+	time.Sleep(settleDelay)
+	if err := s.vm.ReleaseBootMemory(qmpTimeout); err != nil {
+		s.logf("keeping boot-time memory: %v", err)
+		return
+	}
+	s.logf("released boot-time memory")
+}
+
+// attachAgent connects the agent proxy once the guest agent holds its port.
+func (s *session) attachAgent(ch chan net.Conn) {
+	c, ok := <-ch
+	if !ok {
+		return
+	}
+	if err := s.host.agent.attach(c); err != nil {
+		s.warnf("%v", err)
+	}
+}
+
+// rawTerminal puts run's terminal in raw mode: keys, Ctrl-C included, go to
+// the app's terminal, whose line discipline handles them.
+func (s *session) rawTerminal() (func(), error) {
+	f := s.o.Stdin.(*os.File)
+	st, err := term.MakeRaw(int(f.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("raw terminal: %w", err)
+	}
+	return func() { term.Restore(int(f.Fd()), st) }, nil
+}
+
+// consoleHint points at the guest console log for a VM that failed.
+func (s *session) consoleHint() error {
+	if s.o.Flags.Debug {
+		return nil
+	}
+	b, err := os.ReadFile(s.console)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return fmt.Errorf("last guest console lines (%s):\n%s", s.console, strings.Join(lines, "\n"))
+}

@@ -1,0 +1,174 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"github.com/appc/spec/schema/types"
+	"golang.org/x/term"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/pod"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/sizing"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/units"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/volplan"
+)
+
+// keepLock keeps rkt's pod lock for the pod's whole life: the fd is inherited
+// locked; it only must not leak into QEMU.
+func (s *session) keepLock(*cleanup.Stack) error {
+	if s.o.Settings.LockFD < 0 {
+		s.logf("no %s: not started by rkt", settings.LockFDEnv)
+		return nil
+	}
+	syscall.CloseOnExec(s.o.Settings.LockFD)
+	return nil
+}
+
+// loadPod reads the pod's manifests and sizes its VM.
+func (s *session) loadPod(*cleanup.Stack) error {
+	p, err := pod.Load(s.o.PodDir)
+	if err != nil {
+		return err
+	}
+	s.pod = p
+	if s.o.Flags.Interactive && len(p.Apps) != 1 {
+		return fmt.Errorf("--interactive needs a pod with exactly one app, this one has %d", len(p.Apps))
+	}
+	if f, ok := s.o.Stdin.(*os.File); ok && s.o.Flags.Interactive && term.IsTerminal(int(f.Fd())) {
+		s.term.tty = true
+		s.term.cols, s.term.rows, _ = term.GetSize(int(f.Fd()))
+	}
+	apps := make([]types.App, len(p.Apps))
+	for i, a := range p.Apps {
+		apps[i] = a.App
+	}
+	s.size, err = sizing.VMSize(apps, runtime.NumCPU())
+	return err
+}
+
+// prepareVolumes matches the pod's volumes to the apps' mount points,
+// checks host sources, creates empty volumes and mount targets, and writes
+// the guest's list of volume shares.
+func (s *session) prepareVolumes(undo *cleanup.Stack) error {
+	var apps []volplan.App
+	rootfs := map[string]string{}
+	for i, a := range s.pod.Apps {
+		apps = append(apps, volplan.App{Name: a.Name, MountPoints: a.App.MountPoints, Mounts: s.pod.Manifest.Apps[i].Mounts})
+		rootfs[a.Name] = a.RootfsHost
+	}
+	plan, err := volplan.Resolve(s.pod.Manifest.Volumes, apps)
+	if err != nil {
+		return err
+	}
+	s.volumes, err = volumes.Prepare(plan, s.pod.Stage1Rootfs, rootfs)
+	if err != nil {
+		return err
+	}
+	for i := range s.volumes.Shares {
+		sh := &s.volumes.Shares[i]
+		if !sh.HideSubmounts {
+			continue
+		}
+		dst := filepath.Join(s.o.PodDir, contract.VolumeBindsDir, sh.Tag)
+		if err := volumes.BindTop(sh.HostPath, dst); err != nil {
+			return fmt.Errorf("host volume %q (recursive=false): %w", sh.Name, err)
+		}
+		undo.Push("unbind volume "+sh.Name, func() error { return volumes.Unbind(dst) })
+		s.logf("volume %s: recursive=false, exporting a non-recursive bind of %s", sh.Name, sh.HostPath)
+		sh.HostPath = dst
+	}
+	return nil
+}
+
+// unitsInput is what units.Generate needs, from the run's flags and the
+// loaded pod.
+func (s *session) unitsInput() units.Pod {
+	f := s.o.Flags
+	in := units.Pod{
+		Interactive: f.Interactive, TTY: s.term.tty, Rows: s.term.rows, Cols: s.term.cols,
+		DisableCapabilities: f.DisableCaps, DisableSeccomp: f.DisableSeccomp, DisablePaths: f.DisablePaths,
+	}
+	for _, a := range s.pod.Apps {
+		in.Apps = append(in.Apps, units.App{
+			Name:           a.Name,
+			ImageName:      a.Image.Name.String(),
+			App:            a.App,
+			RootfsHost:     a.RootfsHost,
+			ReadOnlyRootFS: a.ReadOnlyRootFS,
+			MetadataURL:    s.net.mdsURL,
+			Binds:          s.volumes.Binds[a.Name],
+		})
+	}
+	return in
+}
+
+// writeGuestFiles writes what the guest reads from the pod share at boot:
+// the units, the apps' environments (rkt's place, for enter), the apps'
+// accounts, and the journal's directory.
+func (s *session) writeGuestFiles(*cleanup.Stack) error {
+	in := s.unitsInput()
+	files, err := units.Generate(in)
+	if err != nil {
+		return err
+	}
+	root := s.pod.Stage1Rootfs
+	dir := filepath.Join(root, contract.UnitsDir)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := writeFile(dir, f.Name, f.Content, 0o644); err != nil {
+			return err
+		}
+	}
+	for _, a := range in.Apps {
+		env, err := contract.EncodeEnv(units.AppEnvironment(a))
+		if err != nil {
+			return fmt.Errorf("app %s: environment: %w", a.Name, err)
+		}
+		if err := writeFile(filepath.Join(root, contract.EnvDir), a.Name, env, 0o600); err != nil {
+			return err
+		}
+	}
+	passwd, group, err := units.Accounts(in)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(root, contract.AccountsDir), "passwd", passwd, 0o644); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(root, contract.AccountsDir), "group", group, 0o644); err != nil {
+		return err
+	}
+	// The journal persists in the pod, where rkt's tools look for it.
+	return os.MkdirAll(filepath.Join(root, contract.JournalDir), 0o755)
+}
+
+// writeFile writes dir/name, creating dir.
+func writeFile(dir, name string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, name), data, mode)
+}
+
+// writePid writes <pod>/pid: rkt shows its mtime as the pod's start time and
+// passes the number to enter.
+func (s *session) writePid(*cleanup.Stack) error {
+	return hostres.WritePidFile(filepath.Join(s.o.PodDir, contract.PidFile), os.Getpid(), 0o644)
+}
+
+// markReady makes `rkt status --wait-ready` return.
+func (s *session) markReady() error {
+	link := filepath.Join(s.pod.Stage1Rootfs, contract.SupervisorStatus)
+	os.Remove(link)
+	return os.Symlink("ready", link)
+}

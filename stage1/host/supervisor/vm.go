@@ -1,0 +1,222 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+)
+
+// hostVirtioFSD is where Debian installs virtiofsd for its QEMU.
+const hostVirtioFSD = "/usr/lib/qemu/virtiofsd"
+
+// consoleLog, in the pod's VM directory, receives the guest's console
+// (unless --debug sends it to stderr).
+const consoleLog = "console.log"
+
+// hostEnds are the host ends of the VM's channels: a listening socket per
+// virtio-serial port (QEMU connects to each), and the pod's agent socket.
+type hostEnds struct {
+	listeners map[string]*net.UnixListener
+	agent     *agentProxy
+}
+
+// vmPorts are the ports this pod's VM has: stdin only for an interactive
+// app without a terminal, the terminal only with one.
+func vmPorts(interactive, tty bool) []contract.Port {
+	var ports []contract.Port
+	for _, p := range contract.Ports {
+		if p.Name == contract.StdinPort && (!interactive || tty) {
+			continue
+		}
+		if p.Name == contract.TTYPort && !tty {
+			continue
+		}
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// openChannels listens on the host end of every port before QEMU starts,
+// and serves the pod's agent socket.
+func (s *session) openChannels(undo *cleanup.Stack) error {
+	if err := os.MkdirAll(filepath.Join(s.o.PodDir, contract.VMDir), 0o700); err != nil {
+		return err
+	}
+	s.host.listeners = map[string]*net.UnixListener{}
+	for _, p := range vmPorts(s.o.Flags.Interactive, s.term.tty) {
+		path := filepath.Join(s.o.PodDir, p.Socket)
+		os.Remove(path)
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", path, err)
+		}
+		ln.SetUnlinkOnClose(true)
+		undo.Push("close "+p.Socket, func() error { ln.Close(); return nil })
+		s.host.listeners[p.Name] = ln
+	}
+	proxy, err := newAgentProxy(filepath.Join(s.o.PodDir, contract.AgentSocket))
+	if err != nil {
+		return err
+	}
+	undo.Push("close the agent socket", func() error { proxy.close(); return nil })
+	s.host.agent = proxy
+	return nil
+}
+
+// vmInput is everything the VM's configuration depends on.
+type vmInput struct {
+	podDir, stage1Rootfs string
+	uuid, hostname       string
+	debug                bool
+	accel                qemu.Accel
+	memoryMiB, cpus      int
+	tcgBufferMiB         int
+	hostQEMU             string // empty: the bundled QEMU
+	kernelArgs           []string
+	ports                []contract.Port
+	taps                 []qemu.Tap
+	volumes              []qemu.Share
+}
+
+// vmConfig describes the pod's VM (before virtiofs is set up, which
+// startVirtioFSDs does). It is pure.
+func vmConfig(in vmInput) qemu.Config {
+	bin := qemu.Bundled(in.stage1Rootfs)
+	if in.hostQEMU != "" {
+		// A host QEMU comes with the host's virtiofsd (Debian's place).
+		bin = qemu.Binary{Path: in.hostQEMU, VirtioFSD: hostVirtioFSD}
+	}
+	cmdline := append([]string{
+		contract.HostnameParam + "=" + in.hostname,
+		// rkt's convention: the machine ID is the pod UUID.
+		contract.MachineIDParam + "=" + strings.ReplaceAll(in.uuid, "-", ""),
+	}, in.kernelArgs...)
+	cfg := qemu.Config{
+		Binary:    bin,
+		Accel:     in.accel,
+		Kernel:    filepath.Join(in.stage1Rootfs, contract.Kernel),
+		Image:     filepath.Join(in.stage1Rootfs, contract.GuestImage),
+		Cmdline:   qemu.KernelCmdline(contract.PodTarget, in.accel, in.debug, cmdline...),
+		MemoryMiB: in.memoryMiB,
+		CPUs:      in.cpus,
+		TBSizeMiB: in.tcgBufferMiB,
+		Console:   filepath.Join(in.podDir, contract.VMDir, consoleLog),
+		Shares:    append([]qemu.Share{{Tag: contract.PodTag, Path: in.stage1Rootfs}}, in.volumes...),
+		Taps:      in.taps,
+		QMPSocket: filepath.Join(in.podDir, contract.QMPSocket),
+	}
+	if in.debug {
+		cfg.Console = "/proc/self/fd/2"
+		cfg.ConsoleAppend = true
+	}
+	for _, p := range in.ports {
+		port := qemu.Port{Name: p.Name, Socket: filepath.Join(in.podDir, p.Socket)}
+		if p.Console {
+			cfg.Consoles = append(cfg.Consoles, port)
+		} else {
+			cfg.Ports = append(cfg.Ports, port)
+		}
+	}
+	return cfg
+}
+
+// vmInput gathers what the earlier steps found.
+func (s *session) vmInput(accel qemu.Accel) vmInput {
+	in := vmInput{
+		podDir: s.o.PodDir, stage1Rootfs: s.pod.Stage1Rootfs,
+		uuid: s.o.Flags.UUID.String(), hostname: s.o.Flags.PodHostname(),
+		debug: s.o.Flags.Debug, accel: accel,
+		memoryMiB: s.size.MemoryMiB, cpus: s.size.CPUs,
+		tcgBufferMiB: s.o.Settings.TCGBufferMiB, hostQEMU: s.o.Settings.QEMU,
+		kernelArgs: s.o.Settings.KernelArgs,
+		ports:      vmPorts(s.o.Flags.Interactive, s.term.tty),
+		taps:       s.net.taps,
+	}
+	for _, v := range s.volumes.Shares {
+		in.volumes = append(in.volumes, qemu.Share{Tag: v.Tag, Path: v.HostPath, ReadOnly: v.ReadOnly})
+	}
+	return in
+}
+
+// startVM chooses the accelerator, starts virtiofsd where asked, then QEMU.
+func (s *session) startVM(undo *cleanup.Stack) error {
+	accel, notice, err := qemu.ChooseAccel(s.o.Settings.Accel, hypervisor.ProbeHost())
+	if err != nil {
+		return err
+	}
+	if notice != "" {
+		s.warnf("%s", notice)
+	}
+	s.accel = accel
+	cfg := vmConfig(s.vmInput(accel))
+	s.console = filepath.Join(s.o.PodDir, contract.VMDir, consoleLog)
+	tags, err := s.startVirtioFSDs(undo, cfg.Binary, cfg.Shares)
+	if err != nil {
+		return err
+	}
+	if len(tags) > 0 {
+		cfg.Cmdline = append(cfg.Cmdline, contract.VirtiofsParam+"="+strings.Join(tags, ","))
+	}
+	// QEMU removes its QMP socket when it exits, but not when killed;
+	// pushed first, this runs after the VM is gone.
+	undo.Push("remove the QMP socket", func() error {
+		if err := os.Remove(cfg.QMPSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
+	s.timer.markQEMU()
+	vm, err := hypervisor.Start(cfg, s.o.Stderr)
+	if err != nil {
+		return err
+	}
+	s.vm = vm
+	undo.Push("stop the VM", vm.Kill)
+	if err := hostres.WriteQEMUPid(s.o.PodDir, vm.Pid()); err != nil {
+		return err
+	}
+	undo.Push("forget the QEMU pid", func() error { return hostres.KillQEMU(s.o.PodDir) })
+	return nil
+}
+
+// startVirtioFSDs switches the writable shares to virtiofs when that is the
+// transport asked for (read-only volumes stay on 9p, where QEMU enforces
+// read-only; virtiofsd cannot) and starts a virtiofsd for each, undone by
+// undo. It returns the tags of the virtiofs shares.
+func (s *session) startVirtioFSDs(undo *cleanup.Stack, bin qemu.Binary, shares []qemu.Share) ([]string, error) {
+	if s.o.Settings.SharedFS != qemu.Virtiofs {
+		return nil, nil
+	}
+	var tags []string
+	for i := range shares {
+		sh := &shares[i]
+		if sh.ReadOnly {
+			continue
+		}
+		sh.Transport = qemu.Virtiofs
+		sh.Socket = filepath.Join(s.o.PodDir, contract.VirtiofsSocket(i))
+		log, err := os.OpenFile(filepath.Join(s.o.PodDir, contract.VMDir, fmt.Sprintf("virtiofsd%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("virtiofsd log: %w", err)
+		}
+		d, err := hypervisor.StartVirtioFSD(bin, *sh, log)
+		log.Close()
+		if err != nil {
+			return nil, err
+		}
+		undo.Push("stop virtiofsd for "+sh.Tag, d.Stop)
+		s.logf("virtiofs share %s: virtiofsd pid %d", sh.Tag, d.Pid())
+		tags = append(tags, sh.Tag)
+	}
+	return tags, nil
+}
