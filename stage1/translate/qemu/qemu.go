@@ -180,6 +180,31 @@ func (c Config) Validate() error {
 	if c.TBSizeMiB < 0 {
 		probs = append(probs, "negative translation buffer size")
 	}
+	probs = append(probs, c.portProblems()...)
+	probs = append(probs, c.shareProblems()...)
+	for i, t := range c.Taps {
+		if t.File == nil {
+			probs = append(probs, fmt.Sprintf("tap %d has no file", i))
+		}
+		if _, err := net.ParseMAC(t.MAC); err != nil || strings.Contains(t.MAC, ",") {
+			probs = append(probs, fmt.Sprintf("tap %d: bad MAC %q", i, t.MAC))
+		}
+	}
+	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket} {
+		if strings.Contains(f, ",") {
+			probs = append(probs, fmt.Sprintf("path %q contains a comma (QEMU option syntax)", f))
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+// portProblems: every port needs a unique name and a socket path QEMU's
+// option syntax can carry.
+func (c Config) portProblems() []string {
+	var probs []string
 	names := map[string]bool{}
 	for _, p := range append(append([]Port(nil), c.Ports...), c.Consoles...) {
 		if p.Name == "" || p.Socket == "" {
@@ -193,6 +218,13 @@ func (c Config) Validate() error {
 			probs = append(probs, fmt.Sprintf("socket path %q contains a comma", p.Socket))
 		}
 	}
+	return probs
+}
+
+// shareProblems: every share needs a tag, a path without commas and a
+// transport it can use.
+func (c Config) shareProblems() []string {
+	var probs []string
 	for _, s := range c.Shares {
 		if s.Tag == "" || s.Path == "" {
 			probs = append(probs, "a share needs a tag and a path")
@@ -213,23 +245,7 @@ func (c Config) Validate() error {
 			probs = append(probs, fmt.Sprintf("share %q: unknown transport %q", s.Tag, s.Transport))
 		}
 	}
-	for i, t := range c.Taps {
-		if t.File == nil {
-			probs = append(probs, fmt.Sprintf("tap %d has no file", i))
-		}
-		if _, err := net.ParseMAC(t.MAC); err != nil || strings.Contains(t.MAC, ",") {
-			probs = append(probs, fmt.Sprintf("tap %d: bad MAC %q", i, t.MAC))
-		}
-	}
-	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket} {
-		if strings.Contains(f, ",") {
-			probs = append(probs, fmt.Sprintf("path %q contains a comma (QEMU option syntax)", f))
-		}
-	}
-	if len(probs) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(probs, "; "))
-	}
-	return nil
+	return probs
 }
 
 // Argv is the full command line that starts the VM described by c.
@@ -238,16 +254,26 @@ func Argv(c Config) []string {
 	if c.Binary.DataDir != "" {
 		a = append(a, "-L", c.Binary.DataDir)
 	}
+	a = append(a, machineArgs(c)...)
+	a = append(a, bootArgs(c)...)
+	a = append(a, deviceArgs()...)
+	a = append(a, portArgs(c)...)
+	a = append(a, tapArgs(c)...)
+	return append(a, shareArgs(c)...)
+}
+
+// machineArgs: the machine, its memory, CPUs and accelerator.
+func machineArgs(c Config) []string {
 	// microvm without ACPI, PCI or option ROMs: the guest kernel finds its
 	// devices on its command line and its CPUs in MP tables.
-	a = append(a,
+	a := []string{
 		"-M", "microvm,acpi=off,x-option-roms=off",
 		"-nodefaults", "-no-user-config", "-nographic",
 		// A guest reboot ends QEMU: that is how the guest powers off.
 		"-no-reboot",
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
-	)
+	}
 	virtiofs := c.usesVirtiofs()
 	if virtiofs || c.Accel == TCG {
 		// Guest RAM in a memfd: virtiofsd reads and writes the guest's
@@ -267,20 +293,22 @@ func Argv(c Config) []string {
 		// legacy virtio-mmio.
 		a = append(a, "-global", "virtio-mmio.force-legacy=false")
 	}
-	switch c.Accel {
-	case KVM:
-		a = append(a, "-accel", "kvm", "-cpu", "host")
-	default:
-		accel := "tcg"
-		if c.TBSizeMiB > 0 {
-			accel += ",tb-size=" + strconv.Itoa(c.TBSizeMiB)
-		}
-		a = append(a, "-accel", accel, "-cpu", "max")
+	if c.Accel == KVM {
+		return append(a, "-accel", "kvm", "-cpu", "host")
 	}
-	a = append(a,
+	accel := "tcg"
+	if c.TBSizeMiB > 0 {
+		accel += ",tb-size=" + strconv.Itoa(c.TBSizeMiB)
+	}
+	return append(a, "-accel", accel, "-cpu", "max")
+}
+
+// bootArgs: the kernel, QMP, the serial console and the guest image.
+func bootArgs(c Config) []string {
+	a := []string{
 		"-kernel", c.Kernel,
 		"-append", strings.Join(c.Cmdline, " "),
-	)
+	}
 	if c.QMPSocket != "" {
 		a = append(a, "-qmp", "unix:"+c.QMPSocket+",server=on,wait=off")
 	}
@@ -293,9 +321,15 @@ func Argv(c Config) []string {
 		}
 		a = append(a, "-chardev", opts, "-serial", "chardev:console")
 	}
-	a = append(a,
+	return append(a,
 		"-drive", "id=root,file="+c.Image+",format=raw,if=none,readonly=on",
 		"-device", "virtio-blk-device,drive=root",
+	)
+}
+
+// deviceArgs: the devices every VM has.
+func deviceArgs() []string {
+	return []string{
 		// Entropy at once: systemd otherwise waits for the kernel's crng.
 		"-object", "rng-random,id=rng,filename=/dev/urandom",
 		"-device", "virtio-rng-device,rng=rng",
@@ -303,24 +337,36 @@ func Argv(c Config) []string {
 		// back to the host, so an idle pod costs what it really uses,
 		// not the most it ever touched.
 		"-device", "virtio-balloon-device,free-page-reporting=on",
-	)
-	if n := len(c.Ports) + len(c.Consoles); n > 0 {
-		a = append(a, "-device", "virtio-serial-device,max_ports="+strconv.Itoa(n+1))
-		for i, p := range c.Ports {
-			id := "port" + strconv.Itoa(i)
-			a = append(a,
-				"-chardev", "socket,id="+id+",path="+p.Socket,
-				"-device", "virtserialport,chardev="+id+",name="+p.Name,
-			)
-		}
-		for i, p := range c.Consoles {
-			id := "tty" + strconv.Itoa(i)
-			a = append(a,
-				"-chardev", "socket,id="+id+",path="+p.Socket,
-				"-device", "virtconsole,chardev="+id+",name="+p.Name,
-			)
-		}
 	}
+}
+
+// portArgs: the virtio-serial ports and consoles, each on a socket.
+func portArgs(c Config) []string {
+	n := len(c.Ports) + len(c.Consoles)
+	if n == 0 {
+		return nil
+	}
+	a := []string{"-device", "virtio-serial-device,max_ports=" + strconv.Itoa(n+1)}
+	for i, p := range c.Ports {
+		id := "port" + strconv.Itoa(i)
+		a = append(a,
+			"-chardev", "socket,id="+id+",path="+p.Socket,
+			"-device", "virtserialport,chardev="+id+",name="+p.Name,
+		)
+	}
+	for i, p := range c.Consoles {
+		id := "tty" + strconv.Itoa(i)
+		a = append(a,
+			"-chardev", "socket,id="+id+",path="+p.Socket,
+			"-device", "virtconsole,chardev="+id+",name="+p.Name,
+		)
+	}
+	return a
+}
+
+// tapArgs: a virtio-net device per tap, on its inherited descriptor.
+func tapArgs(c Config) []string {
+	var a []string
 	for i, t := range c.Taps {
 		id := "net" + strconv.Itoa(i)
 		// No vhost: these hosts have no /dev/vhost-net.
@@ -329,6 +375,12 @@ func Argv(c Config) []string {
 			"-device", "virtio-net-device,netdev="+id+",mac="+t.MAC,
 		)
 	}
+	return a
+}
+
+// shareArgs: the shared directories, over 9p or virtiofs.
+func shareArgs(c Config) []string {
+	var a []string
 	for i, s := range c.Shares {
 		id := "fs" + strconv.Itoa(i)
 		if s.Transport == Virtiofs {

@@ -77,6 +77,7 @@ type File struct {
 
 // Generate writes the pod's units, sorted by name: one service per app
 // (contract.AppService), contract.IOService, contract.ReadyService and contract.PodTarget, which pulls them in.
+// (Long but linear: one unit after another.)
 func Generate(p Pod) ([]File, error) {
 	names, err := validatePod(p)
 	if err != nil {
@@ -306,7 +307,48 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 		return nil, err
 	}
 
-	opts := []*unit.UnitOption{
+	opts := baseOptions(a, wd, creds)
+	if len(creds.SupplementaryGIDs) > 0 {
+		opts = append(opts, service("SupplementaryGroups", joinIDs(creds.SupplementaryGIDs)))
+	}
+	envOpts, err := environmentOptions(env)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, envOpts...)
+
+	execOpts, err := execOptions(a, root, pathEnv)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, execOpts...)
+
+	opts = append(opts, streamOptions(a.Name, p)...)
+	opts = append(opts, service("SyslogIdentifier", a.Name))
+
+	isoOpts, err := isolatorOptions(a, creds.UID, p)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, isoOpts...)
+
+	fsOpts, err := fileSystemOptions(a)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, fsOpts...)
+	opts = append(opts,
+		service("KillMode", "mixed"),
+		service("TimeoutStopSec", StopTimeout),
+	)
+	return opts, nil
+}
+
+// baseOptions place the app in the pod: its ordering against the I/O
+// forwarder and journald, its exit reporting, its root, directory and
+// credentials.
+func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
+	return []*unit.UnitOption{
 		unitOpt("Description", description(a)),
 		// The I/O forwarder must hold the FIFOs' other ends before the
 		// app opens them, and outlive the app at shutdown.
@@ -330,13 +372,36 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 		service("User", strconv.FormatUint(uint64(creds.UID), 10)),
 		service("Group", strconv.FormatUint(uint64(creds.GID), 10)),
 	}
-	if len(creds.SupplementaryGIDs) > 0 {
-		gids := make([]string, len(creds.SupplementaryGIDs))
-		for i, g := range creds.SupplementaryGIDs {
-			gids[i] = strconv.FormatUint(uint64(g), 10)
-		}
-		opts = append(opts, service("SupplementaryGroups", strings.Join(gids, " ")))
+}
+
+// fileSystemOptions make the app's root read-only if asked and bind its
+// volumes.
+func fileSystemOptions(a App) ([]*unit.UnitOption, error) {
+	var opts []*unit.UnitOption
+	if a.ReadOnlyRootFS {
+		// systemd takes these paths in the guest's view and drops any
+		// outside RootDirectory: name the app's rootfs itself.
+		opts = append(opts, service("ReadOnlyPaths", contract.AppRootfs(a.Name)))
 	}
+	bindOpts, err := bindOptions(a.Binds)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, bindOpts...), nil
+}
+
+// joinIDs is a space-separated list of IDs, as systemd's settings take them.
+func joinIDs(ids []uint32) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatUint(uint64(id), 10)
+	}
+	return strings.Join(s, " ")
+}
+
+// environmentOptions are the app's Environment= lines, one per variable.
+func environmentOptions(env []types.EnvironmentVariable) ([]*unit.UnitOption, error) {
+	var opts []*unit.UnitOption
 	for _, kv := range env {
 		v, err := quoteEnvironment(kv.Name, kv.Value)
 		if err != nil {
@@ -344,13 +409,14 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 		}
 		opts = append(opts, service("Environment", v))
 	}
+	return opts, nil
+}
 
-	execOpts, err := execOptions(a, root, pathEnv)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, execOpts...)
-
+// streamOptions connect the app's standard streams: the guest terminal for
+// an interactive app on a terminal, else the FIFOs of the I/O forwarder
+// (stdin only when interactive).
+func streamOptions(app string, p Pod) []*unit.UnitOption {
+	var opts []*unit.UnitOption
 	switch {
 	case p.Interactive && p.TTY:
 		opts = append(opts,
@@ -370,38 +436,16 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 		}
 	case p.Interactive:
 		opts = append(opts,
-			service("StandardInput", "file:"+contract.AppFIFO(a.Name, contract.Stdin)),
-			service("StandardOutput", "file:"+contract.AppFIFO(a.Name, contract.Stdout)),
-			service("StandardError", "file:"+contract.AppFIFO(a.Name, contract.Stderr)))
+			service("StandardInput", "file:"+contract.AppFIFO(app, contract.Stdin)),
+			service("StandardOutput", "file:"+contract.AppFIFO(app, contract.Stdout)),
+			service("StandardError", "file:"+contract.AppFIFO(app, contract.Stderr)))
 	default:
 		opts = append(opts,
 			service("StandardInput", "null"),
-			service("StandardOutput", "file:"+contract.AppFIFO(a.Name, contract.Stdout)),
-			service("StandardError", "file:"+contract.AppFIFO(a.Name, contract.Stderr)))
+			service("StandardOutput", "file:"+contract.AppFIFO(app, contract.Stdout)),
+			service("StandardError", "file:"+contract.AppFIFO(app, contract.Stderr)))
 	}
-	opts = append(opts, service("SyslogIdentifier", a.Name))
-
-	isoOpts, err := isolatorOptions(a, creds.UID, p)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, isoOpts...)
-
-	if a.ReadOnlyRootFS {
-		// systemd takes these paths in the guest's view and drops any
-		// outside RootDirectory: name the app's rootfs itself.
-		opts = append(opts, service("ReadOnlyPaths", contract.AppRootfs(a.Name)))
-	}
-	bindOpts, err := bindOptions(a.Binds)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, bindOpts...)
-	opts = append(opts,
-		service("KillMode", "mixed"),
-		service("TimeoutStopSec", StopTimeout),
-	)
-	return opts, nil
+	return opts
 }
 
 // execOptions are the app's ExecStartPre=, ExecStart= and ExecStopPost=

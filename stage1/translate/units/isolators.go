@@ -62,68 +62,12 @@ func readIsolators(app types.App) (*appIsolators, error) {
 		if v == nil && singleIsolators[name] || v == nil && isCapabilitySet(name) {
 			return nil, fmt.Errorf("isolator %s has no value: %w", name, ErrInvalidPod)
 		}
-		switch name {
-		case types.ResourceMemoryName, types.ResourceCPUName:
-			// Read by package sizing (see isolatorOptions).
-		case types.LinuxCapabilitiesRetainSetName, types.LinuxCapabilitiesRevokeSetName:
-			set, ok := v.(types.LinuxCapabilitiesSet)
-			if !ok {
-				return nil, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
-			}
-			caps, err := capabilityNames(name, set)
-			if err != nil {
-				return nil, err
-			}
-			if name == types.LinuxCapabilitiesRetainSetName {
-				r.retainCaps = appendNew(r.retainCaps, caps...)
-			} else {
-				r.removeCaps = appendNew(r.removeCaps, caps...)
-			}
-		case types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName:
-			set, ok := v.(types.LinuxSeccompSet)
-			if !ok {
-				return nil, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
-			}
-			r.seccomp, r.seccompName = set, name
-		case types.LinuxNoNewPrivilegesName:
-			b, ok := v.(*types.LinuxNoNewPrivileges)
-			if !ok {
-				return nil, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
-			}
-			r.noNewPrivs = bool(*b)
-		case types.LinuxOOMScoreAdjName:
-			n, ok := v.(*types.LinuxOOMScoreAdj)
-			if !ok {
-				return nil, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
-			}
-			if err := n.AssertValid(); err != nil {
-				return nil, fmt.Errorf("isolator %s: %v: %w", name, err, ErrInvalidPod)
-			}
-			adj := int(*n)
-			r.oomScoreAdj = &adj
-		case types.LinuxCPUSharesName:
-			n, ok := v.(*types.LinuxCPUShares)
-			if !ok {
-				return nil, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
-			}
-			if err := n.AssertValid(); err != nil {
-				return nil, fmt.Errorf("isolator %s: %v: %w", name, err, ErrInvalidPod)
-			}
-			shares := int(*n)
-			r.cpuShares = &shares
-		case types.UnixSysctlName:
-			s, ok := v.(*types.UnixSysctl)
-			if !ok {
-				return nil, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
-			}
-			if err := checkSysctls(*s); err != nil {
-				return nil, err
-			}
-			r.sysctl = map[string]string(*s)
-		default:
-			if first {
-				unsupported = append(unsupported, string(name))
-			}
+		known, err := r.add(name, v)
+		if err != nil {
+			return nil, err
+		}
+		if !known && first {
+			unsupported = append(unsupported, string(name))
 		}
 	}
 	if len(unsupported) > 0 {
@@ -138,6 +82,74 @@ func readIsolators(app types.App) (*appIsolators, error) {
 			types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName, ErrInvalidPod)
 	}
 	return r, nil
+}
+
+// add records one isolator's value (long: one flat switch, a case per
+// isolator kind); known is false for an isolator this
+// stage1 does not implement.
+func (r *appIsolators) add(name types.ACIdentifier, v types.IsolatorValue) (known bool, err error) {
+	switch name {
+	case types.ResourceMemoryName, types.ResourceCPUName:
+		// Read by package sizing (see isolatorOptions).
+	case types.LinuxCapabilitiesRetainSetName, types.LinuxCapabilitiesRevokeSetName:
+		set, ok := v.(types.LinuxCapabilitiesSet)
+		if !ok {
+			return true, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
+		}
+		caps, err := capabilityNames(name, set)
+		if err != nil {
+			return true, err
+		}
+		if name == types.LinuxCapabilitiesRetainSetName {
+			r.retainCaps = appendNew(r.retainCaps, caps...)
+		} else {
+			r.removeCaps = appendNew(r.removeCaps, caps...)
+		}
+	case types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName:
+		set, ok := v.(types.LinuxSeccompSet)
+		if !ok {
+			return true, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
+		}
+		r.seccomp, r.seccompName = set, name
+	case types.LinuxNoNewPrivilegesName:
+		b, ok := v.(*types.LinuxNoNewPrivileges)
+		if !ok {
+			return true, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
+		}
+		r.noNewPrivs = bool(*b)
+	case types.LinuxOOMScoreAdjName:
+		n, ok := v.(*types.LinuxOOMScoreAdj)
+		if !ok {
+			return true, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
+		}
+		if err := n.AssertValid(); err != nil {
+			return true, fmt.Errorf("isolator %s: %v: %w", name, err, ErrInvalidPod)
+		}
+		adj := int(*n)
+		r.oomScoreAdj = &adj
+	case types.LinuxCPUSharesName:
+		n, ok := v.(*types.LinuxCPUShares)
+		if !ok {
+			return true, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
+		}
+		if err := n.AssertValid(); err != nil {
+			return true, fmt.Errorf("isolator %s: %v: %w", name, err, ErrInvalidPod)
+		}
+		shares := int(*n)
+		r.cpuShares = &shares
+	case types.UnixSysctlName:
+		s, ok := v.(*types.UnixSysctl)
+		if !ok {
+			return true, fmt.Errorf("isolator %s: unexpected value %T: %w", name, v, ErrInvalidPod)
+		}
+		if err := checkSysctls(*s); err != nil {
+			return true, err
+		}
+		r.sysctl = map[string]string(*s)
+	default:
+		return false, nil
+	}
+	return true, nil
 }
 
 // isolatorOptions turns the app's isolators, and rkt's defaults where it

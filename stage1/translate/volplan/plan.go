@@ -99,95 +99,119 @@ type App struct {
 // (mode 0755, root-owned). A mount is read-only when its volume says so
 // (readOnly set), else as the app's mount point of that name says.
 func Resolve(podVolumes []types.Volume, apps []App) (*Plan, error) {
-	p := &Plan{}
-	byName := map[string]types.Volume{}
+	r := resolver{p: &Plan{}, byName: map[string]types.Volume{}}
 	for _, v := range podVolumes {
 		n := v.Name.String()
-		if _, dup := byName[n]; dup {
+		if _, dup := r.byName[n]; dup {
 			return nil, fmt.Errorf("volume %q is defined twice: %w", n, ErrInvalid)
 		}
-		byName[n] = v
-	}
-	// Volumes are added to the plan when a mount uses them, in order.
-	add := func(v types.Volume) error {
-		pv, err := planVolume(v)
-		if err != nil {
-			return err
-		}
-		if old, ok := p.Volume(pv.Name); ok {
-			if old != withTag(pv, old.Tag) {
-				return fmt.Errorf("volume %q: two different definitions (an app volume clashes with another): %w", pv.Name, ErrInvalid)
-			}
-			return nil
-		}
-		if pv.Kind == KindHost {
-			pv.Tag = contract.VolumeTag(countHost(p.Volumes))
-		}
-		p.Volumes = append(p.Volumes, pv)
-		return nil
+		r.byName[n] = v
 	}
 	for _, a := range apps {
 		if _, err := types.NewACName(a.Name); err != nil {
 			return nil, fmt.Errorf("app name %q: %v: %w", a.Name, err, ErrInvalid)
 		}
 		covered := map[string]bool{}
-		for _, m := range a.Mounts {
-			name := m.Volume.String()
-			if m.Path == "" {
-				return nil, fmt.Errorf("app %s: mount of volume %q has no path: %w", a.Name, name, ErrInvalid)
-			}
-			covered[m.Path] = true
-			vol := m.AppVolume
-			if vol == nil {
-				v, ok := byName[name]
-				if !ok {
-					return nil, fmt.Errorf("app %s: mount at %q names volume %q, which the pod does not define: %w", a.Name, m.Path, name, ErrInvalid)
-				}
-				vol = &v
-			}
-			if err := add(*vol); err != nil {
-				return nil, fmt.Errorf("app %s: %w", a.Name, err)
-			}
-			ro := false
-			for _, mp := range a.MountPoints {
-				if mp.Name.String() == name {
-					ro = mp.ReadOnly
-					break
-				}
-			}
-			if vol.ReadOnly != nil {
-				ro = *vol.ReadOnly
-			}
-			p.Mounts = append(p.Mounts, Mount{App: a.Name, Volume: vol.Name.String(), Path: m.Path, ReadOnly: ro})
+		if err := r.mounts(a, covered); err != nil {
+			return nil, err
 		}
-		for _, mp := range a.MountPoints {
-			if mp.Path == "" {
-				return nil, fmt.Errorf("app %s: mount point %q has no path: %w", a.Name, mp.Name, ErrInvalid)
-			}
-			if covered[mp.Path] {
-				continue
-			}
-			covered[mp.Path] = true
-			vol, ok := byName[mp.Name.String()]
-			if !ok {
-				n, err := types.NewACName(a.Name + "-" + mp.Name.String())
-				if err != nil {
-					return nil, fmt.Errorf("app %s: mount point %q: %v: %w", a.Name, mp.Name, err, ErrInvalid)
-				}
-				mode, zero := "0755", 0
-				vol = types.Volume{Name: *n, Kind: KindEmpty, Mode: &mode, UID: &zero, GID: &zero}
-			}
-			if err := add(vol); err != nil {
-				return nil, fmt.Errorf("app %s: %w", a.Name, err)
-			}
-			ro := mp.ReadOnly
-			if vol.ReadOnly != nil {
-				ro = *vol.ReadOnly
-			}
-			p.Mounts = append(p.Mounts, Mount{App: a.Name, Volume: vol.Name.String(), Path: mp.Path, ReadOnly: ro})
+		if err := r.mountPoints(a, covered); err != nil {
+			return nil, err
 		}
 	}
-	return p, nil
+	return r.p, nil
+}
+
+// resolver is Resolve's state: the plan so far and the pod's volumes.
+type resolver struct {
+	p      *Plan
+	byName map[string]types.Volume
+}
+
+// add puts v in the plan when a mount first uses it; volumes keep the
+// order of their first use.
+func (r *resolver) add(v types.Volume) error {
+	pv, err := planVolume(v)
+	if err != nil {
+		return err
+	}
+	if old, ok := r.p.Volume(pv.Name); ok {
+		if old != withTag(pv, old.Tag) {
+			return fmt.Errorf("volume %q: two different definitions (an app volume clashes with another): %w", pv.Name, ErrInvalid)
+		}
+		return nil
+	}
+	if pv.Kind == KindHost {
+		pv.Tag = contract.VolumeTag(countHost(r.p.Volumes))
+	}
+	r.p.Volumes = append(r.p.Volumes, pv)
+	return nil
+}
+
+// mounts plans app a's pod-manifest mounts, noting the paths they cover.
+func (r *resolver) mounts(a App, covered map[string]bool) error {
+	for _, m := range a.Mounts {
+		name := m.Volume.String()
+		if m.Path == "" {
+			return fmt.Errorf("app %s: mount of volume %q has no path: %w", a.Name, name, ErrInvalid)
+		}
+		covered[m.Path] = true
+		vol := m.AppVolume
+		if vol == nil {
+			v, ok := r.byName[name]
+			if !ok {
+				return fmt.Errorf("app %s: mount at %q names volume %q, which the pod does not define: %w", a.Name, m.Path, name, ErrInvalid)
+			}
+			vol = &v
+		}
+		if err := r.add(*vol); err != nil {
+			return fmt.Errorf("app %s: %w", a.Name, err)
+		}
+		ro := false
+		for _, mp := range a.MountPoints {
+			if mp.Name.String() == name {
+				ro = mp.ReadOnly
+				break
+			}
+		}
+		if vol.ReadOnly != nil {
+			ro = *vol.ReadOnly
+		}
+		r.p.Mounts = append(r.p.Mounts, Mount{App: a.Name, Volume: vol.Name.String(), Path: m.Path, ReadOnly: ro})
+	}
+	return nil
+}
+
+// mountPoints plans app a's mount points that no mount covers: the pod
+// volume of the same name, or an implicit empty volume.
+func (r *resolver) mountPoints(a App, covered map[string]bool) error {
+	for _, mp := range a.MountPoints {
+		if mp.Path == "" {
+			return fmt.Errorf("app %s: mount point %q has no path: %w", a.Name, mp.Name, ErrInvalid)
+		}
+		if covered[mp.Path] {
+			continue
+		}
+		covered[mp.Path] = true
+		vol, ok := r.byName[mp.Name.String()]
+		if !ok {
+			n, err := types.NewACName(a.Name + "-" + mp.Name.String())
+			if err != nil {
+				return fmt.Errorf("app %s: mount point %q: %v: %w", a.Name, mp.Name, err, ErrInvalid)
+			}
+			mode, zero := "0755", 0
+			vol = types.Volume{Name: *n, Kind: KindEmpty, Mode: &mode, UID: &zero, GID: &zero}
+		}
+		if err := r.add(vol); err != nil {
+			return fmt.Errorf("app %s: %w", a.Name, err)
+		}
+		ro := mp.ReadOnly
+		if vol.ReadOnly != nil {
+			ro = *vol.ReadOnly
+		}
+		r.p.Mounts = append(r.p.Mounts, Mount{App: a.Name, Volume: vol.Name.String(), Path: mp.Path, ReadOnly: ro})
+	}
+	return nil
 }
 
 func withTag(v Volume, tag string) Volume { v.Tag = tag; return v }
