@@ -206,8 +206,9 @@ func (h *fakeHandler) Stop() error {
 	return h.stopErr
 }
 
-// pair returns a yamux client session talking to Serve(h) over net.Pipe, as
-// the host proxy and the guest agent do over the virtio port.
+// pair returns a yamux client session whose streams ServeConn(h) serves,
+// over net.Pipe, as the host proxy and the guest agent do over the virtio
+// port.
 func pair(t *testing.T, h Handler) *yamux.Session {
 	t.Helper()
 	a, b := net.Pipe()
@@ -221,7 +222,15 @@ func pair(t *testing.T, h Handler) *yamux.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go Serve(srv, h)
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			go ServeConn(c, h)
+		}
+	}()
 	t.Cleanup(func() { cli.Close(); srv.Close() })
 	return cli
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 )
@@ -36,18 +35,6 @@ type Handler interface {
 	Exec(req *ExecRequest) (Process, error)
 	// Stop starts powering the VM off.
 	Stop() error
-}
-
-// Serve serves each connection l accepts (a yamux session's streams) as
-// one request, until Accept fails; it returns that error.
-func Serve(l net.Listener, h Handler) error {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return err
-		}
-		go ServeConn(c, h)
-	}
 }
 
 // ServeConn serves one request on c and closes c.

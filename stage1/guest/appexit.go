@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 )
 
 // exitedDir records, inside the guest, which apps have ended.
@@ -75,7 +76,9 @@ func AppExited(app string, apps []string) error {
 	if err != nil {
 		return fmt.Errorf("app %s: %w", app, err)
 	}
-	if err := writeFileSync(filepath.Join(contract.PodMount, contract.StatusDir, app), []byte(strconv.Itoa(status))); err != nil {
+	// Atomic and durable: the host may read it the moment the VM is gone.
+	statusFile := filepath.Join(contract.PodMount, contract.StatusDir, app)
+	if err := fsutil.WriteFileAtomic(statusFile, []byte(strconv.Itoa(status)), 0o644); err != nil {
 		return fmt.Errorf("write status of %s: %w", app, err)
 	}
 	if err := os.MkdirAll(exitedDir, 0o755); err != nil {
@@ -134,26 +137,4 @@ func ParseMainStatus(out string) (code, status string, err error) {
 		return "", "", nil
 	}
 	return "", "", fmt.Errorf("unexpected systemctl output %q", out)
-}
-
-// writeFileSync writes a file atomically and durably: the host may read it
-// the moment the VM is gone.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

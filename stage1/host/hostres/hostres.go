@@ -17,15 +17,21 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/network"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
 )
 
-// Sockets are the pod's UNIX sockets, relative to the pod directory.
-var Sockets = []string{
-	contract.AgentSocket,
-	"vm/events.sock", "vm/stdout.sock", "vm/stderr.sock", "vm/stdin.sock", "vm/agent.sock",
-	contract.QMPSocket,
+// Sockets are the pod's UNIX sockets, relative to the pod directory (the
+// virtiofsd ones aside: contract.VirtiofsSockets matches them).
+var Sockets = podSockets()
+
+func podSockets() []string {
+	s := []string{contract.AgentSocket}
+	for _, p := range contract.Ports {
+		s = append(s, p.Socket)
+	}
+	return append(s, contract.QMPSocket)
 }
 
 // WriteQEMUPid records QEMU's PID for stop --force and gc.
@@ -36,10 +42,7 @@ func WriteQEMUPid(podDir string, pid int) error {
 // WritePidFile writes a decimal PID file atomically (readers never see a
 // partial one), for ReadPidFile.
 func WritePidFile(path string, pid int, mode os.FileMode) error {
-	if err := os.WriteFile(path+".tmp", []byte(strconv.Itoa(pid)), mode); err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return fsutil.WriteFileAtomic(path, []byte(strconv.Itoa(pid)), mode)
 }
 
 // QEMUPid returns the recorded QEMU PID if that process is still this pod's

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
+	"github.com/hashicorp/go-multierror"
+
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
@@ -48,19 +50,19 @@ func (v *VM) qmpRun(timeout time.Duration, cmds ...string) error {
 		return fmt.Errorf("qmp: %w", err)
 	}
 	defer m.Disconnect()
-	var errs []error
+	var errs *multierror.Error
 	for _, cmd := range cmds {
 		reply, err := m.Run([]byte(cmd))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("qmp %s: %w", cmd, err))
+			errs = multierror.Append(errs, fmt.Errorf("qmp %s: %w", cmd, err))
 			continue
 		}
 		var r struct {
 			Return json.RawMessage `json:"return"`
 		}
 		if err := json.Unmarshal(reply, &r); err != nil || r.Return == nil {
-			errs = append(errs, fmt.Errorf("qmp %s: unexpected reply %s", cmd, reply))
+			errs = multierror.Append(errs, fmt.Errorf("qmp %s: unexpected reply %s", cmd, reply))
 		}
 	}
-	return errors.Join(errs...)
+	return errs.ErrorOrNil()
 }

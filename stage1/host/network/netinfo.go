@@ -3,8 +3,9 @@ package network
 import (
 	"encoding/json"
 	"net"
-	"os"
 	"path/filepath"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 )
 
 // NetInfo is one entry of <pod>/net-info.json, in the format rkt's
@@ -31,19 +32,5 @@ func SaveNetInfo(podDir string, infos []NetInfo) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(podDir, NetInfoFile)
-	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(p+".tmp", p)
-}
-
-// LoadNetInfo reads net-info.json.
-func LoadNetInfo(podDir string) ([]NetInfo, error) {
-	b, err := os.ReadFile(filepath.Join(podDir, NetInfoFile))
-	if err != nil {
-		return nil, err
-	}
-	var infos []NetInfo
-	return infos, json.Unmarshal(b, &infos)
+	return fsutil.WriteFileAtomic(filepath.Join(podDir, NetInfoFile), append(b, '\n'), 0o644)
 }

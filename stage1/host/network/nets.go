@@ -158,52 +158,21 @@ func LoadNets(localConfig string, reqs []Request, logf func(string, ...any)) ([]
 		}
 		want[r.Name] = r.Args
 	}
-	var nets []Net
+	wanted := func(name string) bool {
+		_, ok := want[name]
+		return ok || all
+	}
+	nets, err := userNets(localConfig, wanted, logf)
+	if err != nil {
+		return nil, err
+	}
 	have := map[string]bool{}
-	if localConfig != "" {
-		dir := filepath.Join(localConfig, "net.d")
-		entries, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		var files []string
-		for _, e := range entries {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
-				files = append(files, e.Name())
-			}
-		}
-		sort.Strings(files)
-		for _, f := range files {
-			p := filepath.Join(dir, f)
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, err
-			}
-			n, err := parseNet(p, b)
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := want[n.Name]; !ok && !all {
-				continue
-			}
-			if have[n.Name] {
-				logf("%q network already defined, ignoring %s", n.Name, f)
-				continue
-			}
-			if n.Name == DefaultNet || n.Name == DefaultRestrictedNet {
-				logf("overriding %q network with %s", n.Name, f)
-			}
-			have[n.Name] = true
-			nets = append(nets, *n)
-		}
+	for _, n := range nets {
+		have[n.Name] = true
 	}
 	if !have[DefaultNet] && !have[DefaultRestrictedNet] {
 		_, wantDefault := want[DefaultNet]
-		b, file := defaultRestrictedConf, "99-default-restricted.conf"
-		if wantDefault || all {
-			b, file = defaultConf, "99-default.conf"
-		}
-		n, err := parseNet(file, b)
+		n, err := builtinNet(wantDefault || all)
 		if err != nil {
 			return nil, err
 		}
@@ -224,6 +193,62 @@ func LoadNets(localConfig string, reqs []Request, logf func(string, ...any)) ([]
 		nets[i].Args = want[nets[i].Name]
 	}
 	return nets, nil
+}
+
+// userNets reads the networks that wanted accepts from the user's
+// <localConfig>/net.d/*.conf, in lexical order: the first file naming a
+// network wins.
+func userNets(localConfig string, wanted func(string) bool, logf func(string, ...any)) ([]Net, error) {
+	if localConfig == "" {
+		return nil, nil
+	}
+	dir := filepath.Join(localConfig, "net.d")
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
+			files = append(files, e.Name())
+		}
+	}
+	sort.Strings(files)
+	var nets []Net
+	have := map[string]bool{}
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		n, err := parseNet(p, b)
+		if err != nil {
+			return nil, err
+		}
+		if !wanted(n.Name) {
+			continue
+		}
+		if have[n.Name] {
+			logf("%q network already defined, ignoring %s", n.Name, f)
+			continue
+		}
+		if n.Name == DefaultNet || n.Name == DefaultRestrictedNet {
+			logf("overriding %q network with %s", n.Name, f)
+		}
+		have[n.Name] = true
+		nets = append(nets, *n)
+	}
+	return nets, nil
+}
+
+// builtinNet is rkt's built-in default network (unrestricted), else its
+// default-restricted one.
+func builtinNet(unrestricted bool) (*Net, error) {
+	if unrestricted {
+		return parseNet("99-default.conf", defaultConf)
+	}
+	return parseNet("99-default-restricted.conf", defaultRestrictedConf)
 }
 
 // forwardable is the index of the network that forwarded ports lead to:

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
@@ -102,11 +103,7 @@ func saveState(podDir string, s *state) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(podDir, stateFile)
-	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(p+".tmp", p)
+	return fsutil.WriteFileAtomic(filepath.Join(podDir, stateFile), b, 0o600)
 }
 
 func pluginPaths(podDir string) []string {
@@ -156,130 +153,186 @@ func Setup(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
-	var gc contract.NetConfig
-	var infos []NetInfo
-	var firstDNS *cnitypes.DNS
-	dnsNet := ""
-	podIP := ""
-	if len(nets) == 0 {
-		res.Summary = "none: the pod has loopback only"
-	} else {
-		if err := os.MkdirAll(filepath.Join(o.PodDir, StateDir), 0o755); err != nil {
+	s := &setup{o: o, res: &Result{Summary: "none: the pod has loopback only"}}
+	if len(nets) > 0 {
+		if err := s.attachAll(nets); err != nil {
 			return nil, err
-		}
-		st := &state{NetNS: NetNSPath(o.UUID)}
-		if err := saveState(o.PodDir, st); err != nil {
-			return nil, err
-		}
-		if err := createNetNS(st.NetNS); err != nil {
-			return nil, err
-		}
-		h, err := nsHandle(st.NetNS)
-		if err != nil {
-			return nil, err
-		}
-		defer h.Close()
-		ports, err := PortMappings(o.Manifest)
-		if err != nil {
-			return nil, err
-		}
-		fwd := forwardable(nets)
-		cni := cniConfig(o.PodDir)
-		var summary []string
-		for i, n := range nets {
-			a := attached{Net: n, IfName: "eth" + strconv.Itoa(i)}
-			var chain []json.RawMessage
-			if i == fwd && len(ports) > 0 {
-				chain = append(chain, portmapConf)
-				a.CapabilityArgs = map[string]any{"portMappings": ports}
-			}
-			if a.List, err = confList(n.Conf, chain...); err != nil {
-				return nil, fmt.Errorf("network %q: %w", n.Name, err)
-			}
-			confCopy := filepath.Join(o.PodDir, StateDir, n.File)
-			if err := os.WriteFile(confCopy, n.Conf, 0o644); err != nil {
-				return nil, err
-			}
-			st.Attached = append(st.Attached, a)
-			if err := saveState(o.PodDir, st); err != nil {
-				return nil, err
-			}
-			list, err := libcni.ConfListFromBytes(a.List)
-			if err != nil {
-				return nil, fmt.Errorf("network %q: %w", n.Name, err)
-			}
-			o.Logf("network %s: adding %s (type %s)", n.Name, a.IfName, n.Type)
-			ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
-			r, err := cni.AddNetworkList(ctx, list, runtimeConf(o.UUID, st.NetNS, a))
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("error adding network %q: %w", n.Name, err)
-			}
-			cur, err := current.NewResultFromResult(r)
-			if err != nil {
-				return nil, fmt.Errorf("network %q: result: %w", n.Name, err)
-			}
-			ifc, err := snapshot(h, a.IfName)
-			if err != nil {
-				return nil, fmt.Errorf("network %q: %w", n.Name, err)
-			}
-			tap, err := attachTap(h, st.NetNS, a.IfName, "tap"+strconv.Itoa(i))
-			if err != nil {
-				return nil, fmt.Errorf("network %q: %w", n.Name, err)
-			}
-			res.Taps = append(res.Taps, qemu.Tap{File: tap, MAC: ifc.MAC})
-			gc.Interfaces = append(gc.Interfaces, ifc)
-			info := NetInfo{
-				NetName:    n.Name,
-				ConfPath:   filepath.Join(StateDir, n.File),
-				PluginPath: pluginPath(o.PodDir, n.Type),
-				IfName:     a.IfName,
-				Args:       n.Args,
-			}
-			if ip, mask := firstIPv4(cur, ifc.Addresses); ip != nil {
-				info.IP, info.Mask = ip, mask
-				if podIP == "" {
-					podIP = ip.String()
-				}
-			}
-			infos = append(infos, info)
-			if i == fwd {
-				res.HostIP = gateway4(cur)
-			}
-			if firstDNS == nil && !dnsEmpty(cur.DNS) {
-				d := cur.DNS
-				firstDNS, dnsNet = &d, n.Name
-			}
-			summary = append(summary, fmt.Sprintf("%s %s %s", n.Name, a.IfName, strings.Join(ifc.Addresses, ",")))
-		}
-		res.Summary = strings.Join(summary, "; ")
-		if len(ports) > 0 {
-			res.Summary += fmt.Sprintf(" (%d port(s) forwarded to %s)", len(ports), nets[fwd].Name)
 		}
 	}
+	if err := s.writeFiles(); err != nil {
+		return nil, err
+	}
+	return s.res, nil
+}
+
+// setup is one Setup under way: where it attaches the networks, and what
+// it has learnt from those attached so far.
+type setup struct {
+	o   Options
+	res *Result
+	// Set by attachAll once the namespace exists (h only while it runs).
+	st  *state
+	h   *netlink.Handle
+	cni *libcni.CNIConfig
+
+	guest   contract.NetConfig // for NetConfigFile
+	infos   []NetInfo          // for NetInfoFile
+	dns     *cnitypes.DNS      // the first DNS settings a plugin returned
+	dnsNet  string             // the network that returned them
+	podIP   string             // the pod's first IPv4 address
+	summary []string           // one entry per network, for Result.Summary
+}
+
+// attachAll creates the pod's namespace and attaches every network to it,
+// saving what Release needs before each step.
+func (s *setup) attachAll(nets []Net) error {
+	podDir := s.o.PodDir
+	if err := os.MkdirAll(filepath.Join(podDir, StateDir), 0o755); err != nil {
+		return err
+	}
+	s.st = &state{NetNS: NetNSPath(s.o.UUID)}
+	if err := saveState(podDir, s.st); err != nil {
+		return err
+	}
+	if err := createNetNS(s.st.NetNS); err != nil {
+		return err
+	}
+	h, err := nsHandle(s.st.NetNS)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	s.h = h
+	ports, err := PortMappings(s.o.Manifest)
+	if err != nil {
+		return err
+	}
+	fwd := forwardable(nets)
+	s.cni = cniConfig(podDir)
+	for i, n := range nets {
+		a := attached{Net: n, IfName: "eth" + strconv.Itoa(i)}
+		var chain []json.RawMessage
+		if i == fwd && len(ports) > 0 {
+			chain = append(chain, portmapConf)
+			a.CapabilityArgs = map[string]any{"portMappings": ports}
+		}
+		if err := s.attach(i, a, chain, i == fwd); err != nil {
+			return err
+		}
+	}
+	s.res.Summary = strings.Join(s.summary, "; ")
+	if len(ports) > 0 {
+		s.res.Summary += fmt.Sprintf(" (%d port(s) forwarded to %s)", len(ports), nets[fwd].Name)
+	}
+	return nil
+}
+
+// attach adds the pod's i-th network (a, with the plugins of chain after
+// its own), hands its traffic to a tap for QEMU and records what the
+// network gave the pod. fwd: forwarded ports lead to this network.
+func (s *setup) attach(i int, a attached, chain []json.RawMessage, fwd bool) error {
+	cur, err := s.add(a, chain)
+	if err != nil {
+		return err
+	}
+	ifc, err := snapshot(s.h, a.IfName)
+	if err != nil {
+		return fmt.Errorf("network %q: %w", a.Name, err)
+	}
+	tap, err := attachTap(s.h, s.st.NetNS, a.IfName, "tap"+strconv.Itoa(i))
+	if err != nil {
+		return fmt.Errorf("network %q: %w", a.Name, err)
+	}
+	s.res.Taps = append(s.res.Taps, qemu.Tap{File: tap, MAC: ifc.MAC})
+	s.guest.Interfaces = append(s.guest.Interfaces, ifc)
+	if fwd {
+		s.res.HostIP = gateway4(cur)
+	}
+	s.record(a, cur, ifc)
+	return nil
+}
+
+// add runs the CNI ADD of a (with the plugins of chain after its own),
+// having first saved the state that lets Release undo it.
+func (s *setup) add(a attached, chain []json.RawMessage) (*current.Result, error) {
+	var err error
+	if a.List, err = confList(a.Conf, chain...); err != nil {
+		return nil, fmt.Errorf("network %q: %w", a.Name, err)
+	}
+	confCopy := filepath.Join(s.o.PodDir, StateDir, a.File)
+	if err := os.WriteFile(confCopy, a.Conf, 0o644); err != nil {
+		return nil, err
+	}
+	s.st.Attached = append(s.st.Attached, a)
+	if err := saveState(s.o.PodDir, s.st); err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(a.List)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: %w", a.Name, err)
+	}
+	s.o.Logf("network %s: adding %s (type %s)", a.Name, a.IfName, a.Type)
+	ctx, cancel := context.WithTimeout(context.Background(), pluginTimeout)
+	r, err := s.cni.AddNetworkList(ctx, list, runtimeConf(s.o.UUID, s.st.NetNS, a))
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("error adding network %q: %w", a.Name, err)
+	}
+	cur, err := current.NewResultFromResult(r)
+	if err != nil {
+		return nil, fmt.Errorf("network %q: result: %w", a.Name, err)
+	}
+	return cur, nil
+}
+
+// record notes an attached network for net-info.json and the summary, and
+// takes the pod's IPv4 address and DNS settings from the first network
+// that gives them.
+func (s *setup) record(a attached, cur *current.Result, ifc contract.NetInterface) {
+	info := NetInfo{
+		NetName:    a.Name,
+		ConfPath:   filepath.Join(StateDir, a.File),
+		PluginPath: pluginPath(s.o.PodDir, a.Type),
+		IfName:     a.IfName,
+		Args:       a.Args,
+	}
+	if ip, mask := firstIPv4(cur, ifc.Addresses); ip != nil {
+		info.IP, info.Mask = ip, mask
+		if s.podIP == "" {
+			s.podIP = ip.String()
+		}
+	}
+	s.infos = append(s.infos, info)
+	if s.dns == nil && !dnsEmpty(cur.DNS) {
+		d := cur.DNS
+		s.dns, s.dnsNet = &d, a.Name
+	}
+	s.summary = append(s.summary, fmt.Sprintf("%s %s %s", a.Name, a.IfName, strings.Join(ifc.Addresses, ",")))
+}
+
+// writeFiles writes what the apps, the guest and rkt read: the DNS files,
+// the guest's network configuration and net-info.json.
+func (s *setup) writeFiles() error {
+	o := s.o
 	files, err := dnsFiles(dnsInput{
 		stage1Rootfs: contract.Stage1Rootfs(o.PodDir),
 		resolvMode:   modeOf(o.DNSConfMode, "resolv"),
 		hostsMode:    modeOf(o.DNSConfMode, "hosts"),
-		cniDNS:       firstDNS,
-		cniNet:       dnsNet,
+		cniDNS:       s.dns,
+		cniNet:       s.dnsNet,
 		hostname:     o.Hostname,
-		podIP:        podIP,
+		podIP:        s.podIP,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := files.install(o.PodDir, o.Manifest, &gc); err != nil {
-		return nil, err
+	if err := files.install(o.PodDir, o.Manifest, &s.guest); err != nil {
+		return err
 	}
-	if err := writeGuestConfig(o.PodDir, &gc); err != nil {
-		return nil, err
+	if err := writeGuestConfig(o.PodDir, &s.guest); err != nil {
+		return err
 	}
-	if err := SaveNetInfo(o.PodDir, infos); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return SaveNetInfo(o.PodDir, s.infos)
 }
 
 func modeOf(m map[string]string, k string) string {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
 )
 
@@ -61,7 +62,7 @@ func Stop(podDir string, force bool) error {
 // entry point (its cwd is the pod directory), so a recycled PID is never
 // signalled.
 func runPid(podDir string) (int, bool, error) {
-	pid, ok, err := hostres.ReadPidFile(filepath.Join(podDir, "pid"))
+	pid, ok, err := hostres.ReadPidFile(filepath.Join(podDir, contract.PidFile))
 	if err != nil || !ok {
 		return 0, false, err
 	}

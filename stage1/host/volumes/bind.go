@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/mountpoint"
@@ -24,7 +25,11 @@ func BindTop(src, dst string) error {
 		return fmt.Errorf("bind %s on %s: %w", src, dst, err)
 	}
 	if err := unix.Mount("", dst, "", unix.MS_PRIVATE, ""); err != nil {
-		return errors.Join(fmt.Errorf("make %s private: %w", dst, err), Unbind(dst))
+		err = fmt.Errorf("make %s private: %w", dst, err)
+		if uerr := Unbind(dst); uerr != nil {
+			return multierror.Append(err, uerr)
+		}
+		return err
 	}
 	return nil
 }
@@ -43,12 +48,14 @@ func UnbindAll(dir string) error {
 	} else if err != nil {
 		return err
 	}
-	var errs []error
+	var errs *multierror.Error
 	for _, e := range entries {
-		errs = append(errs, Unbind(filepath.Join(dir, e.Name())))
+		if err := Unbind(filepath.Join(dir, e.Name())); err != nil {
+			errs = multierror.Append(errs, err)
+		}
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+		errs = multierror.Append(errs, err)
 	}
-	return errors.Join(errs...)
+	return errs.ErrorOrNil()
 }

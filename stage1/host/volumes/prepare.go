@@ -211,7 +211,6 @@ func MakeTarget(root, name string) (string, error) {
 		return "", err
 	}
 	defer unix.Close(rootFD)
-
 	// Walk the path one component at a time: open what exists, create
 	// what does not in its (resolved) parent, and follow a symlink to a
 	// missing directory by walking its target instead.
@@ -229,12 +228,11 @@ func MakeTarget(root, name string) (string, error) {
 		}
 		fd, err := openIn(rootFD, next, unix.O_PATH|unix.O_DIRECTORY)
 		if errors.Is(err, unix.ENOENT) {
-			pfd, perr := openIn(rootFD, cur, unix.O_PATH|unix.O_DIRECTORY)
-			if perr != nil {
-				return "", perr
+			target, isLink, merr := makeMissing(rootFD, cur, c, next)
+			if merr != nil {
+				return "", merr
 			}
-			if target, lerr := readlinkat(pfd, c); lerr == nil {
-				unix.Close(pfd)
+			if isLink {
 				if links++; links > 40 {
 					return "", fmt.Errorf("%s: too many symlinks: %w", name, unix.ELOOP)
 				}
@@ -243,11 +241,6 @@ func MakeTarget(root, name string) (string, error) {
 				}
 				pending = append(strings.Split(target, "/"), pending...)
 				continue
-			}
-			merr := unix.Mkdirat(pfd, c, 0o755)
-			unix.Close(pfd)
-			if merr != nil {
-				return "", fmt.Errorf("create %s in the app's rootfs: %w", next, merr)
 			}
 			fd, err = openIn(rootFD, next, unix.O_PATH|unix.O_DIRECTORY)
 		}
@@ -267,6 +260,25 @@ func MakeTarget(root, name string) (string, error) {
 		return "", fmt.Errorf("mount point %q is the app's root directory: %w", name, volplan.ErrInvalid)
 	}
 	return cur, nil
+}
+
+// makeMissing deals with c, a component of the path MakeTarget walks that
+// is missing in cur (next is cur/c): a symlink (to a missing directory)
+// gives its target, to walk instead; anything else is created as a
+// directory.
+func makeMissing(rootFD int, cur, c, next string) (target string, isLink bool, err error) {
+	pfd, err := openIn(rootFD, cur, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return "", false, err
+	}
+	defer unix.Close(pfd)
+	if target, err := readlinkat(pfd, c); err == nil {
+		return target, true, nil
+	}
+	if err := unix.Mkdirat(pfd, c, 0o755); err != nil {
+		return "", false, fmt.Errorf("create %s in the app's rootfs: %w", next, err)
+	}
+	return "", false, nil
 }
 
 // pathInRoot is where fd is, as a path inside realRoot.
