@@ -26,9 +26,9 @@ $(BUILD)/bin/enter: FORCE
 $(BUILD)/bin/gc: FORCE
 	$(GOBUILD) -o $@ ./gc
 $(BUILD)/bin/stop: FORCE
-	$(GOBUILD) -o $@ ./stage1/cmd/stop
+	$(GOBUILD) -o $@ ./stop
 $(BUILD)/bin/stage1-guest: FORCE
-	$(GOBUILD) -o $@ ./stage1/guest/cmd/stage1-guest
+	$(GOBUILD) -o $@ ./stage1-guest
 $(BUILD)/bin/rootfs-builder: FORCE
 	$(GOBUILD) -o $@ ./rootfs-builder
 
@@ -63,7 +63,7 @@ $(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/ne
 test: all lint unit-test e2e-test
 
 unit-test:
-	go test ./init/... ./enter/... ./gc/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
+	go test ./init/... ./enter/... ./gc/... ./stop/... ./stage1-guest/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
 
 # End-to-end tests boot real VMs from the built ACI (TCG on these hosts).
 e2e-test:

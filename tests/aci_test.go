@@ -18,7 +18,7 @@ import (
 	"github.com/appc/spec/schema"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -108,7 +108,7 @@ func TestBundledQEMURunsAlone(t *testing.T) {
 	if err := harness.Unpack(harness.ACI(t), dir); err != nil {
 		t.Fatal(err)
 	}
-	b := hypervisor.Bundled(filepath.Join(dir, "rootfs"))
+	b := qemu.Bundled(filepath.Join(dir, "rootfs"))
 	// Our QEMU is static: no loader, no library from anywhere.
 	f, err := elf.Open(b.Path)
 	if err != nil {

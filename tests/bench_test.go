@@ -24,6 +24,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
@@ -65,15 +66,7 @@ func (s samples) report(b *testing.B) {
 // production kernel command line and reads the guest's own clock: kernel
 // start -> pre-init, and -> systemd's marker unit.
 func BenchmarkGuestBoot(b *testing.B) {
-	dir := b.TempDir()
-	if err := harness.Unpack(harness.ACI(b), dir); err != nil {
-		b.Fatal(err)
-	}
-	rootfs := filepath.Join(dir, "rootfs")
-	accel, _, err := hypervisor.ChooseAccel(os.Getenv(hypervisor.AccelEnv), hypervisor.ProbeHost())
-	if err != nil {
-		b.Fatal(err)
-	}
+	dir, accel, _ := unpackStage1(b)
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
@@ -83,13 +76,7 @@ func BenchmarkGuestBoot(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			cfg := hypervisor.Config{
-				Binary: hypervisor.Bundled(rootfs), Accel: accel,
-				Kernel: filepath.Join(rootfs, contract.Kernel), Image: filepath.Join(rootfs, contract.GuestImage),
-				Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", accel, false),
-				MemoryMiB: 128, CPUs: 1, TBSizeMiB: 32,
-				Ports: []hypervisor.Port{{Name: hypervisor.EventsPort, Socket: sock}},
-			}
+			cfg := selftestVM(dir, accel, false, sock)
 			start := time.Now()
 			vm, err := hypervisor.Start(cfg, os.Stderr)
 			if err != nil {
@@ -126,7 +113,7 @@ func BenchmarkGuestBoot(b *testing.B) {
 
 func readTimings(b testing.TB, p *harness.Pod) supervisor.Timings {
 	var t supervisor.Timings
-	raw, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
+	raw, err := os.ReadFile(filepath.Join(p.Dir, contract.VMDir, supervisor.TimingsFile))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,7 +276,7 @@ func BenchmarkTCGBuffer(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
 			for _, size := range sizes {
-				b.Setenv(supervisor.TCGBufferEnv, size)
+				b.Setenv(settings.TCGBufferEnv, size)
 				st := harness.NewStage0(b)
 				p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
 				if res := p.Run(b, harness.RunOpts{Net: "none"}); res.ExitCode != 0 {
@@ -406,7 +393,7 @@ t0=$(up); dd if=f of=/dev/null bs=1M 2>/dev/null; echo "r $2 $t0 $(up)"; rm -f f
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
 			for _, fs := range []string{"9p", "virtiofs"} {
-				b.Setenv(supervisor.SharedFSEnv, fs)
+				b.Setenv(settings.SharedFSEnv, fs)
 				vol := b.TempDir()
 				st := harness.NewStage0(b)
 				spec := harness.AppSpec{Name: "io", Exec: []string{"/bin/sh", "-c", "cat > /io.sh <<'EOS'\n" + script + "\nEOS\nsh /io.sh /tmp rootfs; sh /io.sh /mnt/vol volume"}}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
-	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
@@ -25,16 +25,7 @@ const (
 // with the ACI's own QEMU and libraries, into the self-test target: systemd
 // must report on the events port and then power the VM off by itself.
 func TestBootSelftest(t *testing.T) {
-	dir := t.TempDir()
-	if err := harness.Unpack(harness.ACI(t), dir); err != nil {
-		t.Fatal(err)
-	}
-	rootfs := filepath.Join(dir, "rootfs")
-
-	accel, notice, err := hypervisor.ChooseAccel(os.Getenv(hypervisor.AccelEnv), hypervisor.ProbeHost())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, accel, notice := unpackStage1(t)
 	if notice != "" {
 		t.Log(notice)
 	}
@@ -47,18 +38,8 @@ func TestBootSelftest(t *testing.T) {
 	defer ln.Close()
 
 	console := filepath.Join(dir, "console.log")
-	cfg := hypervisor.Config{
-		Binary:    hypervisor.Bundled(rootfs),
-		Accel:     accel,
-		Kernel:    filepath.Join(rootfs, contract.Kernel),
-		Image:     filepath.Join(rootfs, contract.GuestImage),
-		Cmdline:   hypervisor.KernelCmdline("stage1-selftest.target", accel, true),
-		MemoryMiB: 128,
-		CPUs:      1,
-		TBSizeMiB: 32,
-		Console:   console,
-		Ports:     []hypervisor.Port{{Name: hypervisor.EventsPort, Socket: sock}},
-	}
+	cfg := selftestVM(dir, accel, true, sock)
+	cfg.Console = console
 	vm, err := hypervisor.Start(cfg, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +63,10 @@ func TestBootSelftest(t *testing.T) {
 		showConsole()
 		t.Fatalf("no boot marker within %v: %v", bootTimeout, err)
 	}
-	bt, err := guest.ParseBootTimes(line)
+	bt, err := contract.ParseEvent(line)
+	if err == nil && (bt.Kind != contract.EventReady || bt.TotalMs == 0) {
+		err = fmt.Errorf("%q is not a ready event with boot timings", line)
+	}
 	if err != nil {
 		showConsole()
 		t.Fatal(err)

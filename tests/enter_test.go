@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/creack/pty"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -164,7 +164,7 @@ func TestEnter(t *testing.T) {
 			t.Fatal(err)
 		}
 		tty.Close()
-		out := &lockedBuffer{}
+		out := &syncio.Buffer{}
 		copied := make(chan struct{})
 		go func() { io.Copy(out, ptmx); close(copied) }()
 		waitFor(t, out, "waiting", time.Minute)
@@ -205,7 +205,7 @@ func TestEnter(t *testing.T) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		out := &lockedBuffer{}
+		out := &syncio.Buffer{}
 		copied := make(chan struct{})
 		go func() { io.Copy(out, ptmx); close(copied) }()
 		waitFor(t, out, "waiting", time.Minute)
@@ -225,7 +225,7 @@ func TestEnter(t *testing.T) {
 		// A command still running when the pod stops (this one ignores
 		// SIGTERM) is hung up; enter ends instead of waiting for it.
 		c := enterCmd(t, p, "app", nil, "/bin/sh", "-c", `trap '' TERM; echo started; while :; do sleep 0.1; done`)
-		out := &lockedBuffer{}
+		out := &syncio.Buffer{}
 		c.Stdout, c.Stderr = out, out
 		// Stdin that stays open; a file, so Wait does not wait for it.
 		pr, pw, err := os.Pipe()
@@ -312,12 +312,10 @@ func waitCmd(t *testing.T, c *exec.Cmd, timeout time.Duration) int {
 	return ws.ExitStatus()
 }
 
-func waitFor(t *testing.T, out *lockedBuffer, s string, timeout time.Duration) {
+func waitFor(t *testing.T, out *syncio.Buffer, s string, timeout time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); !strings.Contains(out.String(), s); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %v; output: %q", s, timeout, out.String())
-		}
+	if !waitUntil(timeout, 20*time.Millisecond, func() bool { return strings.Contains(out.String(), s) }) {
+		t.Fatalf("no %q within %v; output: %q", s, timeout, out.String())
 	}
 }
 
@@ -331,21 +329,4 @@ func sttySettings(t *testing.T, tty *os.File) string {
 		t.Fatalf("stty: %v", err)
 	}
 	return strings.TrimSpace(string(b))
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -45,8 +45,7 @@ func capMask(caps ...string) string {
 
 // probe is a script reporting, as "app:key=value" lines, what the
 // isolators change; extra is appended to it.
-const probe = `p() { echo "$AC_APP_NAME:$1=$2"; }
-for k in CapBnd CapAmb Seccomp NoNewPrivs; do p $k "$(grep "^$k:" /proc/self/status | cut -f2)"; done
+const probe = report + `for k in CapBnd CapAmb Seccomp NoNewPrivs; do p $k "$(grep "^$k:" /proc/self/status | cut -f2)"; done
 p oom "$(cat /proc/self/oom_score_adj)"
 cg=$(cut -d: -f3 /proc/self/cgroup); p weight "$(cat /sys/fs/cgroup$cg/cpu.weight)"
 p keepalive "$(cat /proc/sys/net/ipv4/tcp_keepalive_time)"
@@ -55,26 +54,6 @@ p shmmni "$(cat /proc/sys/kernel/shmmni)"
 sh -c 'echo 0 > /proc/sys/vm/panic_on_oom' 2>/dev/null && p panic_on_oom writable || p panic_on_oom readonly
 sh -c 'echo change > /sys/class/mem/null/uevent' 2>/dev/null && p sys writable || p sys readonly
 `
-
-// results parses the probes' lines of every app.
-func results(out string) map[string]string {
-	m := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok && strings.Contains(k, ":") {
-			m[k] = v
-		}
-	}
-	return m
-}
-
-func checkResults(t *testing.T, got map[string]string, want map[string]string) {
-	t.Helper()
-	for k, w := range want {
-		if g, ok := got[k]; !ok || g != w {
-			t.Errorf("%s = %q, want %q", k, g, w)
-		}
-	}
-}
 
 // One pod, three apps: rkt's defaults, an unprivileged app with every
 // isolator, and a root app with remove-sets. The sysctls one app sets are

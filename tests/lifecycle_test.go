@@ -15,8 +15,6 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
-const readyTimeout = 2 * time.Minute
-
 // termApp runs until SIGTERM, then says so and exits 0; its post-stop
 // handler leaves a mark in its rootfs (on the host).
 func termApp() harness.AppSpec {
@@ -25,17 +23,6 @@ func termApp() harness.AppSpec {
 		{Name: "post-stop", Exec: []string{"/bin/sh", "-c", "echo done > /post-stop-ran"}},
 	}
 	return spec
-}
-
-func startPod(t *testing.T, specs ...harness.AppSpec) (*harness.Stage0, *harness.Pod, *harness.Running) {
-	t.Helper()
-	s := harness.NewStage0(t)
-	var acis []string
-	for _, sp := range specs {
-		acis = append(acis, harness.BuildACI(t, sp))
-	}
-	p := s.Prepare(t, harness.PodOpts{}, acis...)
-	return s, p, p.Start(t, harness.RunOpts{Net: "none"})
 }
 
 func checkOrderlyStop(t *testing.T, p *harness.Pod, r harness.RunResult) {
@@ -116,29 +103,10 @@ func TestStopWhileBooting(t *testing.T) {
 	}
 }
 
-// killRunThenGC kills run without any chance to clean up, then runs gc,
-// which must succeed and leave nothing of the pod behind.
-func killRunThenGC(t *testing.T, s *harness.Stage0, p *harness.Pod, run *harness.Running) {
-	t.Helper()
-	syscall.Kill(run.Pid, syscall.SIGKILL)
-	run.Wait()
-	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
-		t.Fatalf("gc exited %d: %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
-}
-
 func waitPid(t *testing.T, p *harness.Pod) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := p.PID(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("run never wrote its pid")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitUntil(30*time.Second, 20*time.Millisecond, func() bool { _, err := p.PID(); return err == nil }) {
+		t.Fatal("run never wrote its pid")
 	}
 }
 

@@ -253,16 +253,12 @@ func iperfApp() harness.AppSpec {
 // fails for want of /dev/urandom.
 func waitAppDev(b testing.TB, p *harness.Pod) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := p.Enter(b, harness.EnterOpts{}, "/bin/test", "-e", "/dev/urandom")
-		if r.ExitCode == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("enter sees no /dev/urandom in the app: %d %s", r.ExitCode, r.Stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var r harness.RunResult
+	if !waitUntil(30*time.Second, 100*time.Millisecond, func() bool {
+		r = p.Enter(b, harness.EnterOpts{}, "/bin/test", "-e", "/dev/urandom")
+		return r.ExitCode == 0
+	}) {
+		b.Fatalf("enter sees no /dev/urandom in the app: %d %s", r.ExitCode, r.Stderr)
 	}
 }
 

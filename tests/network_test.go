@@ -218,17 +218,14 @@ func httpGet(url string, within time.Duration) (string, error) {
 // waitOutput waits until the running pod's stdout contains s.
 func waitOutput(t *testing.T, run *harness.Running, s string, within time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		out, errOut := run.Output()
-		if strings.Contains(out, s) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the pod's output after %v\nstdout: %s\nstderr: %s", s, within, out, errOut)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var out, errOut string
+	if !waitUntil(within, 100*time.Millisecond, func() bool {
+		out, errOut = run.Output()
+		return strings.Contains(out, s)
+	}) {
+		t.Fatalf("no %q in the pod's output after %v\nstdout: %s\nstderr: %s", s, within, out, errOut)
 	}
+	return out
 }
 
 // webApp reports what its network looks like, fetches from the host at its
@@ -250,12 +247,21 @@ exec httpd -f -p 80 -h /www`, hostPort))
 	return spec
 }
 
-// TestNetDefault: the default network (ptp, 172.16.28.0/24, masquerade):
-// the app has an address and a default route before it starts, reaches the
-// host, serves HTTP at its address; net-info.json says so; run's exit and gc
-// leave the host as before.
-func TestNetDefault(t *testing.T) {
-	before := hostNetState(t)
+// webPod is a pod on the default network running webApp, its port 80
+// forwarded from the host's port Fwd.
+type webPod struct {
+	S   *harness.Stage0
+	P   *harness.Pod
+	Run *harness.Running
+	Fwd int
+	// Out is the app's output up to "serving".
+	Out string
+}
+
+// startWebPod starts a webPod reaching hostServer, and waits until it
+// serves.
+func startWebPod(t *testing.T) webPod {
+	t.Helper()
 	port := hostServer(t)
 	s := harness.NewStage0(t)
 	fwd := freePort(t)
@@ -263,6 +269,17 @@ func TestNetDefault(t *testing.T) {
 		harness.BuildACI(t, webApp("web", port)))
 	run := p.Start(t, harness.RunOpts{})
 	out := waitOutput(t, run, "serving", 2*time.Minute)
+	return webPod{S: s, P: p, Run: run, Fwd: fwd, Out: out}
+}
+
+// TestNetDefault: the default network (ptp, 172.16.28.0/24, masquerade):
+// the app has an address and a default route before it starts, reaches the
+// host, serves HTTP at its address; net-info.json says so; run's exit and gc
+// leave the host as before.
+func TestNetDefault(t *testing.T) {
+	before := hostNetState(t)
+	w := startWebPod(t)
+	p, out := w.P, w.Out
 	if !strings.Contains(out, "got from-host") {
 		t.Errorf("the pod did not reach the host:\n%s", out)
 	}
@@ -285,11 +302,11 @@ func TestNetDefault(t *testing.T) {
 		t.Errorf("GET http://%s/ = %q, %v", ip, body, err)
 	}
 	// The forwarded port, at the host's own address.
-	hostURL := fmt.Sprintf("http://%s/", net.JoinHostPort(hostAddr(t), fmt.Sprint(fwd)))
+	hostURL := fmt.Sprintf("http://%s/", net.JoinHostPort(hostAddr(t), fmt.Sprint(w.Fwd)))
 	if body, err := httpGet(hostURL, 30*time.Second); err != nil || body != "pod-says-hi\n" {
 		t.Errorf("GET %s (forwarded to the pod) = %q, %v", hostURL, body, err)
 	}
-	stopGCAndCompare(t, s, p, run, before, ip.String())
+	stopGCAndCompare(t, w.S, p, w.Run, before, ip.String())
 }
 
 // TestNetPortForwardFromNetns: a forwarded port is reached from another
@@ -299,14 +316,9 @@ func TestNetDefault(t *testing.T) {
 func TestNetPortForwardFromNetns(t *testing.T) {
 	peer := newPeerNetns(t, 251)
 	before := hostNetState(t)
-	port := hostServer(t)
-	s := harness.NewStage0(t)
-	fwd := freePort(t)
-	p := s.Prepare(t, harness.PodOpts{Ports: []types.ExposedPort{{Name: "http", HostPort: uint(fwd)}}},
-		harness.BuildACI(t, webApp("web", port)))
-	run := p.Start(t, harness.RunOpts{})
-	waitOutput(t, run, "serving", 2*time.Minute)
-	infos := readNetInfo(t, p)
+	w := startWebPod(t)
+	fwd := w.Fwd
+	infos := readNetInfo(t, w.P)
 	if len(infos) != 1 || infos[0].IP == "" {
 		t.Fatalf("net-info.json: %+v", infos)
 	}
@@ -330,7 +342,7 @@ done; exit 1`, harness.BusyboxPath, addr, fwd)
 	if body, err := httpGet(localURL, 30*time.Second); err != nil || body != "pod-says-hi\n" {
 		t.Errorf("GET %s (forwarded to the pod) = %q, %v", localURL, body, err)
 	}
-	stopGCAndCompare(t, s, p, run, before, infos[0].IP)
+	stopGCAndCompare(t, w.S, w.P, w.Run, before, infos[0].IP)
 }
 
 // TestNetNone: --net=none gives loopback only and an empty net-info.json.
@@ -355,15 +367,11 @@ func TestNetGCAfterKill(t *testing.T) {
 	s := harness.NewStage0(t)
 	p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "sleep 300")))
 	run := p.Start(t, harness.RunOpts{AllowStrays: true})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := os.Stat(filepath.Join(p.Dir, "net-info.json")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no net-info.json within a minute")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitUntil(time.Minute, 20*time.Millisecond, func() bool {
+		_, err := os.Stat(filepath.Join(p.Dir, "net-info.json"))
+		return err == nil
+	}) {
+		t.Fatal("no net-info.json within a minute")
 	}
 	infos := readNetInfo(t, p)
 	if len(infos) != 1 || infos[0].IP == "" {

@@ -19,47 +19,6 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
-// sh is an app running a busybox shell script.
-func sh(name, script string) harness.AppSpec {
-	return harness.AppSpec{Name: name, Exec: []string{"/bin/sh", "-c", script}}
-}
-
-// runPod prepares a pod from specs, runs it like `rkt run` and checks that
-// nothing of it is left on the host afterwards.
-func runPod(t *testing.T, o harness.RunOpts, specs ...harness.AppSpec) (*harness.Pod, harness.RunResult) {
-	t.Helper()
-	s := harness.NewStage0(t)
-	var acis []string
-	for _, sp := range specs {
-		acis = append(acis, harness.BuildACI(t, sp))
-	}
-	p := s.Prepare(t, harness.PodOpts{}, acis...)
-	r := p.Run(t, o)
-	assertNoLeaks(t, p)
-	return p, r
-}
-
-// assertNoLeaks fails if anything of the pod is left on the host after its
-// run exited: a process referencing the pod directory (QEMU's command line
-// names it; such processes are killed by PID), a mount under the pod
-// directory, or a UNIX socket in it.
-func assertNoLeaks(t *testing.T, p *harness.Pod) {
-	t.Helper()
-	for _, pid := range harness.ProcessesMentioning(p.Dir) {
-		harness.MustBeGone(t, "process of pod "+p.UUID, pid)
-	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], p.Dir+"/") {
-				t.Errorf("LEAK: mount %s of pod %s", f[4], p.UUID)
-			}
-		}
-	}
-	for _, sock := range harness.SocketsUnder(p.Dir) {
-		t.Errorf("LEAK: socket %s of pod %s", sock, p.UUID)
-	}
-}
-
 func TestRunExitCodes(t *testing.T) {
 	for _, code := range []int{0, 1, 42, 255} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {

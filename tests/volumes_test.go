@@ -12,18 +12,9 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
-
-func acName(t *testing.T, s string) types.ACName {
-	t.Helper()
-	n, err := types.NewACName(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return *n
-}
 
 // mountOpts prints the mount options of a path as the app sees them.
 const mountOpts = `mo() { p "mnt$1" "$(grep " $1 " /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1)"; }
@@ -50,8 +41,7 @@ func TestVolumes(t *testing.T) {
 		{Name: acName(t, "scratch"), Kind: "empty", Mode: &mode, UID: &uid, GID: &gid},
 	}
 
-	writer := sh("writer", `p() { echo "$AC_APP_NAME:$1=$2"; }
-`+mountOpts+`mo /mnt/data; mo /mnt/ro; mo /mnt/scratch; mo /shared; mo /tmp/`+escape+`/esc
+	writer := sh("writer", report+mountOpts+`mo /mnt/data; mo /mnt/ro; mo /mnt/scratch; mo /shared; mo /tmp/`+escape+`/esc
 p fromhost "$(cat /mnt/data/from-host)"
 echo written > /mnt/data/from-app && p write ok
 touch /mnt/ro/x 2>/dev/null && p rowrite allowed || p rowrite refused
@@ -64,8 +54,7 @@ echo shared > /shared/note
 		{Name: acName(t, "scratch"), Path: "/mnt/scratch"},
 		{Name: acName(t, "esc"), Path: "/link/esc"},
 	}
-	reader := sh("reader", `p() { echo "$AC_APP_NAME:$1=$2"; }
-`+mountOpts+`mo /shared; mo /mnt/data
+	reader := sh("reader", report+mountOpts+`mo /shared; mo /mnt/data
 touch /mnt/data/y 2>/dev/null && p rowrite allowed || p rowrite refused
 i=0; while [ ! -e /shared/note ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
 p note "$(cat /shared/note)"
@@ -91,16 +80,11 @@ p ack "$(cat /mnt/data/host-ack)"
 	// exits right after writing), and a file the host then adds is seen
 	// by the reader, which waits for it before it exits.
 	run := p.Start(t, harness.RunOpts{Net: "none"})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if b, err := os.ReadFile(filepath.Join(rw, "from-app")); err == nil && string(b) == "written\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Error("the writer's file never appeared on the host while the pod ran")
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !waitUntil(60*time.Second, 50*time.Millisecond, func() bool {
+		b, err := os.ReadFile(filepath.Join(rw, "from-app"))
+		return err == nil && string(b) == "written\n"
+	}) {
+		t.Error("the writer's file never appeared on the host while the pod ran")
 	}
 	if err := os.WriteFile(filepath.Join(rw, "host-ack"), []byte("ack\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -200,11 +184,10 @@ echo hi > /vol/f && echo vol=writable || echo vol=read-only`)
 // what 9p cannot do works: opening a file that was unlinked while open.
 // The journal, in the pod directory, still persists.
 func TestVirtiofsShares(t *testing.T) {
-	t.Setenv(supervisor.SharedFSEnv, "virtiofs")
+	t.Setenv(settings.SharedFSEnv, "virtiofs")
 	rw, ro := t.TempDir(), t.TempDir()
 	yes := true
-	app := sh("app", `p() { echo "$AC_APP_NAME:$1=$2"; }
-fs() { p "fs$1" "$(awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") t = $(i+1) } END { print t }' /proc/self/mountinfo)"; }
+	app := sh("app", report+`fs() { p "fs$1" "$(awk -v m="$1" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") t = $(i+1) } END { print t }' /proc/self/mountinfo)"; }
 fs /; fs /mnt/data; fs /mnt/ro
 for d in /tmp /mnt/data; do
 	exec 3>$d/gone; echo x >&3; rm $d/gone
@@ -290,8 +273,7 @@ func TestVolumeNotRecursive(t *testing.T) {
 		t.Fatal(err)
 	}
 	no, yes := false, true
-	app := sh("app", `p() { echo "$AC_APP_NAME:$1=$2"; }
-p nonrec-top "$(cat /mnt/nonrec/top)"
+	app := sh("app", report+`p nonrec-top "$(cat /mnt/nonrec/top)"
 [ -e /mnt/nonrec/sub/inner ] && p nonrec-sub visible || p nonrec-sub hidden
 p rec-sub "$(cat /mnt/rec/sub/inner)"
 echo from-app > /mnt/nonrec/new && p write ok

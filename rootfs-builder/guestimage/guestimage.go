@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/tree"
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 //go:embed all:guestfs
@@ -34,9 +35,6 @@ var hostUnits = []string{
 
 const hostUnitDir = "/lib/systemd/system"
 
-// GuestProgramDir is where our own guest programs live in the image.
-const GuestProgramDir = "usr/lib/stage1"
-
 // Fixed metadata so the same inputs give the same image bytes.
 const (
 	imageUUID = "5e7a9e1d-0000-4000-8000-000000000001"
@@ -46,7 +44,8 @@ const (
 // Config says what goes in the image.
 type Config struct {
 	// GuestPrograms are our static guest binaries, copied to
-	// /usr/lib/stage1/<base name>.
+	// contract.GuestProgramDir/<base name> (so stage1-guest becomes
+	// contract.GuestProgram).
 	GuestPrograms []string
 	// Output is the image file to write.
 	Output string
@@ -95,7 +94,7 @@ func Stage(t tree.Tree, guestPrograms []string) error {
 		}
 	}
 	for _, p := range guestPrograms {
-		if err := t.CopyFile(p, GuestProgramDir+"/"+filepath.Base(p), 0o755); err != nil {
+		if err := t.CopyFile(p, contract.GuestProgramDir+"/"+filepath.Base(p), 0o755); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
 
 // fakePod makes a pod mount with one app, "app": a busybox rootfs and its
@@ -234,7 +234,7 @@ func TestAgentExecTTY(t *testing.T) {
 	a, b := net.Pipe()
 	go agentproto.ServeConn(b, h)
 	defer a.Close()
-	out := &syncBuffer{}
+	out := &syncio.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		code, _ := agentproto.Exec(a, req, blockingReader{}, out, nil, resize)
@@ -261,7 +261,7 @@ func TestAgentHangup(t *testing.T) {
 	h := NewAgentHandler(pod)
 	a, b := net.Pipe()
 	go agentproto.ServeConn(b, h)
-	out := &syncBuffer{}
+	out := &syncio.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		_, err := agentproto.Exec(a, agentproto.ExecRequest{App: "app", Argv: []string{"sh", "-c", `trap 'echo hup >/hup; exit 1' HUP; echo ready; while :; do sleep 0.05; done`}}, blockingReader{}, out, nil, nil)
@@ -299,20 +299,3 @@ func TestAgentHangup(t *testing.T) {
 type blockingReader struct{}
 
 func (blockingReader) Read([]byte) (int, error) { select {} }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

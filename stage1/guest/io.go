@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
 
 // drainTime bounds how long the forwarder keeps reading after SIGTERM; the
@@ -43,16 +44,16 @@ func ForwardIO(apps []string, interactive string) error {
 	for _, app := range apps {
 		for _, s := range []struct {
 			suffix   string
-			port     *lockedWriter
+			port     *syncio.Writer
 			priority journal.Priority
-		}{{contract.Stdout, &lockedWriter{w: stdout}, journal.PriInfo}, {contract.Stderr, &lockedWriter{w: stderr}, journal.PriErr}} {
+		}{{contract.Stdout, syncio.NewWriter(stdout), journal.PriInfo}, {contract.Stderr, syncio.NewWriter(stderr), journal.PriErr}} {
 			f, err := makeFIFO(contract.AppFIFO(app, s.suffix))
 			if err != nil {
 				return err
 			}
 			fifos = append(fifos, f)
 			wg.Add(1)
-			go func(app string, f *os.File, port *lockedWriter, pri journal.Priority) {
+			go func(app string, f *os.File, port *syncio.Writer, pri journal.Priority) {
 				defer wg.Done()
 				copyStream(f, port, &journalWriter{app: app, priority: pri})
 			}(app, f, s.port, s.priority)
@@ -149,17 +150,6 @@ func copyStream(r io.Reader, port io.Writer, j *journalWriter) {
 			return
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // journalWriter sends complete lines to journald as the app's messages.

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
 
 // strayGrace is how long processes of a finished child's group may take to
@@ -290,10 +291,10 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
-// capture collects a child's output through a pipe of our own.
+// capture collects a child's output through a pipe of our own; the output
+// so far can be read (String) while the child writes.
 type capture struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
+	syncio.Buffer
 	w    *os.File
 	done chan struct{}
 }
@@ -329,18 +330,6 @@ func (c *capture) collect(grace time.Duration) string {
 		}
 	}
 	return c.String()
-}
-
-func (c *capture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *capture) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
 }
 
 // tail keeps failure messages readable when a VM printed a whole boot log.
