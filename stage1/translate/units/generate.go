@@ -75,8 +75,9 @@ type File struct {
 	Content []byte
 }
 
-// Generate writes the pod's units, sorted by name: one service per app
-// (contract.AppService), contract.IOService, contract.ReadyService and contract.PodTarget, which pulls them in.
+// Generate writes the pod's units, sorted by name: one service per app, the
+// I/O forwarder, the ready and settled notifiers, the exit reporter's
+// template and the pod's target, which pulls them in (names in contract).
 // (Long but linear: one unit after another.)
 func Generate(p Pod) ([]File, error) {
 	names, err := validatePod(p)
@@ -509,7 +510,8 @@ func execOptions(a App, root *rootfs, pathEnv string) ([]*unit.UnitOption, error
 	return append(opts, post...), nil
 }
 
-// exitedUnit is the template contract.ExitedService("%i") that records an app's end.
+// exitedUnit is the template (contract.ExitedService) that records an
+// app's end.
 // It runs when the app's unit has fully stopped (post-stop handlers done),
 // pulled in by the app's OnSuccess=/OnFailure=, outside the app's
 // RootDirectory where our program is; systemd 251+ passes it the app's
