@@ -98,22 +98,32 @@ func Exec(conn io.ReadWriter, req ExecRequest, stdin io.Reader, stdout, stderr i
 		fw.write(FrameStdinEOF, nil)
 	}()
 	if resize != nil {
-		go func() {
-			for {
-				select {
-				case s, ok := <-resize:
-					if !ok {
-						return
-					}
-					if fw.write(FrameResize, ResizePayload(s)) != nil {
-						return
-					}
-				case <-done:
-					return
-				}
-			}
-		}()
+		go forwardResizes(fw, resize, done)
 	}
+	return readReplies(br, stdout, stderr)
+}
+
+// forwardResizes sends each terminal size from resize until it is closed,
+// the stream fails or done is closed.
+func forwardResizes(fw *frameWriter, resize <-chan Size, done <-chan struct{}) {
+	for {
+		select {
+		case s, ok := <-resize:
+			if !ok {
+				return
+			}
+			if fw.write(FrameResize, ResizePayload(s)) != nil {
+				return
+			}
+		case <-done:
+			return
+		}
+	}
+}
+
+// readReplies copies the command's output frames to stdout and stderr
+// until its exit status or the agent's error.
+func readReplies(br io.Reader, stdout, stderr io.Writer) (int, error) {
 	for {
 		f, err := ReadFrame(br)
 		if err != nil {

@@ -89,6 +89,12 @@ func serveExec(c io.ReadWriteCloser, br *bufio.Reader, req *Request, h Handler) 
 		p.Wait()
 		return
 	}
+	relay(c, br, p)
+}
+
+// relay joins a started process to the client's stream: the client's
+// frames go to the process, its output and then its exit status back.
+func relay(c io.Writer, br *bufio.Reader, p Process) {
 	fw := &frameWriter{w: c}
 	var finished atomic.Bool
 	go func() {
