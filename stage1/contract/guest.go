@@ -4,9 +4,16 @@ import "path"
 
 // Where things are inside the guest.
 const (
-	// PodMount is where the guest mounts the pod share (PodTag): the
-	// host directory <pod>/stage1/rootfs.
+	// PodMount is a tmpfs in the guest holding the config share, the
+	// apps' root file systems (AppRootfs) and the empty volumes, at the
+	// places they have below the stage1 rootfs on the host.
 	PodMount = "/pod"
+	// ConfigMount is where the guest mounts the config share: ConfigRel
+	// below PodMount.
+	ConfigMount = PodMount + "/" + ConfigRel
+	ConfigRel   = "config"
+	// JournalMount is where the guest mounts the journal share.
+	JournalMount = "/var/log/journal"
 	// GuestProgram is our program in the guest image: the pre-init (the
 	// kernel's init=) and, by subcommand, the I/O forwarder, the agent,
 	// the exit reporter and the event sender that units run.

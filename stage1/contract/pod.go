@@ -5,8 +5,9 @@ import (
 	"strconv"
 )
 
-// Paths relative to the stage1 rootfs, which is also the pod share (the
-// guest's PodMount).
+// Paths relative to the stage1 rootfs. The guest sees none of it but the
+// apps' root file systems, the journal and the empty volumes, each its own
+// share.
 const (
 	// Kernel is the guest kernel pods boot (a compressed bzImage).
 	Kernel     = "bzImage"
@@ -16,25 +17,35 @@ const (
 	QEMUDir = "qemu"
 	// StatusDir must exist (empty) in the image: rkt touches it. It
 	// holds one file per app with its exit status (decimal), which
-	// `rkt status` reads. The guest writes them over the pod share.
+	// `rkt status` reads. The run entry point writes them from the
+	// guest's exited events.
 	StatusDir = "rkt/status"
-	// EnvDir holds one file per app with the app's environment (EncodeEnv)
-	// for the commands enter runs; rkt's place for it.
-	EnvDir = "rkt/env"
 	// SupervisorStatus is the symlink (to "ready") that
 	// `rkt status --wait-ready` waits for.
 	SupervisorStatus = "rkt/supervisor-status"
+	// JournalDir receives the pod's persistent journal (rkt's place),
+	// shared as JournalTag.
+	JournalDir = "var/log/journal"
+	// EmptyVolumesDir holds the pod's empty volumes, shared as
+	// EmptyVolumesTag.
+	EmptyVolumesDir = "volumes"
+)
+
+// The pod's configuration for the guest: what the host writes for the guest
+// to read at boot, in ConfigDir on the host and ConfigMount in the guest
+// (read-only). Paths relative to it.
+const (
 	// UnitsDir holds the units the host generated for this pod; the
 	// pre-init installs them in RuntimeUnitDir.
 	UnitsDir = "units"
 	// AccountsDir holds the guest's passwd and group files for the apps.
 	AccountsDir = "accounts"
-	// JournalDir receives the pod's persistent journal (rkt's place).
-	JournalDir = "var/log/journal"
-	// VolumeListFile lists the host volume shares ([]VolumeShare, JSON).
-	VolumeListFile = "volumes.json"
-	// EmptyVolumesDir holds the pod's empty volumes.
-	EmptyVolumesDir = "volumes"
+	// EnvDir holds one file per app with the app's environment
+	// (EncodeEnv), for the commands enter runs.
+	EnvDir = "env"
+	// ShareListFile lists the shares the guest mounts ([]GuestShare,
+	// JSON), the config share aside.
+	ShareListFile = "shares.json"
 	// NetConfigFile is the pod's network as the host set it up
 	// (NetConfig, JSON), applied by the pre-init.
 	NetConfigFile = "net/config.json"
@@ -48,8 +59,12 @@ const (
 	// time) and for stop.
 	PidFile = "pid"
 	// VMDir holds the VM's host-side files: port sockets, QMP, console
-	// log, timings, virtiofsd sockets and logs, volume binds.
+	// log, timings, virtiofsd sockets and logs, volume binds, and the
+	// guest's configuration (ConfigDir). Mode 0700.
 	VMDir = "vm"
+	// ConfigDir is the pod's configuration for the guest, shared
+	// read-only as ConfigTag.
+	ConfigDir = "vm/config"
 	// AgentSocket is where enter and stop reach the guest agent (through
 	// the run entry point, which proxies each connection as one stream).
 	// Mode 0600: root only.

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
-	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 )
 
 // exitedDir records, inside the guest, which apps have ended.
@@ -60,8 +59,9 @@ func ShouldPowerOff(status int, apps []string, exited func(app string) bool) boo
 	return true
 }
 
-// AppExited records an app's end: the status file rkt reads, an event for
-// the run entrypoint, and, per the pod rules, the VM's power-off.
+// AppExited records an app's end: an event for the run entry point (which
+// writes the status file rkt reads) and, per the pod rules, the VM's
+// power-off.
 func AppExited(app string, apps []string) error {
 	code, st := os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS")
 	if code == "" {
@@ -75,11 +75,6 @@ func AppExited(app string, apps []string) error {
 	status, err := ExitStatus(code, st)
 	if err != nil {
 		return fmt.Errorf("app %s: %w", app, err)
-	}
-	// Atomic and durable: the host may read it the moment the VM is gone.
-	statusFile := filepath.Join(contract.PodMount, contract.StatusDir, app)
-	if err := fsutil.WriteFileAtomic(statusFile, []byte(strconv.Itoa(status)), 0o644); err != nil {
-		return fmt.Errorf("write status of %s: %w", app, err)
 	}
 	if err := os.MkdirAll(exitedDir, 0o755); err != nil {
 		return err

@@ -88,20 +88,53 @@ func PreInit() error {
 	return fmt.Errorf("exec %s: %w", contract.Systemd, syscall.Exec(contract.Systemd, argv, os.Environ()))
 }
 
-// mountPod mounts the pod's shared directory, installs the pod's units and
-// points the journal at the pod directory. A VM without the share (the boot
-// self-test) skips all of it.
+// mountPod mounts the pod's shares (the config share first: it lists the
+// others), installs the pod's units and accounts, and points the journal at
+// its share. A VM without the config share (the boot self-test) skips all
+// of it.
 func mountPod() error {
-	if err := mountShare(contract.PodTag, contract.PodMount, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+	// A tmpfs holds the mount points: the image is read-only.
+	if err := unix.Mount("tmpfs", contract.PodMount, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755"); err != nil {
+		return fmt.Errorf("mount %s: %w", contract.PodMount, err)
+	}
+	if err := os.MkdirAll(contract.ConfigMount, 0o755); err != nil {
+		return err
+	}
+	if err := mountShare(contract.ConfigTag, contract.ConfigMount, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_RDONLY); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // no such tag
 		}
-		return fmt.Errorf("mount pod share: %w", err)
+		return fmt.Errorf("mount the config share: %w", err)
 	}
+	if err := installUnits(); err != nil {
+		return err
+	}
+	if err := installAccounts(); err != nil {
+		return err
+	}
+	journal, err := mountShares()
+	if err != nil {
+		return err
+	}
+	if journal {
+		// /var is ready before journald starts: tell it to write the
+		// persistent journal at once instead of waiting for a flush.
+		if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile("/run/systemd/journal/flushed", nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installUnits copies the pod's units to systemd's runtime unit directory.
+func installUnits() error {
 	if err := os.MkdirAll(contract.RuntimeUnitDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", contract.RuntimeUnitDir, err)
 	}
-	src := filepath.Join(contract.PodMount, contract.UnitsDir)
+	src := filepath.Join(contract.ConfigMount, contract.UnitsDir)
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return fmt.Errorf("read pod units: %w", err)
@@ -115,29 +148,6 @@ func mountPod() error {
 			return fmt.Errorf("install unit %s: %w", e.Name(), err)
 		}
 	}
-	if err := installAccounts(); err != nil {
-		return err
-	}
-	if err := mountVolumes(); err != nil {
-		return err
-	}
-	journal := filepath.Join(contract.PodMount, contract.JournalDir)
-	if _, err := os.Stat(journal); err == nil {
-		if err := os.MkdirAll("/var/log/journal", 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mount(journal, "/var/log/journal", "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind pod journal: %w", err)
-		}
-		// /var is ready before journald starts: tell it to write the
-		// persistent journal at once instead of waiting for a flush.
-		if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile("/run/systemd/journal/flushed", nil, 0o644); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
@@ -145,7 +155,7 @@ func mountPod() error {
 // is read-only), copied to /run so lookups do not go through 9p.
 func installAccounts() error {
 	for _, name := range []string{"passwd", "group"} {
-		b, err := os.ReadFile(filepath.Join(contract.PodMount, contract.AccountsDir, name))
+		b, err := os.ReadFile(filepath.Join(contract.ConfigMount, contract.AccountsDir, name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		} else if err != nil {

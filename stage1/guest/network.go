@@ -29,7 +29,7 @@ func setupNetwork() error {
 	if err := netlink.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(contract.PodMount, contract.NetConfigFile))
+	b, err := os.ReadFile(filepath.Join(contract.ConfigMount, contract.NetConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {

@@ -343,7 +343,7 @@ func modeOf(m map[string]string, k string) string {
 }
 
 func writeGuestConfig(podDir string, c *contract.NetConfig) error {
-	p := filepath.Join(contract.Stage1Rootfs(podDir), contract.NetConfigFile)
+	p := filepath.Join(podDir, contract.ConfigDir, contract.NetConfigFile)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}

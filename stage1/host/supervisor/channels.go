@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -93,8 +95,13 @@ func (c *channels) feedStdin(port string, stdin io.Reader, ready <-chan struct{}
 	}()
 }
 
+// maxEventLine bounds one event line from the guest: real ones are tens
+// of bytes. A longer line is skipped whole, never buffered.
+const maxEventLine = 4096
+
 // readEvents parses the guest's event lines on port; the channel is closed
-// when the guest's end closes. Lines that do not parse are passed to skip.
+// when the guest's end closes. Lines that do not parse, or are too long,
+// are passed to skip.
 func (c *channels) readEvents(port string, skip func(error)) <-chan contract.Event {
 	evc := make(chan contract.Event, 16)
 	c.pumps.Add(1)
@@ -106,9 +113,16 @@ func (c *channels) readEvents(port string, skip func(error)) <-chan contract.Eve
 			return
 		}
 		defer conn.Close()
-		sc := bufio.NewScanner(conn)
-		for sc.Scan() {
-			e, err := contract.ParseEvent(sc.Text())
+		r := bufio.NewReaderSize(conn, maxEventLine)
+		for {
+			line, err := readLine(r)
+			if errors.Is(err, errLongLine) {
+				skip(err)
+				continue
+			} else if err != nil {
+				return
+			}
+			e, err := contract.ParseEvent(line)
 			if err != nil {
 				skip(err)
 				continue
@@ -117,6 +131,25 @@ func (c *channels) readEvents(port string, skip func(error)) <-chan contract.Eve
 		}
 	}()
 	return evc
+}
+
+// errLongLine is a line over maxEventLine.
+var errLongLine = fmt.Errorf("event line over %d bytes", maxEventLine)
+
+// readLine reads one line of at most r's buffer size; a longer one is read
+// to its end and dropped (errLongLine).
+func readLine(r *bufio.Reader) (string, error) {
+	line, err := r.ReadSlice('\n')
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return string(line), err
+	}
+	for errors.Is(err, bufio.ErrBufferFull) {
+		_, err = r.ReadSlice('\n')
+	}
+	if err != nil {
+		return "", err
+	}
+	return "", errLongLine
 }
 
 // abandonAfter closes, after d, the connections nobody has taken yet: once

@@ -2,10 +2,12 @@ package supervisor
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -121,7 +123,27 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 	case contract.EventStdinReady:
 		closeOnce(&l.stdinReady)
 	case contract.EventExited:
-		l.exits = append(l.exits, e)
+		l.onExited(e)
+	}
+}
+
+// onExited records an app's exit, once per app of the pod: the guest is
+// not trusted to name a real app or to report once.
+func (l *loop) onExited(e contract.Event) {
+	s := l.s
+	if !slices.Contains(s.pod.AppNames(), e.App) {
+		s.logf("ignoring the exit of unknown app %q", e.App)
+		return
+	}
+	for _, x := range l.exits {
+		if x.App == e.App {
+			s.logf("ignoring a second exit of app %s", e.App)
+			return
+		}
+	}
+	l.exits = append(l.exits, e)
+	if err := s.writeStatus(e.App, e.Status); err != nil {
+		s.warnf("app %s: write its exit status: %v", e.App, err)
 	}
 }
 
@@ -243,12 +265,16 @@ func (s *session) rawTerminal() (func(), error) {
 	return func() { term.Restore(int(f.Fd()), st) }, nil
 }
 
+// consoleTail bounds what is read of the guest console log (the guest
+// writes it, as much as it likes): its last lines are all that is shown.
+const consoleTail = 64 << 10
+
 // consoleHint points at the guest console log for a VM that failed.
 func (s *session) consoleHint() error {
 	if s.o.Flags.Debug {
 		return nil
 	}
-	b, err := os.ReadFile(s.console)
+	b, err := readTail(s.console, consoleTail)
 	if err != nil || len(b) == 0 {
 		return nil
 	}
@@ -257,4 +283,19 @@ func (s *session) consoleHint() error {
 		lines = lines[len(lines)-15:]
 	}
 	return fmt.Errorf("last guest console lines (%s):\n%s", s.console, strings.Join(lines, "\n"))
+}
+
+// readTail reads at most the last n bytes of the file at path.
+func readTail(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	off := max(st.Size()-n, 0)
+	return io.ReadAll(io.NewSectionReader(f, off, n))
 }

@@ -1,16 +1,19 @@
 package supervisor
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/term"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/pod"
@@ -30,6 +33,16 @@ func (s *session) keepLock(*cleanup.Stack) error {
 	}
 	syscall.CloseOnExec(s.o.Settings.LockFD)
 	return nil
+}
+
+// makeVMDir makes the pod's directory for the VM's host-side files, root's
+// only.
+func (s *session) makeVMDir(*cleanup.Stack) error {
+	dir := filepath.Join(s.o.PodDir, contract.VMDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // loadPod reads the pod's manifests and sizes its VM.
@@ -110,17 +123,17 @@ func (s *session) unitsInput() units.Pod {
 	return in
 }
 
-// writeGuestFiles writes what the guest reads from the pod share at boot:
-// the units, the apps' environments (rkt's place, for enter), the apps'
-// accounts, and the journal's directory.
+// writeGuestFiles writes the config share, what the guest reads at boot:
+// the units, the apps' environments (for enter), the apps' accounts and the
+// list of the other shares. It also makes the journal's directory.
 func (s *session) writeGuestFiles(*cleanup.Stack) error {
 	in := s.unitsInput()
 	files, err := units.Generate(in)
 	if err != nil {
 		return err
 	}
-	root := s.pod.Stage1Rootfs
-	dir := filepath.Join(root, contract.UnitsDir)
+	config := filepath.Join(s.o.PodDir, contract.ConfigDir)
+	dir := filepath.Join(config, contract.UnitsDir)
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -134,7 +147,7 @@ func (s *session) writeGuestFiles(*cleanup.Stack) error {
 		if err != nil {
 			return fmt.Errorf("app %s: environment: %w", a.Name, err)
 		}
-		if err := writeFile(filepath.Join(root, contract.EnvDir), a.Name, env, 0o600); err != nil {
+		if err := writeFile(filepath.Join(config, contract.EnvDir), a.Name, env, 0o600); err != nil {
 			return err
 		}
 	}
@@ -142,14 +155,21 @@ func (s *session) writeGuestFiles(*cleanup.Stack) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(root, contract.AccountsDir), "passwd", passwd, 0o644); err != nil {
+	if err := writeFile(filepath.Join(config, contract.AccountsDir), "passwd", passwd, 0o644); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(root, contract.AccountsDir), "group", group, 0o644); err != nil {
+	if err := writeFile(filepath.Join(config, contract.AccountsDir), "group", group, 0o644); err != nil {
 		return err
 	}
 	// The journal persists in the pod, where rkt's tools look for it.
-	return os.MkdirAll(filepath.Join(root, contract.JournalDir), 0o755)
+	if err := os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, contract.JournalDir), 0o755); err != nil {
+		return err
+	}
+	list, err := json.Marshal(guestShares(s.shares()))
+	if err != nil {
+		return err
+	}
+	return writeFile(config, contract.ShareListFile, list, 0o644)
 }
 
 // writeFile writes dir/name, creating dir.
@@ -164,6 +184,13 @@ func writeFile(dir, name string, data []byte, mode os.FileMode) error {
 // passes the number to enter.
 func (s *session) writePid(*cleanup.Stack) error {
 	return hostres.WritePidFile(filepath.Join(s.o.PodDir, contract.PidFile), os.Getpid(), 0o644)
+}
+
+// writeStatus records app's exit status where `rkt status` reads it, from
+// the guest's exited event (already checked: a known app, 0 to 255).
+func (s *session) writeStatus(app string, status int) error {
+	p := filepath.Join(s.pod.Stage1Rootfs, contract.StatusDir, app)
+	return fsutil.WriteFileAtomic(p, []byte(strconv.Itoa(status)), 0o644)
 }
 
 // markReady makes `rkt status --wait-ready` return.

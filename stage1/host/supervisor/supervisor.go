@@ -70,6 +70,7 @@ func Run(o Options) (code int, err error) {
 		do   func(*cleanup.Stack) error
 	}{
 		{"keep the pod lock", s.keepLock},
+		{"make the VM directory", s.makeVMDir},
 		{"load the pod", s.loadPod},
 		{"prepare volumes", s.prepareVolumes},
 		{"set up the network", s.setupNetwork},

@@ -1,11 +1,17 @@
 package supervisor
 
 import (
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
@@ -40,7 +46,7 @@ func testInput() vmInput {
 		accel: qemu.TCG, memoryMiB: 160, cpus: 1, tcgBufferMiB: 32,
 		kernelArgs: []string{"systemd.log_level=debug"},
 		ports:      vmPorts(true, true),
-		volumes:    []qemu.Share{{Tag: "vol-0", Path: "/srv/data", ReadOnly: true}},
+		shares:     []qemu.Share{{Tag: "config", Path: "/var/lib/rkt/pods/run/u/vm/config", ReadOnly: true}, {Tag: "vol-0", Path: "/srv/data", ReadOnly: true}},
 	}
 }
 
@@ -64,8 +70,8 @@ func TestVMConfig(t *testing.T) {
 	if !strings.HasSuffix(cmdline, "systemd.log_level=debug") {
 		t.Errorf("extra kernel arguments must come last: %s", cmdline)
 	}
-	if len(c.Shares) != 2 || c.Shares[0].Tag != contract.PodTag || c.Shares[0].Path != "/var/lib/rkt/pods/run/u/stage1/rootfs" || c.Shares[1].Tag != "vol-0" || !c.Shares[1].ReadOnly {
-		t.Errorf("shares %+v: want the pod share, then the volumes", c.Shares)
+	if len(c.Shares) != 2 || c.Shares[0].Tag != contract.ConfigTag || c.Shares[1].Tag != "vol-0" || !c.Shares[1].ReadOnly {
+		t.Errorf("shares %+v: want the shares given, in order", c.Shares)
 	}
 	if len(c.Consoles) != 1 || c.Consoles[0].Name != contract.TTYPort || c.Consoles[0].Socket != "/var/lib/rkt/pods/run/u/vm/tty.sock" {
 		t.Errorf("consoles %+v", c.Consoles)
@@ -91,5 +97,80 @@ func TestVMConfigDebugAndHostQEMU(t *testing.T) {
 	}
 	if c.Binary.Path != in.hostQEMU || c.Binary.VirtioFSD != hostVirtioFSD || c.Binary.DataDir != "" {
 		t.Errorf("host QEMU binary %+v", c.Binary)
+	}
+}
+
+func TestPodShares(t *testing.T) {
+	pod := "/var/lib/rkt/pods/run/u"
+	root := pod + "/stage1/rootfs"
+	shares := podShares(shareInput{
+		podDir: pod, stage1Rootfs: root, apps: []string{"web", "db"}, emptyVolumes: true,
+		volumes: []volumes.Share{{Tag: "vol-0", Name: "data", HostPath: "/srv/data", ReadOnly: true}},
+	})
+	want := []struct {
+		tag, host, guest string
+		ro               bool
+	}{
+		{"config", pod + "/vm/config", "/pod/config", true},
+		{"app-0", root + "/opt/stage2/web/rootfs", "/pod/opt/stage2/web/rootfs", false},
+		{"app-1", root + "/opt/stage2/db/rootfs", "/pod/opt/stage2/db/rootfs", false},
+		{"journal", root + "/var/log/journal", "/var/log/journal", false},
+		{"empty", root + "/volumes", "/pod/volumes", false},
+		{"vol-0", "/srv/data", "/run/stage1/volumes/data", true},
+	}
+	if len(shares) != len(want) {
+		t.Fatalf("%d shares, want %d: %+v", len(shares), len(want), shares)
+	}
+	for i, w := range want {
+		s := shares[i]
+		if s.Tag != w.tag || s.Path != w.host || s.guestPath != w.guest || s.ReadOnly != w.ro {
+			t.Errorf("share %d = %+v, want %+v", i, s, w)
+		}
+		// The stage1's own files (gc, stop, QEMU, the CNI plugins, the
+		// kernel) are in the stage1 rootfs: no share may be it or hold it.
+		if rel, err := filepath.Rel(s.Path, root); err == nil && !strings.HasPrefix(rel, "..") {
+			t.Errorf("share %s exports %s, which holds the stage1 rootfs", s.Tag, s.Path)
+		}
+	}
+	list := guestShares(shares)
+	if len(list) != len(want)-1 {
+		t.Fatalf("guest list %+v: want every share but the config share", list)
+	}
+	for _, g := range list {
+		if err := g.Validate(); err != nil {
+			t.Errorf("guest share %+v: %v", g, err)
+		}
+	}
+	if got := podShares(shareInput{podDir: pod, stage1Rootfs: root, apps: []string{"a"}}); len(got) != 3 {
+		t.Errorf("without volumes: %+v, want config, app-0, journal", got)
+	}
+}
+
+// A hostile guest's event stream: over-long lines are skipped without
+// being buffered, and the events after them still arrive.
+func TestReadEventsBounded(t *testing.T) {
+	host, guest := net.Pipe()
+	ch := &channels{conns: map[string]chan net.Conn{"ev": make(chan net.Conn, 1)}}
+	ch.conns["ev"] <- host
+	var skipped []error
+	var mu sync.Mutex
+	evc := ch.readEvents("ev", func(err error) { mu.Lock(); skipped = append(skipped, err); mu.Unlock() })
+	go func() {
+		io.WriteString(guest, "ready\n")
+		io.WriteString(guest, strings.Repeat("x", 10*maxEventLine)+"\n")
+		io.WriteString(guest, "exited web 3\n")
+		io.WriteString(guest, "bogus event\n")
+		guest.Close()
+	}()
+	var got []contract.Event
+	for e := range evc {
+		got = append(got, e)
+	}
+	ch.wait()
+	if len(got) != 2 || got[0].Kind != contract.EventReady || got[1].Kind != contract.EventExited || got[1].Status != 3 {
+		t.Errorf("events %+v", got)
+	}
+	if len(skipped) != 2 || !errors.Is(skipped[0], errLongLine) {
+		t.Errorf("skipped %v, want the long line then the bogus one", skipped)
 	}
 }

@@ -48,9 +48,6 @@ func vmPorts(interactive, tty bool) []contract.Port {
 // openChannels listens on the host end of every port before QEMU starts,
 // and serves the pod's agent socket.
 func (s *session) openChannels(undo *cleanup.Stack) error {
-	if err := os.MkdirAll(filepath.Join(s.o.PodDir, contract.VMDir), 0o700); err != nil {
-		return err
-	}
 	s.host.listeners = map[string]*net.UnixListener{}
 	for _, p := range vmPorts(s.o.Flags.Interactive, s.term.tty) {
 		path := filepath.Join(s.o.PodDir, p.Socket)
@@ -84,7 +81,7 @@ type vmInput struct {
 	kernelArgs           []string
 	ports                []contract.Port
 	taps                 []qemu.Tap
-	volumes              []qemu.Share
+	shares               []qemu.Share
 }
 
 // vmConfig describes the pod's VM (before virtiofs is set up, which
@@ -110,7 +107,7 @@ func vmConfig(in vmInput) qemu.Config {
 		CPUs:      in.cpus,
 		TBSizeMiB: in.tcgBufferMiB,
 		Console:   filepath.Join(in.podDir, contract.VMDir, consoleLog),
-		Shares:    append([]qemu.Share{{Tag: contract.PodTag, Path: in.stage1Rootfs}}, in.volumes...),
+		Shares:    in.shares,
 		Taps:      in.taps,
 		QMPSocket: filepath.Join(in.podDir, contract.QMPSocket),
 	}
@@ -141,8 +138,8 @@ func (s *session) vmInput(accel qemu.Accel) vmInput {
 		ports:      vmPorts(s.o.Flags.Interactive, s.term.tty),
 		taps:       s.net.taps,
 	}
-	for _, v := range s.volumes.Shares {
-		in.volumes = append(in.volumes, qemu.Share{Tag: v.Tag, Path: v.HostPath, ReadOnly: v.ReadOnly})
+	for _, sh := range s.shares() {
+		in.shares = append(in.shares, sh.Share)
 	}
 	return in
 }

@@ -2,7 +2,6 @@ package volumes
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,12 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Share is a host volume exported to the guest: the guest's side
-// (contract.VolumeShare, listed in contract.VolumeListFile) and the host
-// directory QEMU exports.
+// Share is a host volume exported to the guest: Tag, mounted in the guest
+// at contract.VolumeMount(Name), and the host directory QEMU exports.
 type Share struct {
-	contract.VolumeShare
-	HostPath string
+	Tag, Name string
+	ReadOnly  bool
+	HostPath  string
 	// HideSubmounts is set for a recursive=false volume whose source has
 	// mounts below it: a share always shows those, so HostPath must first
 	// become a non-recursive bind of the source (BindTop).
@@ -37,8 +36,8 @@ type Prepared struct {
 // itself a symlink; for recursive=false, it notes whether mounts below it
 // need hiding),
 // creates each empty volume under <stage1Rootfs>/EmptyDir with its mode and
-// owner, creates every mount point inside its app's rootfs (rootfs maps app
-// names to host paths) and writes the guest's list of shares.
+// owner, and creates every mount point inside its app's rootfs (rootfs maps
+// app names to host paths).
 func Prepare(p *volplan.Plan, stage1Rootfs string, rootfs map[string]string) (*Prepared, error) {
 	out := &Prepared{Binds: map[string][]volplan.Bind{}}
 	for _, v := range p.Volumes {
@@ -48,10 +47,7 @@ func Prepare(p *volplan.Plan, stage1Rootfs string, rootfs map[string]string) (*P
 			if err != nil {
 				return nil, err
 			}
-			out.Shares = append(out.Shares, Share{
-				VolumeShare: contract.VolumeShare{Tag: v.Tag, Name: v.Name, ReadOnly: v.ReadOnly},
-				HostPath:    real, HideSubmounts: hide,
-			})
+			out.Shares = append(out.Shares, Share{Tag: v.Tag, Name: v.Name, ReadOnly: v.ReadOnly, HostPath: real, HideSubmounts: hide})
 		case volplan.KindEmpty:
 			if err := makeEmpty(filepath.Join(stage1Rootfs, contract.EmptyVolumesDir), v); err != nil {
 				return nil, fmt.Errorf("empty volume %q: %w", v.Name, err)
@@ -74,17 +70,6 @@ func Prepare(p *volplan.Plan, stage1Rootfs string, rootfs map[string]string) (*P
 			}
 		}
 		out.Binds[m.App] = append(out.Binds[m.App], volplan.Bind{Source: v.GuestPath(), Target: target, ReadOnly: m.ReadOnly})
-	}
-	guestList := make([]contract.VolumeShare, len(out.Shares))
-	for i, sh := range out.Shares {
-		guestList[i] = sh.VolumeShare
-	}
-	list, err := json.Marshal(guestList)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(stage1Rootfs, contract.VolumeListFile), list, 0o644); err != nil {
-		return nil, err
 	}
 	return out, nil
 }

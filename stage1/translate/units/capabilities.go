@@ -79,19 +79,20 @@ func (r *appIsolators) capabilities() []string {
 	}
 }
 
-// capabilityOptions limits the app to caps, as rkt did: the bounding set,
-// and for an app not running as root the same capabilities as ambient
-// ones, since an unprivileged process would otherwise have none of them
-// (root gets its bounding set as permitted and effective at execve).
-func capabilityOptions(caps []string, uid uint32) []*unit.UnitOption {
+// capabilityOptions limits the app to the bounding set caps, as rkt does.
+// A process not running as root gets no capabilities from a bounding set
+// (root gets it as permitted and effective at execve): a non-root app
+// starts with none, unless its manifest (or rkt run --caps-retain) grants
+// some with a retain-set, which it then gets as ambient capabilities.
+func capabilityOptions(caps, grant []string, uid uint32) []*unit.UnitOption {
 	if len(caps) == 0 {
 		// An empty assignment would reset the setting rather than empty
 		// the set: remove every capability instead.
 		return []*unit.UnitOption{service("CapabilityBoundingSet", "~"+strings.Join(knownCapabilities, " "))}
 	}
 	opts := []*unit.UnitOption{service("CapabilityBoundingSet", strings.Join(caps, " "))}
-	if uid != 0 {
-		opts = append(opts, service("AmbientCapabilities", strings.Join(caps, " ")))
+	if uid != 0 && len(grant) > 0 {
+		opts = append(opts, service("AmbientCapabilities", strings.Join(grant, " ")))
 	}
 	return opts
 }

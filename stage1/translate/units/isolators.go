@@ -187,7 +187,7 @@ func isolatorOptions(a App, uid uint32, p Pod) ([]*unit.UnitOption, error) {
 		opts = append(opts, service("NoNewPrivileges", "yes"))
 	}
 	if !p.DisableCapabilities {
-		opts = append(opts, capabilityOptions(iso.capabilities(), uid)...)
+		opts = append(opts, capabilityOptions(iso.capabilities(), iso.retainCaps, uid)...)
 	}
 	if !p.DisableSeccomp {
 		sc, err := seccompOptions(iso.seccompName, iso.seccomp)

@@ -1,0 +1,218 @@
+package tests
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+// The guest is hostile: root in the guest with every capability an app can
+// be given, reaching the guest's own root through /proc/1/root, writes
+// everywhere it can reach on every share. None of it may land among the
+// stage1's own files (which rkt runs on the host as root: gc, stop, QEMU,
+// the CNI plugins), nor in the pod's configuration for the guest.
+func TestGuestCannotReachStage1Files(t *testing.T) {
+	vol := t.TempDir()
+	attacker := sh("attacker", report+`
+root=/proc/1/root
+[ -d $root/pod ] || { p reach no; exit 0; }
+p reach yes
+p podtop "$(ls $root/pod | tr '\n' ' ')"
+for f in gc stop init enter bzImage guest.img qemu net-plugins manifest; do
+	[ -e $root/pod/$f ] && p exposed "$f"
+done
+# Every shared file system the guest has, written to and planted with
+# symlinks named like the host's own files.
+grep -E ' - (9p|virtiofs) ' /proc/1/mountinfo | cut -d' ' -f5 | while read m; do
+	for f in gc stop init qemu.pid agent.sock stage1-kvm-probe; do
+		echo '#!/bin/sh' > $root$m/$f 2>/dev/null && p wrote "$m/$f"
+	done
+	ln -s /etc/shadow $root$m/planted-link 2>/dev/null
+	mkdir -p $root$m/rkt/status 2>/dev/null && echo 0 > $root$m/rkt/status/attacker 2>/dev/null
+done
+true
+`)
+	attacker.Isolators = types.Isolators{
+		iso(t, "os/linux/capabilities-retain-set", `{"set":["CAP_SYS_PTRACE","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_CHOWN","CAP_SYS_ADMIN"]}`),
+	}
+	attacker.MountPoints = []types.MountPoint{{Name: acName(t, "data"), Path: "/data"}}
+	empty := "0755"
+	zero := 0
+
+	s := harness.NewStage0(t)
+	p := s.Prepare(t, harness.PodOpts{Volumes: []types.Volume{
+		{Name: acName(t, "data"), Kind: "host", Source: vol},
+		{Name: acName(t, "scratch"), Kind: "empty", Mode: &empty, UID: &zero, GID: &zero},
+	}}, harness.BuildACI(t, attacker))
+	root := filepath.Join(p.Dir, "stage1", "rootfs")
+	before := stage1Files(t, root)
+
+	r := p.Run(t, harness.RunOpts{Net: "none"})
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	got := results(r.Stdout)
+	if got["attacker:reach"] != "yes" {
+		t.Fatalf("the app never reached the guest's root; the test proves nothing\nstdout:\n%s", r.Stdout)
+	}
+	if e, ok := got["attacker:exposed"]; ok {
+		t.Errorf("the guest sees the stage1's %s", e)
+	}
+	if top := got["attacker:podtop"]; strings.TrimSpace(top) != "config opt volumes" {
+		t.Errorf("the guest's /pod holds %q, want only config, opt and volumes", top)
+	}
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		if w, ok := strings.CutPrefix(line, "attacker:wrote="); ok && strings.HasPrefix(w, "/pod/config/") {
+			t.Errorf("the guest wrote to its read-only configuration: %s", w)
+		}
+	}
+	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
+		t.Fatalf("gc exited %d: %s", code, stderr)
+	}
+	after := stage1Files(t, root)
+	for name, sum := range before {
+		if after[name] != sum {
+			t.Errorf("the stage1's %s changed while the pod ran", name)
+		}
+	}
+	for name := range after {
+		if _, ok := before[name]; !ok {
+			t.Errorf("the stage1's rootfs gained %s while the pod ran", name)
+		}
+	}
+	if st, ok := p.AppStatus("attacker"); !ok || st != 0 {
+		t.Errorf("status %d %v", st, ok)
+	}
+	// The probes did land where the guest may write: its own rootfs.
+	if _, err := os.Stat(filepath.Join(root, "opt/stage2/attacker/rootfs/stage1-kvm-probe")); err != nil {
+		t.Errorf("the app could not even write its own rootfs: %v", err)
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// stage1Files hashes every file of the stage1 rootfs that the guest must
+// never change: all of it but the apps' rootfs, the journal, the empty
+// volumes and what the run entry point writes (statuses, readiness).
+func stage1Files(t *testing.T, root string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	skip := []string{"opt/stage2/", "var/log/journal/", "volumes/", "rkt/status/", "rkt/supervisor-status"}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, s := range skip {
+			if strings.HasPrefix(rel+"/", s) || rel == strings.TrimSuffix(s, "/") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(path)
+			sums[rel] = "link:" + target
+			return nil
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return err
+		}
+		sums[rel] = fmt.Sprintf("%x %v", h.Sum(nil), d.Type())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) < 5 {
+		t.Fatalf("only %d stage1 files found under %s", len(sums), root)
+	}
+	return sums
+}
+
+// rkt's privileges: a non-root app has no effective or ambient capability
+// unless its manifest grants some (a retain-set); it cannot read or change
+// a root-only file on a host volume. A root app keeps the default set.
+func TestAppPrivilegesLikeRkt(t *testing.T) {
+	vol := t.TempDir()
+	secret := filepath.Join(vol, "secret")
+	if err := os.WriteFile(secret, []byte("root only\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	capsProbe := report + `for k in CapEff CapAmb; do p $k "$(grep "^$k:" /proc/self/status | cut -f2)"; done
+cat /data/secret >/dev/null 2>&1 && p read allowed || p read refused
+echo changed 2>/dev/null > /data/secret && p write allowed || p write refused
+`
+	mount := []types.MountPoint{{Name: acName(t, "data"), Path: "/data"}}
+	rootApp := sh("rootapp", capsProbe)
+	user := sh("user", capsProbe)
+	user.User, user.Group = "1000", "1000"
+	granted := sh("granted", capsProbe)
+	granted.User, granted.Group = "1000", "1000"
+	granted.Isolators = types.Isolators{iso(t, "os/linux/capabilities-retain-set", `{"set":["CAP_DAC_READ_SEARCH","CAP_KILL"]}`)}
+	for _, a := range []*harness.AppSpec{&rootApp, &user, &granted} {
+		a.MountPoints = mount
+	}
+	// Writes by the root app would spoil the others' checks: it only reads.
+	rootApp.Exec = []string{"/bin/sh", "-c", strings.Replace(capsProbe, "echo changed", "false && echo changed", 1)}
+
+	s := harness.NewStage0(t)
+	var acis []string
+	for _, a := range []harness.AppSpec{rootApp, user, granted} {
+		acis = append(acis, harness.BuildACI(t, a))
+	}
+	p := s.Prepare(t, harness.PodOpts{Volumes: []types.Volume{{Name: acName(t, "data"), Kind: "host", Source: vol}}}, acis...)
+	r := p.Run(t, harness.RunOpts{Net: "none"})
+	assertNoLeaks(t, p)
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	checkResults(t, results(r.Stdout), map[string]string{
+		"rootapp:CapEff": capMask(defaultCaps...),
+		"rootapp:CapAmb": capMask(),
+		"rootapp:read":   "allowed",
+		"user:CapEff":    capMask(),
+		"user:CapAmb":    capMask(),
+		"user:read":      "refused",
+		"user:write":     "refused",
+		"granted:CapEff": capMaskN(2, 5), // CAP_DAC_READ_SEARCH, CAP_KILL
+		"granted:CapAmb": capMaskN(2, 5),
+		"granted:read":   "allowed",
+		"granted:write":  "refused",
+	})
+	if b, _ := os.ReadFile(secret); string(b) != "root only\n" {
+		t.Errorf("the root-only file on the host volume changed: %q", b)
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// capMaskN is a capability set of the given capability numbers.
+func capMaskN(bits ...uint) string {
+	var m uint64
+	for _, b := range bits {
+		m |= 1 << b
+	}
+	return fmt.Sprintf("%016x", m)
+}
