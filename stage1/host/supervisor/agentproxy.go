@@ -12,6 +12,12 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
+// agentReplyTimeout bounds how long the guest agent may take to start
+// answering a request once its stream is open (the agent answers at once;
+// only a broken or hostile guest does not). Past it the client's
+// connection is closed, so enter and stop never hang on a silent guest.
+const agentReplyTimeout = 30 * time.Second
+
 // errNoAgent is returned to clients when the guest agent never came up.
 var errNoAgent = errors.New("the pod's guest agent is not available")
 
@@ -20,6 +26,8 @@ var errNoAgent = errors.New("the pod's guest agent is not available")
 // session over the single agent virtio-serial port.
 type agentProxy struct {
 	ln *net.UnixListener
+	// replyTimeout is agentReplyTimeout (shorter in tests).
+	replyTimeout time.Duration
 
 	mu    sync.Mutex
 	sess  *yamux.Session
@@ -40,7 +48,7 @@ func newAgentProxy(path string) (*agentProxy, error) {
 		return nil, err
 	}
 	ln.SetUnlinkOnClose(true)
-	return &agentProxy{ln: ln, ready: make(chan struct{}), gone: make(chan struct{})}, nil
+	return &agentProxy{ln: ln, replyTimeout: agentReplyTimeout, ready: make(chan struct{}), gone: make(chan struct{})}, nil
 }
 
 // attach starts the yamux client over the port connection once the guest
@@ -93,11 +101,12 @@ func (p *agentProxy) serve(wait time.Duration) {
 				return
 			}
 			defer s.Close()
+			s.SetReadDeadline(time.Now().Add(p.replyTimeout))
 			// A yamux stream's Close is a half-close: the client's
 			// EOF reaches the agent, which may still answer.
 			go func() { io.Copy(s, c); s.Close() }()
 			done := make(chan struct{})
-			go func() { io.Copy(c, s); close(done) }()
+			go func() { io.Copy(c, &answered{Conn: s}); close(done) }()
 			select {
 			case <-done:
 			case <-p.gone:
@@ -117,4 +126,19 @@ func (p *agentProxy) close() {
 		}
 		p.mu.Unlock()
 	})
+}
+
+// answered lifts the reply deadline once the agent has started answering:
+// a command's output may then take as long as the command.
+type answered struct {
+	net.Conn
+	once sync.Once
+}
+
+func (a *answered) Read(b []byte) (int, error) {
+	n, err := a.Conn.Read(b)
+	if n > 0 {
+		a.once.Do(func() { a.Conn.SetReadDeadline(time.Time{}) })
+	}
+	return n, err
 }
