@@ -12,6 +12,11 @@
 //	                       serves sessions on it
 //	exited <app> <status>  an app ended; status as rkt records it (exit code,
 //	                       or the signal number if a signal killed it)
+//
+// The guest is not trusted: ParseEvent accepts only these forms, with
+// decimal timings of at least 0, an app name that is an AC name (as every
+// app of a pod has) and a status from 0 to 255, so a line can carry
+// nothing else into the host's records and logs.
 package contract
 
 import (
@@ -19,6 +24,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/appc/spec/schema/types"
 )
 
 // ErrMalformedEvent is returned for a line that is not an event.
@@ -50,7 +57,7 @@ func (e Event) String() string {
 	switch {
 	case e.Kind == EventExited:
 		return fmt.Sprintf("%s %s %d", e.Kind, e.App, e.Status)
-	case e.Kind == EventReady && e.TotalMs > 0:
+	case e.Kind == EventReady && (e.KernelMs != 0 || e.TotalMs != 0):
 		return fmt.Sprintf("%s kernel_ms=%d total_ms=%d", e.Kind, e.KernelMs, e.TotalMs)
 	}
 	return string(e.Kind)
@@ -69,9 +76,10 @@ func ParseEvent(line string) (Event, error) {
 			return e, nil
 		}
 		if len(f) == 3 {
-			_, err1 := fmt.Sscanf(f[1], "kernel_ms=%d", &e.KernelMs)
-			_, err2 := fmt.Sscanf(f[2], "total_ms=%d", &e.TotalMs)
-			if err1 == nil && err2 == nil {
+			var ok1, ok2 bool
+			e.KernelMs, ok1 = parseMs(f[1], "kernel_ms=")
+			e.TotalMs, ok2 = parseMs(f[2], "total_ms=")
+			if ok1 && ok2 {
 				return e, nil
 			}
 		}
@@ -84,6 +92,9 @@ func ParseEvent(line string) (Event, error) {
 		if len(f) != 3 {
 			break
 		}
+		if _, err := types.NewACName(f[1]); err != nil {
+			break
+		}
 		n, err := strconv.Atoi(f[2])
 		if err != nil || n < 0 || n > 255 {
 			break
@@ -91,4 +102,17 @@ func ParseEvent(line string) (Event, error) {
 		return Event{Kind: EventExited, App: f[1], Status: n}, nil
 	}
 	return Event{}, fmt.Errorf("%w: %q", ErrMalformedEvent, strings.TrimSpace(line))
+}
+
+// parseMs reads key=N, N a decimal number of milliseconds, at least 0.
+func parseMs(field, key string) (int64, bool) {
+	v, ok := strings.CutPrefix(field, key)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
 }
