@@ -96,6 +96,9 @@ func Parse(args []string) (*Options, error) {
 	if o.DNSConfMode, err = parseDNSConfMode(*dns); err != nil {
 		return nil, err
 	}
+	if o.Hostname != "" && !validHostname(o.Hostname) {
+		return nil, fmt.Errorf("%w: --hostname=%q is not a host name (at most %d letters, digits, '-' and '.', in labels)", ErrUsage, o.Hostname, maxHostname)
+	}
 	switch {
 	case o.PrivateUsers != "":
 		return nil, fmt.Errorf("--private-users is %w: a pod in a VM already has its own kernel and user IDs", ErrUnsupported)
@@ -126,4 +129,30 @@ func parseDNSConfMode(s string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// maxHostname is the kernel's HOST_NAME_MAX.
+const maxHostname = 64
+
+// validHostname accepts what systemd's hostname_is_valid accepts (as
+// systemd-nspawn, which rkt's own stage1 passes --hostname to): labels of
+// ASCII letters, digits and '-' joined by single dots, at most
+// maxHostname bytes. The name goes to the guest kernel's command line and
+// to the pod's /etc/hosts, so nothing else may be in it.
+func validHostname(h string) bool {
+	if len(h) > maxHostname {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
 }

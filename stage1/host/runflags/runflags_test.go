@@ -3,6 +3,7 @@ package runflags
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/cli"
@@ -58,6 +59,13 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--private-users=0:65536", uuid}, ErrUnsupported},
 		{[]string{"--ipc=parent", uuid}, ErrUnsupported},
 		{[]string{"--net=host", uuid}, ErrUnsupported},
+		// The host name goes to the guest kernel's command line and to
+		// /etc/hosts: nothing but a host name.
+		{[]string{"--hostname= 0", uuid}, ErrUsage},
+		{[]string{"--hostname=h init=/bin/sh", uuid}, ErrUsage},
+		{[]string{"--hostname=web\n10.0.0.1 evil", uuid}, ErrUsage},
+		{[]string{"--hostname=a..b", uuid}, ErrUsage},
+		{[]string{"--hostname=" + strings.Repeat("a", 65), uuid}, ErrUsage},
 	} {
 		if _, err := Parse(tt.args); !errors.Is(err, tt.want) {
 			t.Errorf("Parse(%q) = %v, want %v", tt.args, err, tt.want)
@@ -82,8 +90,11 @@ func TestPodHostname(t *testing.T) {
 	if got := o.PodHostname(); got != "rkt-4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11" {
 		t.Errorf("default hostname %q", got)
 	}
-	o.Hostname = "web"
-	if got := o.PodHostname(); got != "web" {
-		t.Errorf("hostname %q, want web", got)
+	o, err = Parse([]string{"--hostname=web-1.example.com", "4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.PodHostname(); got != "web-1.example.com" {
+		t.Errorf("hostname %q, want web-1.example.com", got)
 	}
 }
