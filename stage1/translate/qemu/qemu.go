@@ -180,6 +180,7 @@ func (c Config) Validate() error {
 	if c.TBSizeMiB < 0 {
 		probs = append(probs, "negative translation buffer size")
 	}
+	probs = append(probs, cmdlineProblems(c.Cmdline)...)
 	probs = append(probs, c.portProblems()...)
 	probs = append(probs, c.shareProblems()...)
 	for i, t := range c.Taps {
@@ -201,8 +202,28 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// portProblems: every port needs a unique name and a socket path QEMU's
-// option syntax can carry.
+// cmdlineProblems: the kernel command line is one string of arguments
+// separated by white space, where double quotes group words; and the
+// kernel's white space includes byte 0xa0 (Latin-1's no-break space), in
+// many UTF-8 characters. So each argument must be printable ASCII without
+// space or double quote: then the guest kernel reads exactly the
+// arguments given, and none can add one.
+func cmdlineProblems(args []string) []string {
+	var probs []string
+	for _, a := range args {
+		ok := a != ""
+		for i := 0; i < len(a) && ok; i++ {
+			ok = a[i] > ' ' && a[i] < 0x7f && a[i] != '"'
+		}
+		if !ok {
+			probs = append(probs, fmt.Sprintf("kernel argument %q is not one word of printable ASCII without quotes", a))
+		}
+	}
+	return probs
+}
+
+// portProblems: every port needs a unique name and a socket path, both of
+// which QEMU's option syntax can carry.
 func (c Config) portProblems() []string {
 	var probs []string
 	names := map[string]bool{}
@@ -217,11 +238,14 @@ func (c Config) portProblems() []string {
 		if strings.Contains(p.Socket, ",") {
 			probs = append(probs, fmt.Sprintf("socket path %q contains a comma", p.Socket))
 		}
+		if strings.Contains(p.Name, ",") {
+			probs = append(probs, fmt.Sprintf("port name %q contains a comma", p.Name))
+		}
 	}
 	return probs
 }
 
-// shareProblems: every share needs a tag, a path without commas and a
+// shareProblems: every share needs a tag and a path without commas and a
 // transport it can use.
 func (c Config) shareProblems() []string {
 	var probs []string
@@ -231,6 +255,9 @@ func (c Config) shareProblems() []string {
 		}
 		if strings.Contains(s.Path, ",") {
 			probs = append(probs, fmt.Sprintf("share path %q contains a comma", s.Path))
+		}
+		if strings.Contains(s.Tag, ",") {
+			probs = append(probs, fmt.Sprintf("share tag %q contains a comma", s.Tag))
 		}
 		switch s.Transport {
 		case "", NineP:

@@ -82,6 +82,33 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// A value that QEMU's option syntax or the kernel's command line would
+// split must be refused, not passed on as more than the config says.
+func TestValidateRefusesInjection(t *testing.T) {
+	for name, change := range map[string]func(*Config){
+		"share tag with a comma":     func(c *Config) { c.Shares[0].Tag = "pod,readonly=on" },
+		"port name with a comma":     func(c *Config) { c.Ports[0].Name = "p,id=x" },
+		"console name with a comma":  func(c *Config) { c.Consoles = []Port{{Name: "tty,x=y", Socket: "/t"}} },
+		"kernel argument with space": func(c *Config) { c.Cmdline = append(c.Cmdline, "systemd.hostname=a init=/bin/sh") },
+		"kernel argument with tab":   func(c *Config) { c.Cmdline = append(c.Cmdline, "a\tb") },
+		"empty kernel argument":      func(c *Config) { c.Cmdline = append(c.Cmdline, "") },
+		"kernel argument with quote": func(c *Config) { c.Cmdline = append(c.Cmdline, `a="x`, `y"`) },
+		// 0xa0 is white space to the kernel, and the last byte of "à".
+		"kernel argument not ASCII": func(c *Config) { c.Cmdline = append(c.Cmdline, "systemd.hostname=caf\u00e0") },
+	} {
+		c := validConfig()
+		change(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate() = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	c := validConfig()
+	c.Cmdline = append(c.Cmdline, contract.VirtiofsParam+"=pod,vol-0", "systemd.machine_id=0123456789abcdef")
+	if err := c.Validate(); err != nil {
+		t.Errorf("commas in a kernel argument are fine: %v", err)
+	}
+}
+
 func TestArgvBundled(t *testing.T) {
 	a := Argv(validConfig())
 	if a[0] != "/s1/qemu/bin/qemu-system-x86_64" {
