@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema/types"
 
@@ -215,4 +216,117 @@ func capMaskN(bits ...uint) string {
 		m |= 1 << b
 	}
 	return fmt.Sprintf("%016x", m)
+}
+
+// A hostile guest (root with ptrace and the default capabilities, reaching
+// the guest's devices through /proc/1/root) floods the events port with
+// junk, exits of apps that do not exist and an over-long line (a guest may
+// of course lie about its own apps' exit codes: those are the guest's to
+// report), then kills the guest agent and holds
+// its port without a word. The host stays bounded: run's memory stays
+// small, unknown apps get no status file, enter gives up within its bound,
+// and run still exits with the app's own code.
+func TestHostileGuestIsBounded(t *testing.T) {
+	hostile := sh("hostile", report+`
+r=/proc/1/root
+ports=$r/dev/virtio-ports
+[ -e $ports/org.stage1-kvm.events ] || { p reach no; exit 0; }
+p reach yes
+{
+	i=0
+	while [ $i -lt 3000 ]; do echo "exited ghost$i 7"; echo "junk $i"; i=$((i+1)); done
+	echo "exited ../../etc 0"
+	head -c 4000000 /dev/zero | tr '\0' x; echo
+} > $ports/org.stage1-kvm.events && p flood done
+for d in $r/proc/[0-9]*; do
+	if tr '\0' ' ' < $d/cmdline 2>/dev/null | grep -q '^/usr/lib/stage1/stage1-guest agent'; then
+		kill -9 ${d##*/} && p agent killed
+	fi
+done
+sleep 1
+# Hold the agent port open and never answer.
+exec 3<>$ports/org.stage1-kvm.agent && touch /silenced
+i=0; while [ ! -e /release ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
+exit 3
+`)
+	hostile.Isolators = types.Isolators{
+		iso(t, "os/linux/capabilities-retain-set", `{"set":["CAP_SYS_PTRACE","CAP_DAC_OVERRIDE","CAP_KILL"]}`),
+	}
+	_, p := preparePod(t, hostile)
+	run := p.Start(t, harness.RunOpts{Net: "none"})
+	rootfs := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/hostile/rootfs")
+
+	// run's peak memory while the guest floods it.
+	peak := make(chan int, 1)
+	stopSampling := make(chan struct{})
+	go func() {
+		hwm := 0
+		for {
+			if v := vmHWMKiB(run.Pid); v > hwm {
+				hwm = v
+			}
+			select {
+			case <-stopSampling:
+				peak <- hwm
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	silenced := waitUntil(120*time.Second, 100*time.Millisecond, func() bool {
+		_, err := os.Stat(filepath.Join(rootfs, "silenced"))
+		return err == nil
+	})
+	if silenced {
+		start := time.Now()
+		e := p.Enter(t, harness.EnterOpts{Timeout: 90 * time.Second}, "/bin/true")
+		if e.ExitCode == 0 {
+			t.Errorf("enter succeeded through a silenced agent: %+v", e)
+		}
+		if d := time.Since(start); d > 60*time.Second {
+			t.Errorf("enter took %v against a silent agent", d)
+		}
+	} else {
+		t.Error("the hostile app never silenced the agent")
+	}
+	os.WriteFile(filepath.Join(rootfs, "release"), nil, 0o644)
+	r := run.Wait()
+	close(stopSampling)
+	hwm := <-peak
+	assertNoLeaks(t, p)
+	got := results(r.Stdout)
+	if got["hostile:reach"] != "yes" || got["hostile:flood"] != "done" || got["hostile:agent"] != "killed" {
+		t.Fatalf("the hostile app did not get to do its worst (%v); the test proves nothing\nstdout:\n%s\nstderr:\n%s", got, r.Stdout, r.Stderr)
+	}
+	if r.ExitCode != 3 {
+		t.Errorf("run exited %d, want the app's own 3", r.ExitCode)
+	}
+	if hwm == 0 || hwm > 150*1024 {
+		t.Errorf("run's peak memory under the flood: %d KiB", hwm)
+	}
+	entries, _ := os.ReadDir(filepath.Join(p.Dir, "stage1/rootfs/rkt/status"))
+	for _, e := range entries {
+		if e.Name() != "hostile" {
+			t.Errorf("a status file for %q, which is no app of the pod", e.Name())
+		}
+	}
+	if t.Failed() {
+		t.Logf("stdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	}
+}
+
+// vmHWMKiB is a process's peak resident memory, 0 if it cannot be read.
+func vmHWMKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &n)
+			return n
+		}
+	}
+	return 0
 }
