@@ -3,6 +3,7 @@ package agentproto
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,50 @@ func TestReadFrameRejects(t *testing.T) {
 		if _, err := ReadFrame(bytes.NewReader(data)); !errors.Is(err, ErrProtocol) {
 			t.Errorf("%s: %v, want a protocol error", name, err)
 		}
+	}
+}
+
+// A frame whose fixed-size payload has the wrong length is refused before
+// its payload is allocated: a peer announcing a large one costs nothing.
+func TestReadFrameChecksLengthFirst(t *testing.T) {
+	for _, typ := range []FrameType{FrameStdinEOF, FrameResize, FrameExit} {
+		hdr := []byte{byte(typ), 0, 0x10, 0, 0} // MaxPayload announced, nothing sent
+		var err error
+		if n := allocated(func() { _, err = ReadFrame(bytes.NewReader(hdr)) }); n > 64<<10 {
+			t.Errorf("%v: %d bytes allocated", typ, n)
+		}
+		if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "want") {
+			t.Errorf("%v: %v, want a length error", typ, err)
+		}
+	}
+}
+
+// Request and reply lines are bounded by MaxLine, newline included.
+func TestReadLineBound(t *testing.T) {
+	fits := append(bytes.Repeat([]byte("a"), MaxLine-1), '\n')
+	if line, err := readLine(bufio.NewReader(bytes.NewReader(fits))); err != nil || len(line) != MaxLine {
+		t.Errorf("a line of MaxLine bytes: %d bytes, %v", len(line), err)
+	}
+	long := append(bytes.Repeat([]byte("a"), MaxLine), '\n')
+	if _, err := readLine(bufio.NewReader(bytes.NewReader(long))); !errors.Is(err, ErrProtocol) {
+		t.Errorf("a line of MaxLine+1 bytes: %v, want a protocol error", err)
+	}
+	// Without a newline, reading stops at the bound, not at the end.
+	endless := io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("{"), 4*MaxLine)), strings.NewReader("\n"))
+	if _, err := readLine(bufio.NewReader(endless)); !errors.Is(err, ErrProtocol) {
+		t.Errorf("an endless line: %v, want a protocol error", err)
+	}
+	// Both sides: a guest's endless reply, a host's endless request.
+	conn := &fuzzConn{r: bytes.NewReader(long)}
+	if err := Stop(conn); !errors.Is(err, ErrProtocol) {
+		t.Errorf("client, endless reply: %v, want a protocol error", err)
+	}
+	h := &serveHandler{t: t}
+	conn = &fuzzConn{r: bytes.NewReader(long)}
+	ServeConn(conn, h)
+	var r Reply
+	if err := json.Unmarshal(conn.written(), &r); err != nil || !strings.Contains(r.Error, "longer than") || h.stops+len(h.execs) != 0 {
+		t.Errorf("server, endless request: reply %q", conn.written())
 	}
 }
 

@@ -79,6 +79,10 @@ func ReadFrame(r io.Reader) (Frame, error) {
 	if n > MaxPayload {
 		return Frame{}, fmt.Errorf("%w: %v with a payload of %d bytes (limit %d)", ErrProtocol, t, n, MaxPayload)
 	}
+	// Checked before the payload is allocated and read.
+	if err := checkLen(t, n); err != nil {
+		return Frame{}, err
+	}
 	f := Frame{Type: t, Payload: make([]byte, n)}
 	if _, err := io.ReadFull(r, f.Payload); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -86,23 +90,20 @@ func ReadFrame(r io.Reader) (Frame, error) {
 		}
 		return Frame{}, err
 	}
-	if err := f.check(); err != nil {
-		return Frame{}, err
-	}
 	return f, nil
 }
 
-// check validates fixed-size payloads.
-func (f Frame) check() error {
+// checkLen validates the length of fixed-size payloads.
+func checkLen(t FrameType, n uint32) error {
 	want := -1
-	switch f.Type {
+	switch t {
 	case FrameStdinEOF:
 		want = 0
 	case FrameResize, FrameExit:
 		want = 4
 	}
-	if want >= 0 && len(f.Payload) != want {
-		return fmt.Errorf("%w: %v with %d payload bytes, want %d", ErrProtocol, f.Type, len(f.Payload), want)
+	if want >= 0 && int64(n) != int64(want) {
+		return fmt.Errorf("%w: %v with %d payload bytes, want %d", ErrProtocol, t, n, want)
 	}
 	return nil
 }
