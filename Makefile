@@ -12,7 +12,7 @@ GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 ENTRYPOINTS := init enter gc stop
 BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) stage1-guest rootfs-builder)
 
-.PHONY: all deps test unit-test e2e-test lint bench demo clean FORCE
+.PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench demo clean FORCE
 
 all: deps $(BUILD)/stage1-kvm.aci
 
@@ -60,10 +60,44 @@ $(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/ne
 		-net-plugins $(BUILD)/net-plugins \
 		-qemu $(BUILD)/qemu/qemu-system-x86_64
 
-test: all lint unit-test e2e-test
+test: all lint unit-test fuzz-short e2e-test
 
 unit-test:
 	go test ./init/... ./enter/... ./gc/... ./stop/... ./stage1-guest/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
+
+# Go's native fuzzing of what crosses a trust boundary: manifests into
+# units and the QEMU command line, the guest's events and agent protocol,
+# run's command line (package:FuzzTarget; go fuzzes one target per run).
+# fuzz runs each for FUZZTIME on every core; fuzz-short for FUZZ_SHORT_TIME,
+# FUZZ_JOBS targets at a time on one core each. A failing input is written
+# to the package's testdata/fuzz/<target>/, where go test keeps replaying it.
+FUZZ_TARGETS := \
+	./stage1/translate/units:FuzzGenerate \
+	./stage1/translate/qemu:FuzzArgv \
+	./stage1/contract:FuzzParseEvent \
+	./stage1/contract:FuzzDecodeEnv \
+	./stage1/agentproto:FuzzReadFrame \
+	./stage1/agentproto:FuzzExec \
+	./stage1/agentproto:FuzzServeConn \
+	./stage1/host/runflags:FuzzParse
+FUZZTIME ?= 5m
+FUZZ_SHORT_TIME ?= 15s
+FUZZ_JOBS ?= 2
+
+fuzz:
+	@failed=; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ($${t%:*}, $(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%:*} || failed="$$failed $${t#*:}"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
+
+fuzz-short:
+	@mkdir -p $(BUILD)/fuzz
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -n 1 sh -c ' \
+		pkg=$${0%:*}; name=$${0#*:}; log=$(BUILD)/fuzz/$$name.log; \
+		if go test -run "^$$" -fuzz "^$$name\$$" -fuzztime $(FUZZ_SHORT_TIME) -parallel 1 $$pkg >$$log 2>&1; \
+		then echo "fuzz $$name: ok ($$(grep -o "execs: [0-9]*" $$log | tail -1))"; \
+		else echo "fuzz $$name: FAILED ($$log)"; grep -v "^fuzz: elapsed" $$log; exit 1; fi'
 
 # End-to-end tests boot real VMs from the built ACI (TCG on these hosts).
 e2e-test:
