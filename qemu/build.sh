@@ -8,8 +8,8 @@
 # board and device, so an idle pod paid ~20 MiB more for code and relocated
 # data it never used. And our patches let a pod hand what only boot needed
 # back to the host once it has booted (see qemu/patches). The binary is
-# static: its libraries (glib, pixman, zlib, libfdt) come from Debian's
-# -dev packages.
+# static: its libraries (glib, pixman, zlib, libfdt, libseccomp) come from
+# Debian's -dev packages.
 #
 # The result is cached outside the repository, keyed by a hash of everything
 # that decides its bytes: this script, the device list, the patches and the
@@ -59,7 +59,8 @@ if [ ! -f "$cache/qemu-system-x86_64" ]; then
 	cp "$devices" "$src/configs/devices/x86_64-softmmu/stage1-kvm.mak"
 	mkdir "$work/build"
 	# Every feature off unless named: TCG and KVM, 9p (virtfs) and
-	# vhost-user (virtiofs) are all the host side the stage1 needs.
+	# vhost-user (virtiofs) are all the host side the stage1 needs, and
+	# seccomp for -sandbox (the guest is hostile: docs/security.md).
 	# Static and not position-independent: no shared libraries to load,
 	# no relocations to write at every start (-1.5 and -1.2 MiB of an idle
 	# pod's memory).
@@ -68,7 +69,7 @@ if [ ! -f "$cache/qemu-system-x86_64" ]; then
 		--without-default-features --without-default-devices \
 		--with-devices-x86_64=stage1-kvm \
 		--enable-tcg --enable-kvm --enable-virtfs --enable-vhost-user \
-		--enable-attr --enable-cap-ng --enable-fdt=system \
+		--enable-attr --enable-cap-ng --enable-fdt=system --enable-seccomp \
 		--enable-trace-backends=nop \
 		--disable-docs --disable-tools --disable-guest-agent --disable-werror \
 		>"$work/configure.log" 2>&1) || { tail -30 "$work/configure.log" >&2; exit 1; }

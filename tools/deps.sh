@@ -11,6 +11,8 @@ packages=(
 	qemu-system-x86 qemu-system-data
 	dpkg-dev meson ninja-build python3 pkg-config
 	libglib2.0-dev libpixman-1-dev zlib1g-dev libfdt-dev libcap-ng-dev libattr1-dev
+	# QEMU's -sandbox (its seccomp filter), linked statically
+	libseccomp-dev
 	# guest OS image: systemd from the build host, packed as erofs
 	systemd erofs-utils
 	# pod networking: CNI plugins call iptables; the network tests use ip
