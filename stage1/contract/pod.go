@@ -15,6 +15,9 @@ const (
 	// QEMUDir holds bin/qemu-system-x86_64, lib/ (with the dynamic
 	// loader) and share/ (firmware).
 	QEMUDir = "qemu"
+	// Jailer confines QEMU and virtiofsd before executing them (the
+	// jailer program; docs/security.md).
+	Jailer = "jailer"
 	// StatusDir must exist (empty) in the image: rkt touches it. It
 	// holds one file per app with its exit status (decimal), which
 	// `rkt status` reads. The run entry point writes them from the
@@ -71,6 +74,9 @@ const (
 	AgentSocket = "agent.sock"
 	// QEMUPidFile holds the QEMU process ID, for stop --force and gc.
 	QEMUPidFile = "vm/qemu.pid"
+	// JailDir is where the jailer mounts QEMU's root, in a mount
+	// namespace of its own: on the host it stays an empty directory.
+	JailDir = "vm/jail"
 	// VolumeBindsDir holds the non-recursive bind mounts of host volumes
 	// whose submounts must stay hidden (recursive=false).
 	VolumeBindsDir = "vm/volumes"

@@ -36,6 +36,13 @@ type Binary struct {
 	// VirtioFSD is the virtiofsd executable serving virtiofs shares;
 	// empty means virtiofs is not available.
 	VirtioFSD string
+	// Jailer is the program that confines QEMU and virtiofsd before
+	// executing them (stage1/host/jail, docs/security.md).
+	Jailer string
+	// Bundled: this is the stage1's own QEMU (qemu/build.sh), static (it
+	// needs no file of the host's) and built with seccomp, so Argv turns
+	// its sandbox on. A host QEMU is assumed to be neither.
+	Bundled bool
 }
 
 // mallocEnv fixes glibc's thresholds for QEMU: by default they grow with
@@ -65,6 +72,8 @@ func Bundled(root string) Binary {
 		LibDir:    filepath.Join(q, "lib"),
 		DataDir:   filepath.Join(q, "share"),
 		VirtioFSD: filepath.Join(q, "bin", "virtiofsd"),
+		Jailer:    filepath.Join(root, contract.Jailer),
+		Bundled:   true,
 	}
 }
 
@@ -138,6 +147,13 @@ type Config struct {
 	// QMPSocket, if set, is where QEMU listens for QMP (see
 	// VM.ReleaseBootMemory).
 	QMPSocket string
+	// QMPFD, if set, is a listening socket QEMU inherits and serves QMP
+	// on instead: how a jailed QEMU, which cannot create a file on the
+	// host, serves QMPSocket.
+	QMPFD int
+	// Name, if set, names the VM on QEMU's command line (-name): the
+	// marker by which the host tells the pod's QEMU from a recycled PID.
+	Name string
 }
 
 // Tap is one guest network interface backed by a tap device that the host
@@ -183,6 +199,7 @@ func (c Config) Validate() error {
 	probs = append(probs, cmdlineProblems(c.Cmdline)...)
 	probs = append(probs, c.portProblems()...)
 	probs = append(probs, c.shareProblems()...)
+	probs = append(probs, c.confineProblems()...)
 	for i, t := range c.Taps {
 		if t.File == nil {
 			probs = append(probs, fmt.Sprintf("tap %d has no file", i))
@@ -281,6 +298,7 @@ func Argv(c Config) []string {
 	if c.Binary.DataDir != "" {
 		a = append(a, "-L", c.Binary.DataDir)
 	}
+	a = append(a, confineArgs(c)...)
 	a = append(a, machineArgs(c)...)
 	a = append(a, bootArgs(c)...)
 	a = append(a, deviceArgs()...)
@@ -336,9 +354,7 @@ func bootArgs(c Config) []string {
 		"-kernel", c.Kernel,
 		"-append", strings.Join(c.Cmdline, " "),
 	}
-	if c.QMPSocket != "" {
-		a = append(a, "-qmp", "unix:"+c.QMPSocket+",server=on,wait=off")
-	}
+	a = append(a, qmpArgs(c)...)
 	if c.Console == "" {
 		a = append(a, "-serial", "null")
 	} else {

@@ -263,7 +263,7 @@ func TestArgvVirtiofs(t *testing.T) {
 
 func TestVirtioFSDArgv(t *testing.T) {
 	got := strings.Join(VirtioFSDArgv(Bundled("/s1"), "/pod/stage1/rootfs", 3), " ")
-	want := "/s1/qemu/lib/ld-linux-x86-64.so.2 --library-path /s1/qemu/lib --argv0 virtiofsd /s1/qemu/bin/virtiofsd --fd=3 -o source=/pod/stage1/rootfs -o cache=auto"
+	want := "/s1/qemu/lib/ld-linux-x86-64.so.2 --library-path /s1/qemu/lib --argv0 virtiofsd /s1/qemu/bin/virtiofsd --fd=3 -o source=/pod/stage1/rootfs -o cache=auto -o modcaps=-mknod:-setfcap"
 	if got != want {
 		t.Errorf("VirtioFSDArgv =\n%s\nwant\n%s", got, want)
 	}

@@ -16,5 +16,9 @@ func VirtioFSDArgv(b Binary, source string, fd int) []string {
 		// writes go through to the host at once (no write-back cache),
 		// as with the 9p shares.
 		"-o", "cache=auto",
+		// Neither device nodes nor file capabilities on the host, as
+		// with the 9p shares (docs/security.md); these two are also out
+		// of the bounding set it is started with.
+		"-o", "modcaps=-mknod:-setfcap",
 	)
 }
