@@ -10,7 +10,7 @@ GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 # Entry points and guest programs: static, so they run on any host and in
 # the guest without a libc.
 ENTRYPOINTS := init enter gc stop
-BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) stage1-guest rootfs-builder)
+BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) jailer stage1-guest rootfs-builder)
 
 .PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench demo clean FORCE
 
@@ -27,6 +27,8 @@ $(BUILD)/bin/gc: FORCE
 	$(GOBUILD) -o $@ ./gc
 $(BUILD)/bin/stop: FORCE
 	$(GOBUILD) -o $@ ./stop
+$(BUILD)/bin/jailer: FORCE
+	$(GOBUILD) -o $@ ./jailer
 $(BUILD)/bin/stage1-guest: FORCE
 	$(GOBUILD) -o $@ ./stage1-guest
 $(BUILD)/bin/rootfs-builder: FORCE
@@ -63,7 +65,7 @@ $(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/ne
 test: all lint unit-test fuzz-short e2e-test
 
 unit-test:
-	go test ./init/... ./enter/... ./gc/... ./stop/... ./stage1-guest/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
+	go test ./init/... ./enter/... ./gc/... ./stop/... ./jailer/... ./stage1-guest/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
 
 # Go's native fuzzing of what crosses a trust boundary: manifests into
 # units and the QEMU command line, the guest's events and agent protocol,

@@ -17,7 +17,7 @@ func runACI(args []string) error {
 	version := fs.String("version", "", "version label")
 	kernel := fs.String("kernel", "", "guest kernel (bzImage)")
 	image := fs.String("image", "", "guest OS image")
-	binDir := fs.String("bin", "", "directory holding the entry-point binaries (init, enter, gc, stop)")
+	binDir := fs.String("bin", "", "directory holding the entry-point binaries (init, enter, gc, stop) and the jailer")
 	qemu := fs.String("qemu", "", "QEMU binary to bundle (our static build, qemu/build.sh)")
 	firmware := fs.String("firmware", "/usr/share/qemu/qboot.rom", "comma-separated QEMU firmware files to bundle")
 	virtiofsd := fs.String("virtiofsd", "/usr/lib/qemu/virtiofsd", "virtiofsd binary to bundle (empty for none)")
@@ -57,6 +57,7 @@ func runACI(args []string) error {
 		NetPlugins:   plugins,
 		Version:      *version,
 		EntryPoints:  eps,
+		Jailer:       filepath.Join(*binDir, contract.Jailer),
 		Kernel:       *kernel,
 		GuestImage:   *image,
 		QEMU:         *qemu,

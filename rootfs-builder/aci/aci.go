@@ -39,8 +39,11 @@ type Config struct {
 	// EntryPoints maps an entry point name ("run", "enter", ...) to the
 	// host binary to install; only those given are declared.
 	EntryPoints map[string]string
-	Kernel      string
-	GuestImage  string
+	// Jailer is the program that confines QEMU and virtiofsd
+	// (contract.Jailer in the rootfs).
+	Jailer     string
+	Kernel     string
+	GuestImage string
 	// QEMU is our static qemu-system-x86_64 (qemu/build.sh).
 	QEMU string
 	// QEMUFirmware are firmware files QEMU loads (qboot.rom, microvm's default BIOS).
@@ -128,6 +131,9 @@ func stageRootfs(c Config, t tree.Tree) error {
 				return err
 			}
 		}
+	}
+	if err := t.CopyFile(c.Jailer, contract.Jailer, 0o755); err != nil {
+		return err
 	}
 	if err := t.CopyFile(c.Kernel, contract.Kernel, 0o644); err != nil {
 		return err
