@@ -78,7 +78,7 @@ func BenchmarkGuestBoot(b *testing.B) {
 			}
 			cfg := selftestVM(dir, accel, false, sock)
 			start := time.Now()
-			vm, err := hypervisor.Start(cfg, os.Stderr)
+			vm, err := hypervisor.Start(cfg, filepath.Join(dir, "jail"), os.Stderr)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -216,9 +216,8 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 			p.WaitReady(b, readyTimeout)
 			time.Sleep(idleAfterReady)
 			total, procs := pss(run.Pid)
-			qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", contract.Kernel))
-			if len(qemu) == 1 {
-				s["qemu_peak_rss_mib"] = append(s["qemu_peak_rss_mib"], statusKiB(qemu[0], "VmHWM")/1024)
+			if qemu, ok := qemuPid(p); ok {
+				s["qemu_peak_rss_mib"] = append(s["qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
 			}
 			s["pod_pss_mib"] = append(s["pod_pss_mib"], float64(total)/1024)
 			b.Logf("pss by process: %v", procs)
@@ -290,8 +289,8 @@ func BenchmarkTCGBuffer(b *testing.B) {
 				p.WaitReady(b, readyTimeout)
 				time.Sleep(idleAfterReady)
 				total, _ := pss(run.Pid)
-				if qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", contract.Kernel)); len(qemu) == 1 {
-					s[key+"qemu_peak_rss_mib"] = append(s[key+"qemu_peak_rss_mib"], statusKiB(qemu[0], "VmHWM")/1024)
+				if qemu, ok := qemuPid(p); ok {
+					s[key+"qemu_peak_rss_mib"] = append(s[key+"qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
 				}
 				s[key+"pod_pss_mib"] = append(s[key+"pod_pss_mib"], float64(total)/1024)
 				syscall.Kill(run.Pid, syscall.SIGTERM)

@@ -40,7 +40,7 @@ func TestBootSelftest(t *testing.T) {
 	console := filepath.Join(dir, "console.log")
 	cfg := selftestVM(dir, accel, true, sock)
 	cfg.Console = console
-	vm, err := hypervisor.Start(cfg, os.Stderr)
+	vm, err := hypervisor.Start(cfg, filepath.Join(dir, "jail"), os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}

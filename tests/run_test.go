@@ -15,7 +15,6 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/creack/pty"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -248,11 +247,11 @@ func TestVMDiesMidRun(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(p.Dir, "pid")); err != nil || strings.TrimSpace(string(b)) != fmt.Sprint(run.Pid) {
 		t.Errorf("pid file %q (%v), want %d", b, err, run.Pid)
 	}
-	qemu := harness.ProcessesMentioning(filepath.Join(p.Dir, "stage1/rootfs", contract.Kernel))
-	if len(qemu) != 1 {
-		t.Fatalf("want one QEMU process, found %v", qemu)
+	qemu, ok := qemuPid(p)
+	if !ok {
+		t.Fatal("no QEMU process")
 	}
-	if err := syscall.Kill(qemu[0], syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(qemu, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	r := run.Wait()

@@ -46,7 +46,7 @@ func WritePidFile(path string, pid int, mode os.FileMode) error {
 }
 
 // QEMUPid returns the recorded QEMU PID if that process is still this pod's
-// QEMU (its command line names the pod directory: a recycled PID is never
+// QEMU (its command line carries the pod's QEMUName: a recycled PID is never
 // mistaken for it). ok is false when there is no such process.
 func QEMUPid(podDir string) (pid int, ok bool, err error) {
 	pid, ok, err = ReadPidFile(filepath.Join(podDir, contract.QEMUPidFile))
@@ -54,6 +54,18 @@ func QEMUPid(podDir string) (pid int, ok bool, err error) {
 		return 0, false, err
 	}
 	return pid, belongsToPod(pid, podDir), nil
+}
+
+// QEMUName is the name the pod's VM gets on QEMU's command line (-name
+// guest=...): its marker, for QEMUPid. The jailed QEMU's command line
+// names no host path (its paths are the jail's); this one it keeps. It is
+// the pod directory, absolute.
+func QEMUName(podDir string) string {
+	abs, err := filepath.Abs(podDir)
+	if err != nil {
+		return filepath.Clean(podDir)
+	}
+	return abs
 }
 
 // ReadPidFile reads a decimal PID file; ok is false if it does not exist.
@@ -71,17 +83,30 @@ func ReadPidFile(path string) (pid int, ok bool, err error) {
 	return pid, true, nil
 }
 
-// belongsToPod reports whether pid's command line mentions podDir.
+// belongsToPod reports whether pid's command line carries podDir's
+// QEMUName (the jailer's does as well: QEMU's arguments are its own).
 func belongsToPod(pid int, podDir string) bool {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 	if err != nil {
 		return false
 	}
-	abs, err := filepath.Abs(podDir)
-	if err != nil {
-		return false
+	return namesPod(b, podDir)
+}
+
+// namesPod reports whether the command line (NUL-separated, as in
+// /proc/<pid>/cmdline) has the argument "guest=<name>" with podDir's
+// QEMUName, or a name with the same last element: rkt moves a pod's
+// directory between states (run, exited-garbage), and the pod UUID is its
+// last element.
+func namesPod(cmdline []byte, podDir string) bool {
+	want := QEMUName(podDir)
+	for _, arg := range strings.Split(string(cmdline), "\x00") {
+		name, ok := strings.CutPrefix(arg, "guest=")
+		if ok && (name == want || (filepath.IsAbs(name) && filepath.Base(name) == filepath.Base(want))) {
+			return true
+		}
 	}
-	return strings.Contains(string(b), abs+"/")
+	return false
 }
 
 // KillQEMU kills the pod's QEMU if it still runs and waits (bounded) for it
@@ -104,6 +129,16 @@ func KillQEMU(podDir string) error {
 		}
 	}
 	if err := os.Remove(filepath.Join(podDir, contract.QEMUPidFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// RemoveJail removes the directory QEMU's jail was mounted on (in QEMU's
+// mount namespace only: on the host it is empty). It never follows a
+// symlink: one in its place is removed itself.
+func RemoveJail(podDir string) error {
+	if err := os.Remove(filepath.Join(podDir, contract.JailDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -139,6 +174,7 @@ func ReleaseAll(podDir string) error {
 		// After QEMU: its taps are closed by then.
 		{"release the network", network.Release},
 		{"remove sockets", RemoveSockets},
+		{"remove the jail directory", RemoveJail},
 	} {
 		if err := step.do(podDir); err != nil {
 			errs = multierror.Append(errs, fmt.Errorf("%s: %w", step.name, err))

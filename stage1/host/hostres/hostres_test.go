@@ -4,15 +4,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
-// A fake QEMU: a sleep whose command line names the pod directory.
+// A fake QEMU: a sleep whose command line carries the pod's marker.
 func startFake(t *testing.T, podDir string) *exec.Cmd {
-	cmd := exec.Command("/bin/sh", "-c", "sleep 60; : "+podDir+"/x")
+	cmd := exec.Command("/bin/sh", "-c", "sleep 60; :", "guest="+QEMUName(podDir))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -59,5 +60,64 @@ func TestKillQEMUOnlyOurs(t *testing.T) {
 	// Idempotent.
 	if err := ReleaseAll(pod); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestNamesPod(t *testing.T) {
+	const pod = "/var/lib/rkt/pods/run/4f2a"
+	args := func(a ...string) []byte { return []byte(strings.Join(a, "\x00") + "\x00") }
+	for _, c := range []struct {
+		cmdline []byte
+		want    bool
+	}{
+		{args("/qemu/bin/qemu-system-x86_64", "-name", "guest="+pod, "-m", "128"), true},
+		// The jailer, before it executes QEMU: QEMU's arguments are its own.
+		{args("/s1/jailer", "/qemu/bin/qemu-system-x86_64", "-name", "guest="+pod), true},
+		// rkt moved the pod directory (run -> exited-garbage).
+		{args("qemu", "-name", "guest=/var/lib/rkt/pods/exited-garbage/4f2a"), true},
+		{args("qemu", "-name", "guest=/var/lib/rkt/pods/run/other"), false},
+		// A path mentioned is not the marker; nor a relative name.
+		{args("ls", pod+"/"), false},
+		{args("qemu", "-name", "guest=4f2a"), false},
+		{args("qemu", "-name", "guest="+pod+"x"), false},
+		{nil, false},
+	} {
+		if got := namesPod(c.cmdline, pod); got != c.want {
+			t.Errorf("namesPod(%q) = %v, want %v", c.cmdline, got, c.want)
+		}
+	}
+}
+
+// The jail directory goes, without following a symlink put in its place
+// and without emptying a directory that is not the empty mount point.
+func TestRemoveJail(t *testing.T) {
+	pod := t.TempDir()
+	jail := filepath.Join(pod, contract.JailDir)
+	if err := os.MkdirAll(jail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveJail(pod); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(jail); !os.IsNotExist(err) {
+		t.Fatalf("jail directory still there: %v", err)
+	}
+	if err := RemoveJail(pod); err != nil {
+		t.Errorf("idempotent: %v", err)
+	}
+	target := t.TempDir()
+	os.WriteFile(filepath.Join(target, "keep"), nil, 0o644)
+	if err := os.Symlink(target, jail); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveJail(pod); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(target, "keep")); err != nil {
+		t.Errorf("the symlink's target was touched: %v", err)
+	}
+	os.MkdirAll(filepath.Join(jail, "sub"), 0o700)
+	if err := RemoveJail(pod); err == nil {
+		t.Error("a jail directory with contents was removed")
 	}
 }

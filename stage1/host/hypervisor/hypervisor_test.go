@@ -19,3 +19,14 @@ func TestStartVirtioFSDWithout(t *testing.T) {
 		t.Errorf("StartVirtioFSD without virtiofsd: %v, want ErrNoVirtioFSD", err)
 	}
 }
+
+// QEMU never starts unconfined: a binary without a jailer is refused.
+func TestStartNeedsJailer(t *testing.T) {
+	c := qemu.Config{
+		Binary: qemu.Binary{Path: "/usr/bin/qemu-system-x86_64"}, Accel: qemu.TCG,
+		Kernel: "/k", Image: "/i", MemoryMiB: 128, CPUs: 1,
+	}
+	if _, err := Start(c, t.TempDir()+"/jail", nil); !errors.Is(err, ErrNoJailer) {
+		t.Errorf("Start without a jailer: %v, want ErrNoJailer", err)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"syscall"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/jail"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
@@ -46,13 +48,14 @@ func StartVirtioFSD(b qemu.Binary, s qemu.Share, log io.Writer) (*VirtioFSD, err
 		return nil, fmt.Errorf("virtiofs socket for %s: %w", s.Tag, err)
 	}
 	defer f.Close()
+	// Through the jailer: no_new_privs and a bounding set of what it
+	// needs; it sandboxes itself (namespaces, pivot_root into the
+	// shared directory, seccomp). Like QEMU, it dies with run.
 	argv := qemu.VirtioFSDArgv(b, s.Path, 3)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.ExtraFiles = []*os.File{f}
-	cmd.Stdout, cmd.Stderr = log, log
-	// Like QEMU, it must not outlive the process supervising the pod.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd, err := jail.Start(jailplan.ForVirtioFSD(), argv, jail.Options{
+		Jailer: b.Jailer, Files: []*os.File{f}, Stdout: log, Stderr: log,
+	})
+	if err != nil {
 		os.Remove(s.Socket)
 		return nil, fmt.Errorf("start virtiofsd for %s: %w", s.Tag, err)
 	}

@@ -89,8 +89,9 @@ type vmInput struct {
 func vmConfig(in vmInput) qemu.Config {
 	bin := qemu.Bundled(in.stage1Rootfs)
 	if in.hostQEMU != "" {
-		// A host QEMU comes with the host's virtiofsd (Debian's place).
-		bin = qemu.Binary{Path: in.hostQEMU, VirtioFSD: hostVirtioFSD}
+		// A host QEMU comes with the host's virtiofsd (Debian's place),
+		// and is confined by our jailer all the same.
+		bin = qemu.Binary{Path: in.hostQEMU, VirtioFSD: hostVirtioFSD, Jailer: filepath.Join(in.stage1Rootfs, contract.Jailer)}
 	}
 	cmdline := append([]string{
 		contract.HostnameParam + "=" + in.hostname,
@@ -110,6 +111,8 @@ func vmConfig(in vmInput) qemu.Config {
 		Shares:    in.shares,
 		Taps:      in.taps,
 		QMPSocket: filepath.Join(in.podDir, contract.QMPSocket),
+		// How gc and stop know the pod's QEMU (hostres.QEMUPid).
+		Name: hostres.QEMUName(in.podDir),
 	}
 	if in.debug {
 		cfg.Console = "/proc/self/fd/2"
@@ -163,17 +166,19 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	if len(tags) > 0 {
 		cfg.Cmdline = append(cfg.Cmdline, contract.VirtiofsParam+"="+strings.Join(tags, ","))
 	}
-	// QEMU removes its QMP socket when it exits, but not when killed;
-	// pushed first, this runs after the VM is gone.
+	// QEMU serves QMP on a socket hypervisor.Start makes, which stays
+	// when QEMU exits; pushed first, this runs after the VM is gone.
 	undo.Push("remove the QMP socket", func() error {
 		if err := os.Remove(cfg.QMPSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		return nil
 	})
+	// Pushed before QEMU starts, this runs once it is gone.
+	undo.Push("remove the jail directory", func() error { return hostres.RemoveJail(s.o.PodDir) })
 	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
 	s.timer.markQEMU()
-	vm, err := hypervisor.Start(cfg, s.o.Stderr)
+	vm, err := hypervisor.Start(cfg, filepath.Join(s.o.PodDir, contract.JailDir), s.o.Stderr)
 	if err != nil {
 		return err
 	}
