@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,21 +32,22 @@ p podtop "$(ls $root/pod | tr '\n' ' ')"
 for f in gc stop init enter bzImage guest.img qemu net-plugins manifest; do
 	[ -e $root/pod/$f ] && p exposed "$f"
 done
-# Every shared file system the guest has, written to and planted with
-# symlinks named like the host's own files.
+# Every directory of every shared file system the guest has, written to
+# and planted with symlinks named like the host's own files.
 grep -E ' - (9p|virtiofs) ' /proc/1/mountinfo | cut -d' ' -f5 | while read m; do
-	for f in gc stop init qemu.pid agent.sock stage1-kvm-probe; do
-		echo '#!/bin/sh' > $root$m/$f 2>/dev/null && p wrote "$m/$f"
+	find $root$m -maxdepth 5 -type d 2>/dev/null | while read d; do
+		for f in gc stop init qemu.pid agent.sock stage1-kvm-probe; do
+			echo '#!/bin/sh' > $d/$f 2>/dev/null && p wrote "${d#$root}/$f"
+		done
+		ln -s /etc/shadow $d/planted-link 2>/dev/null
 	done
-	ln -s /etc/shadow $root$m/planted-link 2>/dev/null
-	mkdir -p $root$m/rkt/status 2>/dev/null && echo 0 > $root$m/rkt/status/attacker 2>/dev/null
-done
+done 2>/dev/null
 true
 `)
 	attacker.Isolators = types.Isolators{
 		iso(t, "os/linux/capabilities-retain-set", `{"set":["CAP_SYS_PTRACE","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_CHOWN","CAP_SYS_ADMIN"]}`),
 	}
-	attacker.MountPoints = []types.MountPoint{{Name: acName(t, "data"), Path: "/data"}}
+	attacker.MountPoints = []types.MountPoint{{Name: acName(t, "data"), Path: "/data"}, {Name: acName(t, "scratch"), Path: "/scratch"}}
 	empty := "0755"
 	zero := 0
 
@@ -68,18 +70,29 @@ true
 	if e, ok := got["attacker:exposed"]; ok {
 		t.Errorf("the guest sees the stage1's %s", e)
 	}
-	if top := got["attacker:podtop"]; strings.TrimSpace(top) != "config opt volumes" {
-		t.Errorf("the guest's /pod holds %q, want only config, opt and volumes", top)
+	if top := got["attacker:podtop"]; strings.TrimSpace(top) != "config host journal opt volumes" {
+		t.Errorf("the guest's /pod holds %q, want only config, host, journal, opt and volumes", top)
 	}
+	// Where the guest may write: its own rootfs, the journal, the volumes.
+	allowed := []string{"/pod/opt/stage2/attacker/rootfs/", "/pod/journal/", "/var/log/journal/", "/pod/volumes/", "/pod/host/data/"}
+	wrote := 0
 	for _, line := range strings.Split(r.Stdout, "\n") {
-		if w, ok := strings.CutPrefix(line, "attacker:wrote="); ok && strings.HasPrefix(w, "/pod/config/") {
-			t.Errorf("the guest wrote to its read-only configuration: %s", w)
+		w, ok := strings.CutPrefix(line, "attacker:wrote=")
+		if !ok {
+			continue
 		}
+		wrote++
+		if !slices.ContainsFunc(allowed, func(a string) bool { return strings.HasPrefix(w, a) }) {
+			t.Errorf("the guest wrote %s", w)
+		}
+	}
+	if wrote == 0 {
+		t.Error("the guest could write nowhere; the test proves nothing")
 	}
 	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
 		t.Fatalf("gc exited %d: %s", code, stderr)
 	}
-	after := stage1Files(t, root)
+	after := stage1Files(t, filepath.Join(p.Dir, "stage1", "rootfs"))
 	for name, sum := range before {
 		if after[name] != sum {
 			t.Errorf("the stage1's %s changed while the pod ran", name)
@@ -94,7 +107,7 @@ true
 		t.Errorf("status %d %v", st, ok)
 	}
 	// The probes did land where the guest may write: its own rootfs.
-	if _, err := os.Stat(filepath.Join(root, "opt/stage2/attacker/rootfs/stage1-kvm-probe")); err != nil {
+	if _, err := os.Stat(filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/attacker/rootfs/stage1-kvm-probe")); err != nil {
 		t.Errorf("the app could not even write its own rootfs: %v", err)
 	}
 	if t.Failed() {

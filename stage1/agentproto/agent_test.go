@@ -481,3 +481,12 @@ func TestDialNotRunning(t *testing.T) {
 		t.Errorf("stale socket: %v", err)
 	}
 }
+
+// What the guest says reaches the host's terminal without its control
+// characters.
+func TestRemoteErrorPrintable(t *testing.T) {
+	e := &RemoteError{Msg: "exec: \x1b]0;pwned\x07\x1b[2Jx: not found\n\r\x00é"}
+	if got, want := e.Error(), `exec: \x1b]0;pwned\a\x1b[2Jx: not found\n\r\x00é`; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

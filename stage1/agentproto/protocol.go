@@ -16,6 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Version is the protocol version this package speaks. A peer speaking
@@ -101,7 +105,24 @@ type RemoteError struct {
 	Status int // suggested exit status, 0 if none
 }
 
-func (e *RemoteError) Error() string { return e.Msg }
+// Error is the agent's message with control characters escaped: it comes
+// from the guest and ends up on the host user's terminal.
+func (e *RemoteError) Error() string { return printable(e.Msg) }
+
+// printable escapes every control character of s (terminal escape
+// sequences included) as Go would quote it.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 // writeLine writes v as one JSON line.
 func writeLine(w io.Writer, v any) error {

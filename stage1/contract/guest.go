@@ -4,15 +4,11 @@ import "path"
 
 // Where things are inside the guest.
 const (
-	// PodMount is a tmpfs in the guest holding the config share, the
-	// apps' root file systems (AppRootfs) and the empty volumes, at the
-	// places they have below the stage1 rootfs on the host.
+	// PodMount is where the guest mounts the pod share (PodTag).
 	PodMount = "/pod"
-	// ConfigMount is where the guest mounts the config share: ConfigRel
-	// below PodMount.
-	ConfigMount = PodMount + "/" + ConfigRel
-	ConfigRel   = "config"
-	// JournalMount is where the guest mounts the journal share.
+	// ConfigMount is the pod's configuration in the guest.
+	ConfigMount = PodMount + "/" + ShareConfig
+	// JournalMount is where the guest binds the pod share's journal.
 	JournalMount = "/var/log/journal"
 	// GuestProgram is our program in the guest image: the pre-init (the
 	// kernel's init=) and, by subcommand, the I/O forwarder, the agent,
@@ -32,9 +28,6 @@ const (
 	// IODir holds each app's stdin, stdout and stderr FIFOs (AppFIFO),
 	// made by the I/O forwarder before any app starts.
 	IODir = "/run/stage1/io"
-	// VolumesDir holds one mount per host volume share, named after the
-	// volume; the apps' units bind them into the apps.
-	VolumesDir = "/run/stage1/volumes"
 	// RuntimeUnitDir is where the pre-init installs the pod's units.
 	RuntimeUnitDir = "/run/systemd/system"
 	// TTYPath is the terminal an interactive app gets when run's stdin is
@@ -46,8 +39,8 @@ const (
 // (rkt's layout): <app>/manifest and <app>/rootfs.
 const Stage2Dir = "opt/stage2"
 
-// AppRootfsRel is app's root file system relative to the stage1 rootfs
-// (so also relative to the guest's PodMount).
+// AppRootfsRel is app's root file system relative to the stage1 rootfs, and
+// to the pod share.
 func AppRootfsRel(app string) string { return path.Join(Stage2Dir, app, "rootfs") }
 
 // AppManifestRel is app's image manifest relative to the stage1 rootfs.

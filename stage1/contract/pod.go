@@ -6,8 +6,8 @@ import (
 )
 
 // Paths relative to the stage1 rootfs. The guest sees none of it but the
-// apps' root file systems, the journal and the empty volumes, each its own
-// share.
+// apps' root file systems, the journal and the empty volumes, through the
+// pod share.
 const (
 	// Kernel is the guest kernel pods boot (a compressed bzImage).
 	Kernel     = "bzImage"
@@ -26,11 +26,9 @@ const (
 	// SupervisorStatus is the symlink (to "ready") that
 	// `rkt status --wait-ready` waits for.
 	SupervisorStatus = "rkt/supervisor-status"
-	// JournalDir receives the pod's persistent journal (rkt's place),
-	// shared as JournalTag.
+	// JournalDir receives the pod's persistent journal (rkt's place).
 	JournalDir = "var/log/journal"
-	// EmptyVolumesDir holds the pod's empty volumes, shared as
-	// EmptyVolumesTag.
+	// EmptyVolumesDir holds the pod's empty volumes.
 	EmptyVolumesDir = "volumes"
 )
 
@@ -46,9 +44,6 @@ const (
 	// EnvDir holds one file per app with the app's environment
 	// (EncodeEnv), for the commands enter runs.
 	EnvDir = "env"
-	// ShareListFile lists the shares the guest mounts ([]GuestShare,
-	// JSON), the config share aside.
-	ShareListFile = "shares.json"
 	// NetConfigFile is the pod's network as the host set it up
 	// (NetConfig, JSON), applied by the pre-init.
 	NetConfigFile = "net/config.json"
@@ -65,9 +60,12 @@ const (
 	// log, timings, virtiofsd sockets and logs, volume binds, and the
 	// guest's configuration (ConfigDir). Mode 0700.
 	VMDir = "vm"
-	// ConfigDir is the pod's configuration for the guest, shared
-	// read-only as ConfigTag.
+	// ConfigDir is the pod's configuration for the guest, read-only in
+	// the pod share.
 	ConfigDir = "vm/config"
+	// ShareDir is the pod share: a tree of bind mounts on a read-only
+	// tmpfs (see shares.go), built by run, removed by run and gc.
+	ShareDir = "vm/share"
 	// AgentSocket is where enter and stop reach the guest agent (through
 	// the run entry point, which proxies each connection as one stream).
 	// Mode 0600: root only.
@@ -77,9 +75,6 @@ const (
 	// JailDir is where the jailer mounts QEMU's root, in a mount
 	// namespace of its own: on the host it stays an empty directory.
 	JailDir = "vm/jail"
-	// VolumeBindsDir holds the non-recursive bind mounts of host volumes
-	// whose submounts must stay hidden (recursive=false).
-	VolumeBindsDir = "vm/volumes"
 	// QMPSocket is QEMU's control socket (QMP), for the run entry point.
 	QMPSocket = "vm/qmp.sock"
 	// VirtiofsSockets matches the virtiofsd sockets (VirtiofsSocket).

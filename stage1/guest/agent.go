@@ -148,7 +148,7 @@ func (h *AgentHandler) Exec(req *agentproto.ExecRequest) (agentproto.Process, er
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return nil, noApp(req.App)
 	}
-	envData, err := os.ReadFile(filepath.Join(h.pod, contract.ConfigRel, contract.EnvDir, req.App))
+	envData, err := os.ReadFile(filepath.Join(h.pod, contract.ShareConfig, contract.EnvDir, req.App))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, noApp(req.App)
 	} else if err != nil {

@@ -62,10 +62,10 @@ func fakePod(t *testing.T) (pod, rootfs string) {
 		{Name: "PATH", Value: "/usr/bin:/bin"},
 		{Name: "FOO", Value: "line1\nline2 \\ $HOME"},
 	})
-	if err := os.MkdirAll(filepath.Join(pod, contract.ConfigRel, contract.EnvDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(pod, contract.ShareConfig, contract.EnvDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(pod, contract.ConfigRel, contract.EnvDir, "app"), env, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(pod, contract.ShareConfig, contract.EnvDir, "app"), env, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return pod, rootfs
@@ -167,7 +167,7 @@ func TestAgentExecErrors(t *testing.T) {
 			t.Errorf("%s %q: %#v, want %q status %d", c.app, c.argv, r.err, c.msg, c.status)
 		}
 	}
-	os.Remove(filepath.Join(pod, contract.ConfigRel, contract.EnvDir, "app"))
+	os.Remove(filepath.Join(pod, contract.ShareConfig, contract.EnvDir, "app"))
 	r := runExec(t, h, agentproto.ExecRequest{App: "app", Argv: []string{"sh"}}, "", nil)
 	if r.err == nil || !strings.Contains(r.err.Error(), "no app named") {
 		t.Errorf("app without env file: %v", r.err)

@@ -88,23 +88,15 @@ func PreInit() error {
 	return fmt.Errorf("exec %s: %w", contract.Systemd, syscall.Exec(contract.Systemd, argv, os.Environ()))
 }
 
-// mountPod mounts the pod's shares (the config share first: it lists the
-// others), installs the pod's units and accounts, and points the journal at
-// its share. A VM without the config share (the boot self-test) skips all
-// of it.
+// mountPod mounts the pod share, installs the pod's units and accounts,
+// and binds the journal where journald writes. A VM without the share (the
+// boot self-test) skips all of it.
 func mountPod() error {
-	// A tmpfs holds the mount points: the image is read-only.
-	if err := unix.Mount("tmpfs", contract.PodMount, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755"); err != nil {
-		return fmt.Errorf("mount %s: %w", contract.PodMount, err)
-	}
-	if err := os.MkdirAll(contract.ConfigMount, 0o755); err != nil {
-		return err
-	}
-	if err := mountShare(contract.ConfigTag, contract.ConfigMount, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_RDONLY); err != nil {
+	if err := mountShare(contract.PodTag, contract.PodMount, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // no such tag
 		}
-		return fmt.Errorf("mount the config share: %w", err)
+		return fmt.Errorf("mount the pod share: %w", err)
 	}
 	if err := installUnits(); err != nil {
 		return err
@@ -112,21 +104,19 @@ func mountPod() error {
 	if err := installAccounts(); err != nil {
 		return err
 	}
-	journal, err := mountShares()
-	if err != nil {
+	journal := filepath.Join(contract.PodMount, contract.ShareJournal)
+	if err := os.MkdirAll(contract.JournalMount, 0o755); err != nil {
 		return err
 	}
-	if journal {
-		// /var is ready before journald starts: tell it to write the
-		// persistent journal at once instead of waiting for a flush.
-		if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile("/run/systemd/journal/flushed", nil, 0o644); err != nil {
-			return err
-		}
+	if err := unix.Mount(journal, contract.JournalMount, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind the pod's journal: %w", err)
 	}
-	return nil
+	// /var is ready before journald starts: tell it to write the
+	// persistent journal at once instead of waiting for a flush.
+	if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile("/run/systemd/journal/flushed", nil, 0o644)
 }
 
 // installUnits copies the pod's units to systemd's runtime unit directory.

@@ -19,7 +19,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/network"
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/sharetree"
 )
 
 // Sockets are the pod's UNIX sockets, relative to the pod directory (the
@@ -168,8 +168,8 @@ func ReleaseAll(podDir string) error {
 		do   func(string) error
 	}{
 		{"stop qemu", KillQEMU},
-		{"unmount volume binds", func(podDir string) error {
-			return volumes.UnbindAll(filepath.Join(podDir, contract.VolumeBindsDir))
+		{"remove the pod share", func(podDir string) error {
+			return sharetree.Remove(filepath.Join(podDir, contract.ShareDir))
 		}},
 		// After QEMU: its taps are closed by then.
 		{"release the network", network.Release},

@@ -5,17 +5,12 @@ import (
 	"path/filepath"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/sharetree"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
-	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
-// share is one host directory the guest sees, at guestPath.
-type share struct {
-	qemu.Share
-	guestPath string
-}
-
-// shareInput is what decides the pod's shares.
+// shareInput is what decides the pod share's contents.
 type shareInput struct {
 	podDir, stage1Rootfs string
 	apps                 []string
@@ -24,61 +19,47 @@ type shareInput struct {
 	volumes      []volumes.Share
 }
 
-// podShares are the only host directories the guest sees (the table in
+// shareEntries are the only host directories the guest sees (the table in
 // contract/shares.go): its configuration, read-only; each app's root file
 // system; the journal; the empty volumes; the host volumes. Never the rest
 // of the stage1 rootfs, whose files rkt runs on the host as root. Pure.
-func podShares(in shareInput) []share {
-	shares := []share{{
-		Share:     qemu.Share{Tag: contract.ConfigTag, Path: filepath.Join(in.podDir, contract.ConfigDir), ReadOnly: true},
-		guestPath: contract.ConfigMount,
+func shareEntries(in shareInput) []sharetree.Entry {
+	entries := []sharetree.Entry{{
+		Path: contract.ShareConfig, Source: filepath.Join(in.podDir, contract.ConfigDir), ReadOnly: true,
 	}}
-	for i, app := range in.apps {
-		shares = append(shares, share{
-			Share:     qemu.Share{Tag: contract.AppTag(i), Path: filepath.Join(in.stage1Rootfs, contract.AppRootfsRel(app))},
-			guestPath: contract.AppRootfs(app),
+	for _, app := range in.apps {
+		// Recursive, as a 9p export of the rootfs would show it.
+		entries = append(entries, sharetree.Entry{
+			Path: contract.AppRootfsRel(app), Source: filepath.Join(in.stage1Rootfs, contract.AppRootfsRel(app)), Recursive: true,
 		})
 	}
-	shares = append(shares, share{
-		Share:     qemu.Share{Tag: contract.JournalTag, Path: filepath.Join(in.stage1Rootfs, contract.JournalDir)},
-		guestPath: contract.JournalMount,
+	entries = append(entries, sharetree.Entry{
+		Path: contract.ShareJournal, Source: filepath.Join(in.stage1Rootfs, contract.JournalDir),
 	})
 	if in.emptyVolumes {
-		shares = append(shares, share{
-			Share:     qemu.Share{Tag: contract.EmptyVolumesTag, Path: filepath.Join(in.stage1Rootfs, contract.EmptyVolumesDir)},
-			guestPath: contract.EmptyVolumesMount,
+		entries = append(entries, sharetree.Entry{
+			Path: contract.ShareEmptyVolumes, Source: filepath.Join(in.stage1Rootfs, contract.EmptyVolumesDir),
 		})
 	}
 	for _, v := range in.volumes {
-		shares = append(shares, share{
-			Share:     qemu.Share{Tag: v.Tag, Path: v.HostPath, ReadOnly: v.ReadOnly},
-			guestPath: contract.VolumeMount(v.Name),
+		entries = append(entries, sharetree.Entry{
+			Path: filepath.Join(contract.ShareHostVolumes, v.Name), Source: v.HostPath, ReadOnly: v.ReadOnly, Recursive: v.Recursive,
 		})
 	}
-	return shares
+	return entries
 }
 
-// guestShares is the guest's list of the shares to mount (the config share,
-// which holds the list, aside).
-func guestShares(shares []share) []contract.GuestShare {
-	var list []contract.GuestShare
-	for _, s := range shares {
-		if s.Tag == contract.ConfigTag {
-			continue
-		}
-		list = append(list, contract.GuestShare{Tag: s.Tag, Path: s.guestPath, ReadOnly: s.ReadOnly})
-	}
-	return list
-}
-
-// shares are this pod's shares.
-func (s *session) shares() []share {
+// buildShare builds the pod share, removed by undo (and by gc if run dies).
+func (s *session) buildShare(undo *cleanup.Stack) error {
 	_, err := os.Stat(filepath.Join(s.pod.Stage1Rootfs, contract.EmptyVolumesDir))
-	return podShares(shareInput{
+	entries := shareEntries(shareInput{
 		podDir:       s.o.PodDir,
 		stage1Rootfs: s.pod.Stage1Rootfs,
 		apps:         s.pod.AppNames(),
 		emptyVolumes: err == nil,
 		volumes:      s.volumes.Shares,
 	})
+	root := filepath.Join(s.o.PodDir, contract.ShareDir)
+	undo.Push("remove the pod share", func() error { return sharetree.Remove(root) })
+	return sharetree.Build(root, entries)
 }

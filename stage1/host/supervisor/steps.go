@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,9 +67,8 @@ func (s *session) loadPod(*cleanup.Stack) error {
 }
 
 // prepareVolumes matches the pod's volumes to the apps' mount points,
-// checks host sources, creates empty volumes and mount targets, and writes
-// the guest's list of volume shares.
-func (s *session) prepareVolumes(undo *cleanup.Stack) error {
+// checks host sources, creates empty volumes and mount targets.
+func (s *session) prepareVolumes(*cleanup.Stack) error {
 	var apps []volplan.App
 	rootfs := map[string]string{}
 	for i, a := range s.pod.Apps {
@@ -82,23 +80,7 @@ func (s *session) prepareVolumes(undo *cleanup.Stack) error {
 		return err
 	}
 	s.volumes, err = volumes.Prepare(plan, s.pod.Stage1Rootfs, rootfs)
-	if err != nil {
-		return err
-	}
-	for i := range s.volumes.Shares {
-		sh := &s.volumes.Shares[i]
-		if !sh.HideSubmounts {
-			continue
-		}
-		dst := filepath.Join(s.o.PodDir, contract.VolumeBindsDir, sh.Tag)
-		if err := volumes.BindTop(sh.HostPath, dst); err != nil {
-			return fmt.Errorf("host volume %q (recursive=false): %w", sh.Name, err)
-		}
-		undo.Push("unbind volume "+sh.Name, func() error { return volumes.Unbind(dst) })
-		s.logf("volume %s: recursive=false, exporting a non-recursive bind of %s", sh.Name, sh.HostPath)
-		sh.HostPath = dst
-	}
-	return nil
+	return err
 }
 
 // unitsInput is what units.Generate needs, from the run's flags and the
@@ -123,9 +105,9 @@ func (s *session) unitsInput() units.Pod {
 	return in
 }
 
-// writeGuestFiles writes the config share, what the guest reads at boot:
-// the units, the apps' environments (for enter), the apps' accounts and the
-// list of the other shares. It also makes the journal's directory.
+// writeGuestFiles writes the pod's configuration for the guest, what it
+// reads at boot: the units, the apps' environments (for enter) and the
+// apps' accounts. It also makes the journal's directory.
 func (s *session) writeGuestFiles(*cleanup.Stack) error {
 	in := s.unitsInput()
 	files, err := units.Generate(in)
@@ -162,14 +144,7 @@ func (s *session) writeGuestFiles(*cleanup.Stack) error {
 		return err
 	}
 	// The journal persists in the pod, where rkt's tools look for it.
-	if err := os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, contract.JournalDir), 0o755); err != nil {
-		return err
-	}
-	list, err := json.Marshal(guestShares(s.shares()))
-	if err != nil {
-		return err
-	}
-	return writeFile(config, contract.ShareListFile, list, 0o644)
+	return os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, contract.JournalDir), 0o755)
 }
 
 // writeFile writes dir/name, creating dir.

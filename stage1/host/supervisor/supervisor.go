@@ -75,6 +75,7 @@ func Run(o Options) (code int, err error) {
 		{"prepare volumes", s.prepareVolumes},
 		{"set up the network", s.setupNetwork},
 		{"write the pod's files for the guest", s.writeGuestFiles},
+		{"build the pod share", s.buildShare},
 		{"open host channels", s.openChannels},
 		{"start the VM", s.startVM},
 		{"write the pid file", s.writePid},

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/sharetree"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/volumes"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
@@ -46,7 +47,7 @@ func testInput() vmInput {
 		accel: qemu.TCG, memoryMiB: 160, cpus: 1, tcgBufferMiB: 32,
 		kernelArgs: []string{"systemd.log_level=debug"},
 		ports:      vmPorts(true, true),
-		shares:     []qemu.Share{{Tag: "config", Path: "/var/lib/rkt/pods/run/u/vm/config", ReadOnly: true}, {Tag: "vol-0", Path: "/srv/data", ReadOnly: true}},
+		shares:     []qemu.Share{{Tag: "pod", Path: "/var/lib/rkt/pods/run/u/vm/share"}, {Tag: "extra", Path: "/srv/data", ReadOnly: true}},
 	}
 }
 
@@ -70,7 +71,7 @@ func TestVMConfig(t *testing.T) {
 	if !strings.HasSuffix(cmdline, "systemd.log_level=debug") {
 		t.Errorf("extra kernel arguments must come last: %s", cmdline)
 	}
-	if len(c.Shares) != 2 || c.Shares[0].Tag != contract.ConfigTag || c.Shares[1].Tag != "vol-0" || !c.Shares[1].ReadOnly {
+	if len(c.Shares) != 2 || c.Shares[0].Tag != contract.PodTag || c.Shares[1].Tag != "extra" || !c.Shares[1].ReadOnly {
 		t.Errorf("shares %+v: want the shares given, in order", c.Shares)
 	}
 	if len(c.Consoles) != 1 || c.Consoles[0].Name != contract.TTYPort || c.Consoles[0].Socket != "/var/lib/rkt/pods/run/u/vm/tty.sock" {
@@ -100,49 +101,37 @@ func TestVMConfigDebugAndHostQEMU(t *testing.T) {
 	}
 }
 
-func TestPodShares(t *testing.T) {
+func TestShareEntries(t *testing.T) {
 	pod := "/var/lib/rkt/pods/run/u"
 	root := pod + "/stage1/rootfs"
-	shares := podShares(shareInput{
+	entries := shareEntries(shareInput{
 		podDir: pod, stage1Rootfs: root, apps: []string{"web", "db"}, emptyVolumes: true,
-		volumes: []volumes.Share{{Tag: "vol-0", Name: "data", HostPath: "/srv/data", ReadOnly: true}},
+		volumes: []volumes.Share{{Name: "data", HostPath: "/srv/data", ReadOnly: true}, {Name: "flat", HostPath: "/srv/flat"}},
 	})
-	want := []struct {
-		tag, host, guest string
-		ro               bool
-	}{
-		{"config", pod + "/vm/config", "/pod/config", true},
-		{"app-0", root + "/opt/stage2/web/rootfs", "/pod/opt/stage2/web/rootfs", false},
-		{"app-1", root + "/opt/stage2/db/rootfs", "/pod/opt/stage2/db/rootfs", false},
-		{"journal", root + "/var/log/journal", "/var/log/journal", false},
-		{"empty", root + "/volumes", "/pod/volumes", false},
-		{"vol-0", "/srv/data", "/run/stage1/volumes/data", true},
+	want := []sharetree.Entry{
+		{Path: "config", Source: pod + "/vm/config", ReadOnly: true},
+		{Path: "opt/stage2/web/rootfs", Source: root + "/opt/stage2/web/rootfs", Recursive: true},
+		{Path: "opt/stage2/db/rootfs", Source: root + "/opt/stage2/db/rootfs", Recursive: true},
+		{Path: "journal", Source: root + "/var/log/journal"},
+		{Path: "volumes", Source: root + "/volumes"},
+		{Path: "host/data", Source: "/srv/data", ReadOnly: true},
+		{Path: "host/flat", Source: "/srv/flat"},
 	}
-	if len(shares) != len(want) {
-		t.Fatalf("%d shares, want %d: %+v", len(shares), len(want), shares)
+	if !slices.Equal(entries, want) {
+		t.Fatalf("entries\n%+v\nwant\n%+v", entries, want)
 	}
-	for i, w := range want {
-		s := shares[i]
-		if s.Tag != w.tag || s.Path != w.host || s.guestPath != w.guest || s.ReadOnly != w.ro {
-			t.Errorf("share %d = %+v, want %+v", i, s, w)
+	for _, e := range entries {
+		if err := e.Validate(); err != nil {
+			t.Error(err)
 		}
 		// The stage1's own files (gc, stop, QEMU, the CNI plugins, the
-		// kernel) are in the stage1 rootfs: no share may be it or hold it.
-		if rel, err := filepath.Rel(s.Path, root); err == nil && !strings.HasPrefix(rel, "..") {
-			t.Errorf("share %s exports %s, which holds the stage1 rootfs", s.Tag, s.Path)
+		// kernel) are in the stage1 rootfs: no entry may be it or hold it.
+		if rel, err := filepath.Rel(e.Source, root); err == nil && !strings.HasPrefix(rel, "..") {
+			t.Errorf("entry %s binds %s, which holds the stage1 rootfs", e.Path, e.Source)
 		}
 	}
-	list := guestShares(shares)
-	if len(list) != len(want)-1 {
-		t.Fatalf("guest list %+v: want every share but the config share", list)
-	}
-	for _, g := range list {
-		if err := g.Validate(); err != nil {
-			t.Errorf("guest share %+v: %v", g, err)
-		}
-	}
-	if got := podShares(shareInput{podDir: pod, stage1Rootfs: root, apps: []string{"a"}}); len(got) != 3 {
-		t.Errorf("without volumes: %+v, want config, app-0, journal", got)
+	if got := shareEntries(shareInput{podDir: pod, stage1Rootfs: root, apps: []string{"a"}}); len(got) != 3 {
+		t.Errorf("without volumes: %+v, want config, the app, the journal", got)
 	}
 }
 

@@ -141,9 +141,7 @@ func (s *session) vmInput(accel qemu.Accel) vmInput {
 		ports:      vmPorts(s.o.Flags.Interactive, s.term.tty),
 		taps:       s.net.taps,
 	}
-	for _, sh := range s.shares() {
-		in.shares = append(in.shares, sh.Share)
-	}
+	in.shares = []qemu.Share{{Tag: contract.PodTag, Path: filepath.Join(s.o.PodDir, contract.ShareDir)}}
 	return in
 }
 
@@ -191,10 +189,9 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	return nil
 }
 
-// startVirtioFSDs switches the writable shares to virtiofs when that is the
-// transport asked for (read-only volumes stay on 9p, where QEMU enforces
-// read-only; virtiofsd cannot) and starts a virtiofsd for each, undone by
-// undo. It returns the tags of the virtiofs shares.
+// startVirtioFSDs switches the writable shares (the pod share) to virtiofs
+// when that is the transport asked for, and starts a virtiofsd for each,
+// undone by undo. It returns the tags of the virtiofs shares.
 func (s *session) startVirtioFSDs(undo *cleanup.Stack, bin qemu.Binary, shares []qemu.Share) ([]string, error) {
 	if s.o.Settings.SharedFS != qemu.Virtiofs {
 		return nil, nil

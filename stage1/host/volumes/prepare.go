@@ -1,7 +1,10 @@
+// Package volumes carries out a volume plan (stage1/translate/volplan) on
+// the host: it checks host sources, creates the empty volumes with their
+// mode and owner, and makes every mount point inside its app's rootfs,
+// confined to that rootfs.
 package volumes
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -14,16 +17,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Share is a host volume exported to the guest: Tag, mounted in the guest
-// at contract.VolumeMount(Name), and the host directory QEMU exports.
+// Share is a host volume as the pod share shows it: HostPath (its source,
+// symlinks resolved) at contract.VolumeMount(Name) in the guest.
 type Share struct {
-	Tag, Name string
-	ReadOnly  bool
+	Name      string
 	HostPath  string
-	// HideSubmounts is set for a recursive=false volume whose source has
-	// mounts below it: a share always shows those, so HostPath must first
-	// become a non-recursive bind of the source (BindTop).
-	HideSubmounts bool
+	ReadOnly  bool
+	Recursive bool
 }
 
 // Prepared is the host side done: QEMU's extra shares and each app's binds.
@@ -43,11 +43,11 @@ func Prepare(p *volplan.Plan, stage1Rootfs string, rootfs map[string]string) (*P
 	for _, v := range p.Volumes {
 		switch v.Kind {
 		case volplan.KindHost:
-			real, hide, err := checkSource(v)
+			real, err := checkSource(v)
 			if err != nil {
 				return nil, err
 			}
-			out.Shares = append(out.Shares, Share{Tag: v.Tag, Name: v.Name, ReadOnly: v.ReadOnly, HostPath: real, HideSubmounts: hide})
+			out.Shares = append(out.Shares, Share{Name: v.Name, HostPath: real, ReadOnly: v.ReadOnly, Recursive: v.Recursive})
 		case volplan.KindEmpty:
 			if err := makeEmpty(filepath.Join(stage1Rootfs, contract.EmptyVolumesDir), v); err != nil {
 				return nil, fmt.Errorf("empty volume %q: %w", v.Name, err)
@@ -74,77 +74,27 @@ func Prepare(p *volplan.Plan, stage1Rootfs string, rootfs map[string]string) (*P
 	return out, nil
 }
 
-// checkSource returns the host path QEMU exports for host volume v, and
-// whether its submounts must be hidden (recursive=false with mounts below
-// the source).
-func checkSource(v volplan.Volume) (real string, hideSubmounts bool, err error) {
+// checkSource returns the host directory the pod share binds for host
+// volume v: its source, which must be a directory and not itself a
+// symlink, with the symlinks above it resolved.
+func checkSource(v volplan.Volume) (string, error) {
 	st, err := os.Lstat(v.Source)
 	if err != nil {
-		return "", false, fmt.Errorf("host volume %q: source: %w", v.Name, err)
+		return "", fmt.Errorf("host volume %q: source: %w", v.Name, err)
 	}
 	if st.Mode()&os.ModeSymlink != 0 {
-		return "", false, fmt.Errorf("host volume %q: source %s is a symlink; name its target instead: %w", v.Name, v.Source, volplan.ErrInvalid)
+		return "", fmt.Errorf("host volume %q: source %s is a symlink; name its target instead: %w", v.Name, v.Source, volplan.ErrInvalid)
 	}
 	if !st.IsDir() {
-		return "", false, fmt.Errorf("host volume %q: source %s is not a directory (only directories can be shared with the VM): %w", v.Name, v.Source, volplan.ErrInvalid)
+		return "", fmt.Errorf("host volume %q: source %s is not a directory (only directories can be shared with the VM): %w", v.Name, v.Source, volplan.ErrInvalid)
 	}
 	// Symlinks higher up are the host administrator's: resolve them once,
-	// here, so QEMU gets a plain path.
-	real, err = filepath.EvalSymlinks(v.Source)
+	// here, so the bind gets a plain path.
+	real, err := filepath.EvalSymlinks(v.Source)
 	if err != nil {
-		return "", false, fmt.Errorf("host volume %q: %w", v.Name, err)
+		return "", fmt.Errorf("host volume %q: %w", v.Name, err)
 	}
-	if strings.ContainsAny(real, ",\n") {
-		return "", false, fmt.Errorf("host volume %q: source %s resolves to %s, which contains a comma or newline: %w", v.Name, v.Source, real, volplan.ErrInvalid)
-	}
-	if !v.Recursive {
-		subs, err := mountsBelow(real)
-		if err != nil {
-			return "", false, fmt.Errorf("host volume %q: %w", v.Name, err)
-		}
-		hideSubmounts = len(subs) > 0
-	}
-	return real, hideSubmounts, nil
-}
-
-// mountsBelow lists the mount points strictly below dir in our mount
-// namespace.
-func mountsBelow(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var subs []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if strings.HasPrefix(mp, strings.TrimSuffix(dir, "/")+"/") {
-			subs = append(subs, mp)
-		}
-	}
-	return subs, sc.Err()
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 and so on).
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return real, nil
 }
 
 // makeEmpty creates (or reuses) the empty volume's directory under dir and

@@ -72,10 +72,10 @@ func TestPrepare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Shares) != 1 || out.Shares[0].HostPath != src || out.Shares[0].Tag != "vol-0" {
+	if len(out.Shares) != 1 || out.Shares[0].HostPath != src || out.Shares[0].Name != "h" || !out.Shares[0].Recursive {
 		t.Errorf("shares %+v", out.Shares)
 	}
-	want := []volplan.Bind{{Source: "/run/stage1/volumes/h", Target: "/h"}, {Source: "/pod/volumes/e", Target: "/e", ReadOnly: true}}
+	want := []volplan.Bind{{Source: "/pod/host/h", Target: "/h"}, {Source: "/pod/volumes/e", Target: "/e", ReadOnly: true}}
 	if b := out.Binds["a"]; len(b) != 2 || b[0] != want[0] || b[1] != want[1] {
 		t.Errorf("binds %+v, want %+v", b, want)
 	}

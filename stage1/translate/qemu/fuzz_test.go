@@ -197,7 +197,7 @@ var subOptions = map[string]map[string][]string{
 		"vhost-user-fs-device":  {"chardev", "tag"},
 	},
 	"-netdev": {"tap": {"id", "fd"}},
-	"-fsdev":  {"local": {"id", "path", "security_model", "readonly"}},
+	"-fsdev":  {"local": {"id", "path", "security_model", "multidevs", "readonly"}},
 	"-qmp":    {"unix:": {"server", "wait"}},
 }
 

@@ -433,7 +433,10 @@ func shareArgs(c Config) []string {
 			)
 			continue
 		}
-		opts := "local,id=" + id + ",path=" + s.Path + ",security_model=passthrough"
+		// multidevs=remap: the pod share is a tree of mounts (one file
+		// system per app rootfs, volume...); QEMU keeps inode numbers
+		// unique across them instead of warning of collisions.
+		opts := "local,id=" + id + ",path=" + s.Path + ",security_model=passthrough,multidevs=remap"
 		if s.ReadOnly {
 			opts += ",readonly=on"
 		}

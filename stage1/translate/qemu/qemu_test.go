@@ -123,7 +123,7 @@ func TestArgvBundled(t *testing.T) {
 		"file=/s1/guest.img,format=raw,if=none,readonly=on",
 		"-chardev socket,id=port0,path=/pod/ev.sock",
 		"virtserialport,chardev=port0,name="+contract.EventsPort,
-		"path=/pod/stage1/rootfs,security_model=passthrough",
+		"path=/pod/stage1/rootfs,security_model=passthrough,multidevs=remap",
 		"mount_tag=pod",
 		"-serial null",
 	)
@@ -241,7 +241,7 @@ func TestArgvVirtiofs(t *testing.T) {
 		"-m 128 -smp 1 -object memory-backend-memfd,id=ram,share=on,size=128M -machine memory-backend=ram -global virtio-mmio.force-legacy=false",
 		"-chardev socket,id=fs1,path=/pod/vm/virtiofs1.sock -device vhost-user-fs-device,chardev=fs1,tag=vol-0",
 		"mount_tag=pod",
-		"-fsdev local,id=fs2,path=/ro,security_model=passthrough,readonly=on",
+		"-fsdev local,id=fs2,path=/ro,security_model=passthrough,multidevs=remap,readonly=on",
 	)
 	if strings.Contains(joined, "path=/data,security_model") {
 		t.Errorf("virtiofs share also exported over 9p:\n%s", joined)

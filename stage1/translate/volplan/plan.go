@@ -31,11 +31,10 @@ type Volume struct {
 	Name string
 	Kind string
 	// Host volumes: Source on the host, ReadOnly (the whole share),
-	// Recursive (submounts of Source are visible), Tag (9p mount tag).
+	// Recursive (submounts of Source are visible).
 	Source    string
 	ReadOnly  bool
 	Recursive bool
-	Tag       string
 	// Empty volumes: the directory's mode and owner.
 	Mode     os.FileMode
 	UID, GID int
@@ -136,13 +135,10 @@ func (r *resolver) add(v types.Volume) error {
 		return err
 	}
 	if old, ok := r.p.Volume(pv.Name); ok {
-		if old != withTag(pv, old.Tag) {
+		if old != pv {
 			return fmt.Errorf("volume %q: two different definitions (an app volume clashes with another): %w", pv.Name, ErrInvalid)
 		}
 		return nil
-	}
-	if pv.Kind == KindHost {
-		pv.Tag = contract.VolumeTag(countHost(r.p.Volumes))
 	}
 	r.p.Volumes = append(r.p.Volumes, pv)
 	return nil
@@ -212,18 +208,6 @@ func (r *resolver) mountPoints(a App, covered map[string]bool) error {
 		r.p.Mounts = append(r.p.Mounts, Mount{App: a.Name, Volume: vol.Name.String(), Path: mp.Path, ReadOnly: ro})
 	}
 	return nil
-}
-
-func withTag(v Volume, tag string) Volume { v.Tag = tag; return v }
-
-func countHost(vs []Volume) int {
-	n := 0
-	for _, v := range vs {
-		if v.Kind == KindHost {
-			n++
-		}
-	}
-	return n
 }
 
 // planVolume checks one appc volume.

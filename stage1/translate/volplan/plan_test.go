@@ -55,17 +55,17 @@ func TestResolveRules(t *testing.T) {
 			t.Errorf("mount %d: %+v, want %+v", i, p.Mounts[i], want[i])
 		}
 	}
-	// Volumes in first-use order; host volumes get tags in that order,
-	// shared by every app using them.
+	// Volumes in first-use order, each once, shared by every app using
+	// them.
 	var got []string
 	for _, v := range p.Volumes {
-		got = append(got, v.Name+":"+v.Tag)
+		got = append(got, v.Name)
 	}
-	if w := "tmp: data:vol-0 locked:vol-1 open:vol-2 a-cache:"; strings.Join(got, " ") != w {
+	if w := "tmp data locked open a-cache"; strings.Join(got, " ") != w {
 		t.Errorf("volumes %q, want %q", strings.Join(got, " "), w)
 	}
 	d, _ := p.Volume("data")
-	if !d.Recursive || d.ReadOnly || d.GuestPath() != "/run/stage1/volumes/data" {
+	if !d.Recursive || d.ReadOnly || d.GuestPath() != "/pod/host/data" {
 		t.Errorf("data: %+v (guest path %s)", d, d.GuestPath())
 	}
 	c, _ := p.Volume("a-cache")
