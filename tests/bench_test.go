@@ -228,24 +228,32 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 	s.report(b)
 }
 
-// BenchmarkPodStartAB compares builds side by side: BENCH_AB lists
-// name=build-dir pairs, comma-separated (e.g. "old=/tmp/old,new=$PWD/build");
-// runs alternate between them so that the machine's noise hits all alike.
-// It reports run exec -> the app's first byte per build.
-func BenchmarkPodStartAB(b *testing.B) {
+// abBuild is one side of an A/B comparison: a name and a build directory.
+type abBuild struct{ name, dir string }
+
+// abBuilds parses BENCH_AB: name=build-dir pairs, comma-separated (e.g.
+// "old=/tmp/old,new=$PWD/build"); the benchmark is skipped without it.
+func abBuilds(b *testing.B) []abBuild {
 	spec := os.Getenv("BENCH_AB")
 	if spec == "" {
 		b.Skip("BENCH_AB not set")
 	}
-	type build struct{ name, dir string }
-	var builds []build
+	var builds []abBuild
 	for _, f := range strings.Split(spec, ",") {
 		name, dir, ok := strings.Cut(f, "=")
 		if !ok || name == "" || dir == "" {
 			b.Fatalf("BENCH_AB entry %q: want name=build-dir", f)
 		}
-		builds = append(builds, build{name, dir})
+		builds = append(builds, abBuild{name, dir})
 	}
+	return builds
+}
+
+// BenchmarkPodStartAB compares builds side by side (BENCH_AB, abBuilds);
+// runs alternate between them so that the machine's noise hits all alike.
+// It reports run exec -> the app's first byte per build.
+func BenchmarkPodStartAB(b *testing.B) {
+	builds := abBuilds(b)
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
@@ -258,7 +266,37 @@ func BenchmarkPodStartAB(b *testing.B) {
 				}
 				t := readTimings(b, p)
 				s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
+				s[bd.name+"_qemu_to_kernel_ms"] = append(s[bd.name+"_qemu_to_kernel_ms"], t.QEMUToKernelMs)
 				s[bd.name+"_systemd_to_apps_ms"] = append(s[bd.name+"_systemd_to_apps_ms"], t.SystemdToReadyMs)
+			}
+		}
+	}
+	s.report(b)
+}
+
+// BenchmarkIdlePodMemoryAB compares builds side by side (BENCH_AB,
+// abBuilds) as BenchmarkIdlePodMemory measures one: the PSS of all the
+// idle pod's host processes and QEMU's peak RSS, runs alternating.
+func BenchmarkIdlePodMemoryAB(b *testing.B) {
+	builds := abBuilds(b)
+	s := samples{}
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < benchRuns(); r++ {
+			for _, bd := range builds {
+				b.Setenv("STAGE1_BUILD_DIR", bd.dir)
+				st := harness.NewStage0(b)
+				p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
+				run := p.Start(b, harness.RunOpts{Net: "none"})
+				p.WaitReady(b, readyTimeout)
+				time.Sleep(idleAfterReady)
+				total, procs := pss(run.Pid)
+				if qemu, ok := qemuPid(p); ok {
+					s[bd.name+"_qemu_peak_rss_mib"] = append(s[bd.name+"_qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
+				}
+				s[bd.name+"_pod_pss_mib"] = append(s[bd.name+"_pod_pss_mib"], float64(total)/1024)
+				b.Logf("%s: pss by process: %v", bd.name, procs)
+				syscall.Kill(run.Pid, syscall.SIGTERM)
+				run.Wait()
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -217,4 +218,72 @@ func TestJailFailure(t *testing.T) {
 	if slices.Contains([]uintptr{cloneFlags(jailplan.Plan{})}, 0) && cloneFlags(p)&syscall.CLONE_NEWNS == 0 {
 		t.Error("a jail without its mount namespace")
 	}
+}
+
+// The jail's own cost at start: a program started through the jailer with
+// a plan like QEMU's (its mounts, namespaces, user) against the same
+// program started directly, up to its exec (docs/benchmarks.md).
+func BenchmarkStart(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the jailer needs root")
+	}
+	if _, err := os.Stat(busybox); err != nil {
+		b.Skip("no static busybox")
+	}
+	dir := b.TempDir()
+	share := filepath.Join(dir, "share")
+	os.Mkdir(share, 0o755)
+	exe, _ := os.Executable()
+	if j := os.Getenv("JAILER"); j != "" {
+		exe = j // the real one (build/bin/jailer), smaller than this test
+	}
+	// A QEMU-sized plan: the binary, firmware, kernel and image, two
+	// devices, the console, five ports and three shares.
+	mounts := []jailplan.Mount{
+		{Source: busybox, Target: "/qemu/bin/busybox", ReadOnly: true, Exec: true},
+		{Source: "/dev/null", Target: "/dev/null", Device: true},
+		{Source: "/dev/urandom", Target: "/dev/urandom", ReadOnly: true, Device: true},
+		{Source: filepath.Join(dir, "console.log"), Target: "/vm/console.log", Create: true},
+	}
+	for i := 0; i < 3; i++ {
+		mounts = append(mounts,
+			jailplan.Mount{Source: busybox, Target: fmt.Sprintf("/boot/%d", i), ReadOnly: true},
+			jailplan.Mount{Source: share, Target: fmt.Sprintf("/shares/%d", i), Recursive: true})
+	}
+	for i := 0; i < 5; i++ {
+		mounts = append(mounts, jailplan.Mount{Source: filepath.Join(dir, "console.log"), Target: fmt.Sprintf("/vm/port%d", i)})
+	}
+	b.Run("jailed", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			root := filepath.Join(dir, fmt.Sprint("jail", i))
+			os.Mkdir(root, 0o700)
+			p := jailplan.Plan{Root: root, Mounts: mounts, Proc: true, User: true,
+				UID: jailplan.QEMUUID, GID: jailplan.QEMUGID, Caps: jailplan.QEMUCaps}
+			cmd, err := Start(p, []string{"/qemu/bin/busybox", "true"}, Options{Jailer: exe})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// What a pod's start waits for ends here; the rest is the
+			// exit (the namespaces' teardown).
+			b.StopTimer()
+			if err := cmd.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			cmd := exec.Command(busybox, "true")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := cmd.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
 }
