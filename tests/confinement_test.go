@@ -143,9 +143,9 @@ i=0; while [ ! -e /release ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
 			t.Errorf("QEMU's /vm holds %s", e)
 		}
 	}
-	// config, the app's rootfs, the journal.
-	if got := entries(t, filepath.Join(root, "shares")); len(got) != 3 {
-		t.Errorf("QEMU's /shares holds %q, want the pod's 3 shares", got)
+	// The pod share (contract.PodTag), QEMU's only 9p export.
+	if got := entries(t, filepath.Join(root, "shares")); !slices.Equal(got, []string{"0"}) {
+		t.Errorf("QEMU's /shares holds %q, want the pod share", got)
 	}
 	if err := os.WriteFile(filepath.Join(root, "planted"), nil, 0o644); err == nil {
 		t.Error("the jail's root is writable")
@@ -213,9 +213,9 @@ func TestVirtiofsdConfined(t *testing.T) {
 		t.Fatal("the app never got going")
 	}
 	// virtiofsd forks: a parent that waits, and the sandboxed server.
-	procs := harness.ProcessesMentioning("source=" + rootfs)
+	procs := harness.ProcessesMentioning("source=" + filepath.Join(p.Dir, contract.ShareDir))
 	if len(procs) == 0 {
-		t.Fatal("no virtiofsd serves the app's rootfs")
+		t.Fatal("no virtiofsd serves the pod share")
 	}
 	bounding := jailplan.Mask(jailplan.VirtioFSDCaps)
 	fsCaps := jailplan.Mask([]jailplan.Cap{jailplan.CapChown, jailplan.CapDacOverride, jailplan.CapFowner,
