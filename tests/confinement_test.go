@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -135,8 +137,12 @@ i=0; while [ ! -e /release ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
 	if _, err := os.Stat(filepath.Join(root, "etc/shadow")); !os.IsNotExist(err) {
 		t.Errorf("QEMU sees /etc/shadow: %v", err)
 	}
-	if got := entries(t, filepath.Join(root, "dev")); !slices.Equal(got, []string{"null", "urandom"}) {
-		t.Errorf("QEMU's /dev holds %q", got)
+	devs := []string{"null", "urandom"}
+	if accel, _, _ := qemu.ChooseAccel(os.Getenv(settings.AccelEnv), hypervisor.ProbeHost()); accel == qemu.KVM {
+		devs = []string{"kvm", "null", "urandom"}
+	}
+	if got := entries(t, filepath.Join(root, "dev")); !slices.Equal(got, devs) {
+		t.Errorf("QEMU's /dev holds %q, want %q", got, devs)
 	}
 	for _, e := range entries(t, filepath.Join(root, "vm")) {
 		if e != "console.log" && !strings.HasPrefix(e, "port") && !strings.HasPrefix(e, "tty") {
