@@ -216,8 +216,8 @@ echo virtiofs-journal-marker
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
 	checkResults(t, results(r.Stdout), map[string]string{
-		"app:fs/":               "virtiofs",
-		"app:fs/mnt/data":       "virtiofs",
+		"app:fs/":         "virtiofs",
+		"app:fs/mnt/data": "virtiofs",
 		// The whole pod share is one virtiofs export; the read-only
 		// volume is a read-only bind in it, refused by the host kernel.
 		"app:fs/mnt/ro":         "virtiofs",
