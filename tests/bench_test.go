@@ -249,28 +249,37 @@ func abBuilds(b *testing.B) []abBuild {
 	return builds
 }
 
-// BenchmarkPodStartAB compares builds side by side (BENCH_AB, abBuilds);
-// runs alternate between them so that the machine's noise hits all alike.
-// It reports run exec -> the app's first byte per build.
-func BenchmarkPodStartAB(b *testing.B) {
+// abRuns calls run for every build of BENCH_AB in turn (STAGE1_BUILD_DIR
+// set to it), benchRuns times per b.N: alternating, so that the machine's
+// noise hits all builds alike.
+func abRuns(b *testing.B, run func(abBuild)) {
 	builds := abBuilds(b)
-	s := samples{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
 			for _, bd := range builds {
 				b.Setenv("STAGE1_BUILD_DIR", bd.dir)
-				st := harness.NewStage0(b)
-				p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
-				if res := p.Run(b, harness.RunOpts{Net: "none"}); res.ExitCode != 0 {
-					b.Fatalf("%s: run: %d %s", bd.name, res.ExitCode, res.Stderr)
-				}
-				t := readTimings(b, p)
-				s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
-				s[bd.name+"_qemu_to_kernel_ms"] = append(s[bd.name+"_qemu_to_kernel_ms"], t.QEMUToKernelMs)
-				s[bd.name+"_systemd_to_apps_ms"] = append(s[bd.name+"_systemd_to_apps_ms"], t.SystemdToReadyMs)
+				run(bd)
 			}
 		}
 	}
+}
+
+// BenchmarkPodStartAB compares builds side by side (BENCH_AB, abBuilds);
+// runs alternate between them so that the machine's noise hits all alike.
+// It reports run exec -> the app's first byte per build.
+func BenchmarkPodStartAB(b *testing.B) {
+	s := samples{}
+	abRuns(b, func(bd abBuild) {
+		st := harness.NewStage0(b)
+		p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
+		if res := p.Run(b, harness.RunOpts{Net: "none"}); res.ExitCode != 0 {
+			b.Fatalf("%s: run: %d %s", bd.name, res.ExitCode, res.Stderr)
+		}
+		t := readTimings(b, p)
+		s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
+		s[bd.name+"_qemu_to_kernel_ms"] = append(s[bd.name+"_qemu_to_kernel_ms"], t.QEMUToKernelMs)
+		s[bd.name+"_systemd_to_apps_ms"] = append(s[bd.name+"_systemd_to_apps_ms"], t.SystemdToReadyMs)
+	})
 	s.report(b)
 }
 
@@ -278,28 +287,22 @@ func BenchmarkPodStartAB(b *testing.B) {
 // abBuilds) as BenchmarkIdlePodMemory measures one: the PSS of all the
 // idle pod's host processes and QEMU's peak RSS, runs alternating.
 func BenchmarkIdlePodMemoryAB(b *testing.B) {
-	builds := abBuilds(b)
 	s := samples{}
-	for i := 0; i < b.N; i++ {
-		for r := 0; r < benchRuns(); r++ {
-			for _, bd := range builds {
-				b.Setenv("STAGE1_BUILD_DIR", bd.dir)
-				st := harness.NewStage0(b)
-				p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
-				run := p.Start(b, harness.RunOpts{Net: "none"})
-				p.WaitReady(b, readyTimeout)
-				time.Sleep(idleAfterReady)
-				total, procs := pss(run.Pid)
-				if qemu, ok := qemuPid(p); ok {
-					s[bd.name+"_qemu_peak_rss_mib"] = append(s[bd.name+"_qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
-				}
-				s[bd.name+"_pod_pss_mib"] = append(s[bd.name+"_pod_pss_mib"], float64(total)/1024)
-				b.Logf("%s: pss by process: %v", bd.name, procs)
-				syscall.Kill(run.Pid, syscall.SIGTERM)
-				run.Wait()
-			}
+	abRuns(b, func(bd abBuild) {
+		st := harness.NewStage0(b)
+		p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
+		run := p.Start(b, harness.RunOpts{Net: "none"})
+		p.WaitReady(b, readyTimeout)
+		time.Sleep(idleAfterReady)
+		total, procs := pss(run.Pid)
+		if qemu, ok := qemuPid(p); ok {
+			s[bd.name+"_qemu_peak_rss_mib"] = append(s[bd.name+"_qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
 		}
-	}
+		s[bd.name+"_pod_pss_mib"] = append(s[bd.name+"_pod_pss_mib"], float64(total)/1024)
+		b.Logf("%s: pss by process: %v", bd.name, procs)
+		syscall.Kill(run.Pid, syscall.SIGTERM)
+		run.Wait()
+	})
 	s.report(b)
 }
 
