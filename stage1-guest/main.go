@@ -10,6 +10,7 @@
 //	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
 //	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
 //	stage1-guest selftest                      report boot timings
+//	stage1-guest warm URL                      a first request to the metadata service
 package main
 
 import (
@@ -54,7 +55,13 @@ func run() error {
 		return guest.WriteSysctls(fs.Args())
 	case cmd == "selftest":
 		return guest.Selftest()
-	case cmd == "app-exited" || cmd == "event" || cmd == "agent":
+	case cmd == "warm" && fs.NArg() == 1:
+		// Best effort: a failure only costs the apps' first request time.
+		if err := guest.Warm(fs.Arg(0)); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+		}
+		return nil
+	case cmd == "app-exited" || cmd == "event" || cmd == "agent" || cmd == "warm":
 		return cli.Usagef("stage1-guest %s: wrong arguments %q", cmd, fs.Args())
 	default:
 		return cli.Usagef("unknown command %q", fmt.Sprint(cmd))

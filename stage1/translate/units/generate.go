@@ -118,6 +118,17 @@ func Generate(p Pod) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
+	warm, err := warmUnit(p, names)
+	if err != nil {
+		return nil, err
+	}
+	var targetExtra []string
+	if warm != nil {
+		if err := add(WarmService, warm); err != nil {
+			return nil, err
+		}
+		targetExtra = append(targetExtra, WarmService)
+	}
 	for _, u := range []struct {
 		name string
 		opts []*unit.UnitOption
@@ -126,7 +137,7 @@ func Generate(p Pod) ([]File, error) {
 		{contract.ReadyService, ready},
 		{contract.SettledService, settled},
 		{contract.ExitedService(""), exited},
-		{contract.PodTarget, podTarget(names)},
+		{contract.PodTarget, podTarget(names, targetExtra...)},
 	} {
 		if err := add(u.name, u.opts); err != nil {
 			return nil, err
@@ -213,12 +224,16 @@ func serviceNames(names []string) string {
 // podTarget is the unit the guest boots into (systemd.unit=contract.PodTarget).
 // AllowIsolate lets systemd isolate it at boot, as it does with any default
 // target, so nothing else is started.
-func podTarget(names []string) []*unit.UnitOption {
+func podTarget(names []string, extra ...string) []*unit.UnitOption {
+	wants := serviceNames(names) + " " + contract.AgentService + " " + contract.ReadyService + " " + contract.SettledService
+	for _, e := range extra {
+		wants += " " + e
+	}
 	return []*unit.UnitOption{
 		unitOpt("Description", "rkt pod"),
 		unitOpt("Requires", "basic.target "+contract.IOService),
 		unitOpt("After", "basic.target"),
-		unitOpt("Wants", serviceNames(names)+" "+contract.AgentService+" "+contract.ReadyService+" "+contract.SettledService),
+		unitOpt("Wants", wants),
 		unitOpt("AllowIsolate", "yes"),
 	}
 }
