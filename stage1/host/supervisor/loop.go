@@ -38,8 +38,6 @@ type loop struct {
 	exits                  []contract.Event
 	// cause is why we killed the VM, if we did.
 	cause error
-	// reniced: the vCPU threads' priority was lowered (first event).
-	reniced bool
 }
 
 // supervise relays the pod's streams and events until the VM has exited,
@@ -110,15 +108,6 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 	s := l.s
 	l.boot.Stop()
 	s.logf("event: %s", e)
-	if !l.reniced {
-		// The guest runs: its vCPU threads exist by now.
-		l.reniced = true
-		if n, err := s.vm.LowerVCPUPriority(); err != nil {
-			s.logf("vCPU priority: %v", err)
-		} else {
-			s.logf("vCPU priority lowered on %d thread(s)", n)
-		}
-	}
 	switch e.Kind {
 	case contract.EventReady:
 		closeOnce(&l.appStarted)
