@@ -210,22 +210,28 @@ func BenchmarkIdlePodMemory(b *testing.B) {
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
-			st := harness.NewStage0(b)
-			p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
-			run := p.Start(b, harness.RunOpts{Net: "none"})
-			p.WaitReady(b, readyTimeout)
-			time.Sleep(idleAfterReady)
-			total, procs := pss(run.Pid)
-			if qemu, ok := qemuPid(p); ok {
-				s["qemu_peak_rss_mib"] = append(s["qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
-			}
-			s["pod_pss_mib"] = append(s["pod_pss_mib"], float64(total)/1024)
-			b.Logf("pss by process: %v", procs)
-			syscall.Kill(run.Pid, syscall.SIGTERM)
-			run.Wait()
+			measureIdlePod(b, s, "")
 		}
 	}
 	s.report(b)
+}
+
+// measureIdlePod starts one idle pod, lets it settle, and records into s,
+// each key prefixed, the PSS of all its host processes and QEMU's peak RSS.
+func measureIdlePod(b *testing.B, s samples, prefix string) {
+	st := harness.NewStage0(b)
+	p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
+	run := p.Start(b, harness.RunOpts{Net: "none"})
+	p.WaitReady(b, readyTimeout)
+	time.Sleep(idleAfterReady)
+	total, procs := pss(run.Pid)
+	if qemu, ok := qemuPid(p); ok {
+		s[prefix+"qemu_peak_rss_mib"] = append(s[prefix+"qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
+	}
+	s[prefix+"pod_pss_mib"] = append(s[prefix+"pod_pss_mib"], float64(total)/1024)
+	b.Logf("%spss by process: %v", prefix, procs)
+	syscall.Kill(run.Pid, syscall.SIGTERM)
+	run.Wait()
 }
 
 // abBuild is one side of an A/B comparison: a name and a build directory.
@@ -288,21 +294,7 @@ func BenchmarkPodStartAB(b *testing.B) {
 // idle pod's host processes and QEMU's peak RSS, runs alternating.
 func BenchmarkIdlePodMemoryAB(b *testing.B) {
 	s := samples{}
-	abRuns(b, func(bd abBuild) {
-		st := harness.NewStage0(b)
-		p := st.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 600")))
-		run := p.Start(b, harness.RunOpts{Net: "none"})
-		p.WaitReady(b, readyTimeout)
-		time.Sleep(idleAfterReady)
-		total, procs := pss(run.Pid)
-		if qemu, ok := qemuPid(p); ok {
-			s[bd.name+"_qemu_peak_rss_mib"] = append(s[bd.name+"_qemu_peak_rss_mib"], statusKiB(qemu, "VmHWM")/1024)
-		}
-		s[bd.name+"_pod_pss_mib"] = append(s[bd.name+"_pod_pss_mib"], float64(total)/1024)
-		b.Logf("%s: pss by process: %v", bd.name, procs)
-		syscall.Kill(run.Pid, syscall.SIGTERM)
-		run.Wait()
-	})
+	abRuns(b, func(bd abBuild) { measureIdlePod(b, s, bd.name+"_") })
 	s.report(b)
 }
 
