@@ -274,7 +274,7 @@ func (s *session) consoleHint() error {
 	if s.o.Flags.Debug {
 		return nil
 	}
-	b, err := readTail(s.console, consoleTail)
+	b, err := readTail(s.consolePath(), consoleTail)
 	if err != nil || len(b) == 0 {
 		return nil
 	}
@@ -282,7 +282,7 @@ func (s *session) consoleHint() error {
 	if len(lines) > 15 {
 		lines = lines[len(lines)-15:]
 	}
-	return fmt.Errorf("last guest console lines (%s):\n%s", s.console, strings.Join(lines, "\n"))
+	return fmt.Errorf("last guest console lines (%s):\n%s", s.consolePath(), strings.Join(lines, "\n"))
 }
 
 // readTail reads at most the last n bytes of the file at path.

@@ -102,9 +102,8 @@ type session struct {
 	// From openChannels: the VM's ports and the agent proxy.
 	host hostEnds
 	// From startVM.
-	accel   qemu.Accel
-	vm      *hypervisor.VM
-	console string
+	accel qemu.Accel
+	vm    *hypervisor.VM
 }
 
 // terminal: --interactive with a terminal on stdin. The app gets a guest

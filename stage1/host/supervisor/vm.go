@@ -22,6 +22,11 @@ const hostVirtioFSD = "/usr/lib/qemu/virtiofsd"
 // (unless --debug sends it to stderr).
 const consoleLog = "console.log"
 
+// consolePath is the guest console log of the pod.
+func (s *session) consolePath() string {
+	return filepath.Join(s.o.PodDir, contract.VMDir, consoleLog)
+}
+
 // hostEnds are the host ends of the VM's channels: a listening socket per
 // virtio-serial port (QEMU connects to each), and the pod's agent socket.
 type hostEnds struct {
@@ -156,7 +161,6 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	}
 	s.accel = accel
 	cfg := vmConfig(s.vmInput(accel))
-	s.console = filepath.Join(s.o.PodDir, contract.VMDir, consoleLog)
 	tags, err := s.startVirtioFSDs(undo, cfg.Binary, cfg.Shares)
 	if err != nil {
 		return err

@@ -223,7 +223,7 @@ func planVolume(v types.Volume) (Volume, error) {
 			return Volume{}, fmt.Errorf("host volume %q: source %q is not an absolute path: %w", name, v.Source, ErrInvalid)
 		}
 		if strings.ContainsAny(v.Source, ",\n") {
-			return Volume{}, fmt.Errorf("host volume %q: source %q contains a comma or newline, which QEMU's option syntax cannot carry: %w", name, v.Source, ErrInvalid)
+			return Volume{}, fmt.Errorf("host volume %q: source %q contains a comma or newline, which host volume sources may not: %w", name, v.Source, ErrInvalid)
 		}
 		pv.Source = path.Clean(v.Source)
 		pv.ReadOnly = v.ReadOnly != nil && *v.ReadOnly
