@@ -363,3 +363,56 @@ func TestRunRefusesFlagsAVMCannotHonour(t *testing.T) {
 		})
 	}
 }
+
+// Output written just before an app exits is not lost, whatever its pace:
+// 30,000 short lines on stdout and on stderr at once, then exit (the size
+// that lost a fifth of its tail before), and a single write of several MiB.
+// Each stream reaches run's own whole and in order, and the journal has
+// every line.
+func TestOutputAtExitKeptWhole(t *testing.T) {
+	const n = 30000
+	lines := func(prefix string) string {
+		var b strings.Builder
+		for i := 1; i <= n; i++ {
+			fmt.Fprintf(&b, "%s %d\n", prefix, i)
+		}
+		return b.String()
+	}
+	script := fmt.Sprintf("(seq 1 %d | sed 's/^/err /' >&2) & seq 1 %d | sed 's/^/out /'; wait", n, n)
+	p, r := runPod(t, harness.RunOpts{}, sh("app", script))
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d: %s", r.ExitCode, tailOf(r.Stderr))
+	}
+	if want := lines("out"); r.Stdout != want {
+		t.Errorf("stdout has %d bytes, want the %d lines in order (%d bytes); it ends %q", len(r.Stdout), n, len(want), tailOf(r.Stdout))
+	}
+	if want := lines("err"); !strings.HasSuffix(r.Stderr, want) {
+		t.Errorf("stderr has %d bytes, want it to end with the %d lines in order (%d bytes); it ends %q", len(r.Stderr), n, len(want), tailOf(r.Stderr))
+	}
+	out, err := exec.Command("journalctl", "-D", filepath.Join(p.Dir, "stage1/rootfs/var/log/journal"), "-o", "cat", "--no-pager", "-t", "app").Output()
+	if err != nil {
+		t.Fatalf("journalctl: %v", err)
+	}
+	for _, s := range []string{"out", "err"} {
+		if got := strings.Count(string(out), s+" "); got != n {
+			t.Errorf("journal has %d of the %d %s lines", got, n, s)
+		}
+	}
+
+	const size = 4 << 20
+	_, r = runPod(t, harness.RunOpts{}, sh("app", fmt.Sprintf("head -c %d /dev/zero | tr '\\000' x", size)))
+	if r.ExitCode != 0 {
+		t.Fatalf("big write: exit %d: %s", r.ExitCode, tailOf(r.Stderr))
+	}
+	if len(r.Stdout) != size || strings.Trim(r.Stdout, "x") != "" {
+		t.Errorf("big write: stdout has %d bytes, want %d times x", len(r.Stdout), size)
+	}
+}
+
+// tailOf is the end of s, for messages.
+func tailOf(s string) string {
+	if len(s) > 300 {
+		return "..." + s[len(s)-300:]
+	}
+	return s
+}

@@ -12,6 +12,11 @@
 //	                       serves sessions on it
 //	exited <app> <status>  an app ended; status as rkt records it (exit code,
 //	                       or the signal number if a signal killed it)
+//	output-end stdout=N stderr=M
+//	                       the apps' output is all written: N and M bytes in
+//	                       all on the stdout and stderr ports; the guest then
+//	                       waits for the host's acknowledgement (OutputAck
+//	                       on the stdout port) before it powers off
 //
 // The guest is not trusted: ParseEvent accepts only these forms, with
 // decimal timings of at least 0, an app name that is an AC name (as every
@@ -24,6 +29,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema/types"
 )
@@ -41,7 +47,18 @@ const (
 	// EventSettled: the guest's boot is over (no systemd job left).
 	EventSettled EventKind = "settled"
 	EventExited  EventKind = "exited"
+	// EventOutputEnd: the I/O forwarder has written the apps' last bytes.
+	EventOutputEnd EventKind = "output-end"
 )
+
+// OutputAck is what the host writes back on the stdout port once it has
+// passed on every byte an output-end event counted.
+const OutputAck = "\n"
+
+// OutputAckTimeout bounds the guest's wait for OutputAck, and the host's
+// wait for its copies to catch up: only a reader of run's output that has
+// stopped reading makes it matter.
+const OutputAckTimeout = 60 * time.Second
 
 // Event is one parsed line.
 type Event struct {
@@ -50,6 +67,8 @@ type Event struct {
 	Status int    // EventExited only
 	// KernelMs and TotalMs: EventReady only, 0 when absent.
 	KernelMs, TotalMs int64
+	// StdoutBytes and StderrBytes: EventOutputEnd only.
+	StdoutBytes, StderrBytes int64
 }
 
 // String is the wire form, without the newline.
@@ -57,6 +76,8 @@ func (e Event) String() string {
 	switch {
 	case e.Kind == EventExited:
 		return fmt.Sprintf("%s %s %d", e.Kind, e.App, e.Status)
+	case e.Kind == EventOutputEnd:
+		return fmt.Sprintf("%s stdout=%d stderr=%d", e.Kind, e.StdoutBytes, e.StderrBytes)
 	case e.Kind == EventReady && (e.KernelMs != 0 || e.TotalMs != 0):
 		return fmt.Sprintf("%s kernel_ms=%d total_ms=%d", e.Kind, e.KernelMs, e.TotalMs)
 	}
@@ -77,8 +98,8 @@ func ParseEvent(line string) (Event, error) {
 		}
 		if len(f) == 3 {
 			var ok1, ok2 bool
-			e.KernelMs, ok1 = parseMs(f[1], "kernel_ms=")
-			e.TotalMs, ok2 = parseMs(f[2], "total_ms=")
+			e.KernelMs, ok1 = parseCount(f[1], "kernel_ms=")
+			e.TotalMs, ok2 = parseCount(f[2], "total_ms=")
 			if ok1 && ok2 {
 				return e, nil
 			}
@@ -88,6 +109,17 @@ func ParseEvent(line string) (Event, error) {
 			break
 		}
 		return Event{Kind: EventKind(f[0])}, nil
+	case EventOutputEnd:
+		if len(f) != 3 {
+			break
+		}
+		e := Event{Kind: EventOutputEnd}
+		var ok1, ok2 bool
+		e.StdoutBytes, ok1 = parseCount(f[1], "stdout=")
+		e.StderrBytes, ok2 = parseCount(f[2], "stderr=")
+		if ok1 && ok2 {
+			return e, nil
+		}
 	case EventExited:
 		if len(f) != 3 {
 			break
@@ -104,8 +136,8 @@ func ParseEvent(line string) (Event, error) {
 	return Event{}, fmt.Errorf("%w: %q", ErrMalformedEvent, strings.TrimSpace(line))
 }
 
-// parseMs reads key=N, N a decimal number of milliseconds, at least 0.
-func parseMs(field, key string) (int64, bool) {
+// parseCount reads key=N, N a decimal number, at least 0.
+func parseCount(field, key string) (int64, bool) {
 	v, ok := strings.CutPrefix(field, key)
 	if !ok {
 		return 0, false

@@ -19,26 +19,29 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
 
-// drainTime bounds how long the forwarder keeps reading after SIGTERM; the
-// apps have been stopped by then, so this only empties the FIFOs.
-const drainTime = 200 * time.Millisecond
-
 // ForwardIO runs the I/O forwarder service: it creates the FIFOs, tells
 // systemd it is ready, then copies every app's stdout and stderr to the host
 // (the stdout and stderr ports, kept apart) and to the journal under the
 // app's name, and the host's stdin to the interactive app, until SIGTERM.
+// Then it empties the FIFOs (the apps have stopped by then: they are ordered
+// after this service) and waits for the host to confirm it has all the
+// output before it exits and lets the power-off go on.
 func ForwardIO(apps []string, interactive string) error {
 	if err := os.MkdirAll(contract.IODir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", contract.IODir, err)
 	}
-	stdout, err := openPort(contract.StdoutPort, os.O_WRONLY)
+	// Read-write: the host's acknowledgement comes back on it.
+	stdoutPort, err := openPort(contract.StdoutPort, os.O_RDWR)
 	if err != nil {
 		return err
 	}
-	stderr, err := openPort(contract.StderrPort, os.O_WRONLY)
+	stderrPort, err := openPort(contract.StderrPort, os.O_WRONLY)
 	if err != nil {
 		return err
 	}
+	// One writer per port, shared by every app: a chunk reaches the host
+	// whole, never interleaved with another app's.
+	stdout, stderr := syncio.NewWriter(stdoutPort), syncio.NewWriter(stderrPort)
 	var wg sync.WaitGroup
 	var fifos []*os.File
 	for _, app := range apps {
@@ -46,7 +49,7 @@ func ForwardIO(apps []string, interactive string) error {
 			suffix   string
 			port     *syncio.Writer
 			priority journal.Priority
-		}{{contract.Stdout, syncio.NewWriter(stdout), journal.PriInfo}, {contract.Stderr, syncio.NewWriter(stderr), journal.PriErr}} {
+		}{{contract.Stdout, stdout, journal.PriInfo}, {contract.Stderr, stderr, journal.PriErr}} {
 			f, err := makeFIFO(contract.AppFIFO(app, s.suffix))
 			if err != nil {
 				return err
@@ -70,8 +73,10 @@ func ForwardIO(apps []string, interactive string) error {
 		return fmt.Errorf("notify systemd: %w", err)
 	}
 	<-term
+	// Wake the copies from their blocking reads: each then takes what is
+	// left in its FIFO without waiting, and ends.
 	for _, f := range fifos {
-		f.SetReadDeadline(time.Now().Add(drainTime))
+		f.SetReadDeadline(time.Now())
 	}
 	wg.Wait()
 	// What the apps wrote last may still wait in journald's socket
@@ -80,7 +85,36 @@ func ForwardIO(apps []string, interactive string) error {
 	if err := SyncJournal(); err != nil {
 		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
 	}
+	if err := confirmOutput(stdoutPort, stdout.Written(), stderr.Written()); err != nil {
+		// The host finds the loss too (its counts fall short) and fails.
+		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+	}
 	return nil
+}
+
+// confirmOutput tells the host how many bytes went to each port and waits
+// for its acknowledgement on the stdout port: bytes written to a port may
+// still wait in the VM's queues, and a power-off would drop them.
+func confirmOutput(stdoutPort *os.File, stdoutBytes, stderrBytes int64) error {
+	e := contract.Event{Kind: contract.EventOutputEnd, StdoutBytes: stdoutBytes, StderrBytes: stderrBytes}
+	if err := Send(contract.EventsPort, e.String()); err != nil {
+		return err
+	}
+	acked := make(chan error, 1)
+	go func() {
+		b := make([]byte, len(contract.OutputAck))
+		_, err := io.ReadFull(stdoutPort, b)
+		acked <- err
+	}()
+	select {
+	case err := <-acked:
+		if err != nil {
+			return fmt.Errorf("wait for the host to take the output: %w", err)
+		}
+		return nil
+	case <-time.After(contract.OutputAckTimeout):
+		return fmt.Errorf("the host did not take the apps' last output within %v", contract.OutputAckTimeout)
+	}
 }
 
 // forwardStdin copies the host's stdin to the interactive app's stdin FIFO.
@@ -135,20 +169,45 @@ func openPort(name string, flag int) (*os.File, error) {
 	return f, nil
 }
 
-// copyStream copies r to the host port at once (chunks as they come, so
-// prompts without a newline show up) and, line by line, to the journal.
-func copyStream(r io.Reader, port io.Writer, j *journalWriter) {
+// copyStream copies the FIFO f to the host port at once (chunks as they
+// come, so prompts without a newline show up) and, line by line, to the
+// journal. Once a read deadline wakes it (shutdown), it takes what is left
+// in the FIFO without waiting and returns.
+func copyStream(f *os.File, port io.Writer, j *journalWriter) {
+	defer j.Flush()
 	buf := make([]byte, 32*1024)
+	emit := func(p []byte) {
+		port.Write(p)
+		j.Write(p)
+	}
 	for {
-		n, err := r.Read(buf)
+		n, err := f.Read(buf)
 		if n > 0 {
-			port.Write(buf[:n])
-			j.Write(buf[:n])
+			emit(buf[:n])
 		}
-		if err != nil {
-			j.Flush()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		} else if err != nil {
 			return
 		}
+	}
+	// The FIFO is open read-write here, so a read never sees EOF: read
+	// without waiting until it is empty.
+	f.SetReadDeadline(time.Time{})
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		var n int
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true
+		}); err != nil || rerr != nil || n <= 0 {
+			return
+		}
+		emit(buf[:n])
 	}
 }
 

@@ -11,10 +11,11 @@ import (
 )
 
 // Writer writes to W one Write at a time: each Write reaches W whole,
-// never interleaved with another goroutine's.
+// never interleaved with another goroutine's. It counts what W accepted.
 type Writer struct {
 	mu sync.Mutex
 	w  io.Writer
+	n  int64
 }
 
 // NewWriter returns a Writer serializing writes to w.
@@ -23,7 +24,16 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 func (l *Writer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// Written is how many bytes the underlying writer has accepted so far.
+func (l *Writer) Written() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
 }
 
 // Buffer is a bytes.Buffer guarded by a mutex: one goroutine may read what

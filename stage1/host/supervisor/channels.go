@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
@@ -19,13 +21,29 @@ import (
 type channels struct {
 	conns map[string]chan net.Conn
 	pumps sync.WaitGroup
+	// outs are the copies copyOut started, by port.
+	outs map[string]*outCopy
+}
+
+// outCopy is one port's copy towards run's output: how much it has passed
+// on, and the connection once QEMU has made it.
+type outCopy struct {
+	w      io.Writer
+	copied atomic.Int64
+	conn   atomic.Pointer[net.Conn]
+}
+
+func (o *outCopy) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	o.copied.Add(int64(n))
+	return n, err
 }
 
 // acceptChannels accepts QEMU's connection on each listener in the
 // background; a port's channel yields that connection, or is closed when
 // the listener is closed first.
 func acceptChannels(listeners map[string]*net.UnixListener) *channels {
-	c := &channels{conns: map[string]chan net.Conn{}}
+	c := &channels{conns: map[string]chan net.Conn{}, outs: map[string]*outCopy{}}
 	for name, ln := range listeners {
 		ch := make(chan net.Conn, 1)
 		c.conns[name] = ch
@@ -45,16 +63,72 @@ func acceptChannels(listeners map[string]*net.UnixListener) *channels {
 // port the VM does not have).
 func (c *channels) conn(port string) chan net.Conn { return c.conns[port] }
 
-// copyOut copies what the guest writes on port to w.
+// copyOut copies what the guest writes on port to w, counting it.
 func (c *channels) copyOut(port string, w io.Writer) {
+	o := &outCopy{w: w}
+	c.outs[port] = o
 	c.pumps.Add(1)
 	go func() {
 		defer c.pumps.Done()
 		if conn, ok := <-c.conns[port]; ok {
-			io.Copy(w, conn)
+			o.conn.Store(&conn)
+			io.Copy(o, conn)
 			conn.Close()
 		}
 	}()
+}
+
+// copied is how many bytes the copy of port has passed on (0 for a port
+// without one).
+func (c *channels) copied(port string) int64 {
+	if o := c.outs[port]; o != nil {
+		return o.copied.Load()
+	}
+	return 0
+}
+
+// ackOutput waits until the stdout and stderr copies have passed on the
+// byte counts of the guest's output-end event, then acknowledges on the
+// stdout port (contract.OutputAck); the guest holds its power-off until
+// then. It gives up when done is closed or after timeout, leaving the
+// shortfall for outputLoss to report.
+func (c *channels) ackOutput(e contract.Event, done <-chan struct{}, timeout time.Duration) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for {
+		o := c.outs[contract.StdoutPort]
+		if o != nil && o.conn.Load() != nil &&
+			o.copied.Load() >= e.StdoutBytes && c.copied(contract.StderrPort) >= e.StderrBytes {
+			(*o.conn.Load()).Write([]byte(contract.OutputAck))
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-done:
+			return
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// outputLoss says what part of the output an output-end event counted
+// did not reach run's stdout and stderr, or nil when it all did.
+func (c *channels) outputLoss(e contract.Event) error {
+	var errs []string
+	for _, p := range []struct {
+		port, name string
+		want       int64
+	}{{contract.StdoutPort, "stdout", e.StdoutBytes}, {contract.StderrPort, "stderr", e.StderrBytes}} {
+		if got := c.copied(p.port); got < p.want {
+			errs = append(errs, fmt.Sprintf("%d of the %d bytes the apps wrote to %s", got, p.want, p.name))
+		}
+	}
+	if errs == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: only %s were passed on", ErrOutputLost, strings.Join(errs, " and "))
 }
 
 // relayTerminal joins the guest terminal on port to stdin and stdout;

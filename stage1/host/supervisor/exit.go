@@ -13,6 +13,10 @@ var ErrVMDied = errors.New("the pod's VM stopped before its apps finished")
 // ErrBootTimeout means the guest never reported in.
 var ErrBootTimeout = errors.New("the pod's VM did not start its apps in time")
 
+// ErrOutputLost means some of what the apps wrote to stdout or stderr did
+// not reach run's own: the pod's result is not to be trusted.
+var ErrOutputLost = errors.New("the apps' output was not all passed on")
+
 // PodExit applies rkt's rules to the app exits the guest reported, in order:
 // the first app that failed gives the pod's exit code; if every app exited
 // with 0 the pod exits 0; anything else means the VM died under the apps.

@@ -36,6 +36,10 @@ type loop struct {
 	// guest's ready and stdin-ready events.
 	appStarted, stdinReady chan struct{}
 	exits                  []contract.Event
+	// outputEnd is the guest's output-end event; nil until it comes.
+	outputEnd *contract.Event
+	// done is closed when supervise returns.
+	done chan struct{}
 	// cause is why we killed the VM, if we did.
 	cause error
 }
@@ -51,7 +55,9 @@ func (s *session) supervise() (int, error) {
 		boot:       time.NewTimer(timeout),
 		appStarted: make(chan struct{}),
 		stdinReady: make(chan struct{}),
+		done:       make(chan struct{}),
 	}
+	defer close(l.done)
 	defer l.boot.Stop()
 	go s.host.agent.serve(timeout)
 	if restore := l.startRelays(); restore != nil {
@@ -76,7 +82,21 @@ func (s *session) supervise() (int, error) {
 	}
 	l.ch.wait()
 	s.timer.write(filepath.Join(s.o.PodDir, contract.VMDir))
-	return s.podExit(l.exits, l.cause)
+	code, err := s.podExit(l.exits, l.cause)
+	if err == nil {
+		err = l.outputLoss()
+	}
+	return code, err
+}
+
+// outputLoss is ErrOutputLost if the apps' output did not all reach run's
+// stdout and stderr: part of what the guest counted is missing, or the
+// guest never said it had written it all (its forwarder did not finish).
+func (l *loop) outputLoss() error {
+	if l.outputEnd == nil {
+		return fmt.Errorf("%w: the guest did not report the end of the apps' output", ErrOutputLost)
+	}
+	return l.ch.outputLoss(*l.outputEnd)
 }
 
 // startRelays starts copying between the VM's ports and run's standard
@@ -124,6 +144,13 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 		closeOnce(&l.stdinReady)
 	case contract.EventExited:
 		l.onExited(e)
+	case contract.EventOutputEnd:
+		if l.outputEnd != nil {
+			s.logf("ignoring a second end of output")
+			return
+		}
+		l.outputEnd = &e
+		go l.ch.ackOutput(e, l.done, contract.OutputAckTimeout)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/schema/types"
 	"github.com/coreos/go-systemd/v22/unit"
@@ -263,6 +264,8 @@ func ioUnit(names []string, interactive bool) ([]*unit.UnitOption, error) {
 		unitOpt("Conflicts", "shutdown.target"),
 		service("Type", "notify"),
 		service("ExecStart", exec),
+		// Its stop waits for the host to take the apps' last output.
+		service("TimeoutStopSec", strconv.Itoa(int((contract.OutputAckTimeout+30*time.Second)/time.Second))+"s"),
 	}, nil
 }
 
