@@ -303,7 +303,7 @@ func BenchmarkIdlePodMemoryAB(b *testing.B) {
 // first byte against the idle pod's PSS and QEMU's peak RSS (the cache is
 // emptied once the guest settles, so the size weighs on boot, not idle).
 func BenchmarkTCGBuffer(b *testing.B) {
-	sizes := []string{"16", "32", "64"}
+	sizes := []string{"32", "64", "128"}
 	s := samples{}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {

@@ -179,7 +179,7 @@ func selftestVM(dir string, accel qemu.Accel, debug bool, sock string) qemu.Conf
 		Cmdline:   qemu.KernelCmdline(contract.SelftestTarget, accel, debug),
 		MemoryMiB: 128,
 		CPUs:      1,
-		TBSizeMiB: 32,
+		TBSizeMiB: settings.DefaultTCGBufferMiB,
 		Ports:     []qemu.Port{{Name: contract.EventsPort, Socket: sock}},
 	}
 }

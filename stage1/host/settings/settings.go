@@ -41,8 +41,10 @@ const (
 // Defaults and bounds.
 const (
 	// DefaultTCGBufferMiB bounds QEMU's TCG translation cache: QEMU's own
-	// default dominates an idle guest's host memory.
-	DefaultTCGBufferMiB = 32
+	// default dominates an idle guest's host memory, while 32 MiB fills
+	// up as the apps start and the flushes that follow make every first
+	// run of an app's code twice as slow (docs/benchmarks.md).
+	DefaultTCGBufferMiB = 64
 	maxTCGBufferMiB     = 2048
 	// Default boot bounds: a healthy TCG boot here takes 1-4 s, a KVM
 	// boot well under 1 s; the bound only has to end hopeless cases
