@@ -416,3 +416,47 @@ func tailOf(s string) string {
 	}
 	return s
 }
+
+// rkt run --stdin/--stdout/--stderr: the attach modes (tty, stream) are
+// refused at once with a message naming the flag, since there is no rkt
+// attach to serve them; --stdout=null drops the app's stdout.
+func TestStreamModes(t *testing.T) {
+	s := harness.NewStage0(t)
+	for _, tt := range []struct {
+		name string
+		o    harness.PodOpts
+		want string
+	}{
+		{"stdin=stream", harness.PodOpts{Stdin: "stream"}, "--stdin=stream"},
+		{"stdout=tty", harness.PodOpts{Stdout: "tty"}, "--stdout=tty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := s.Prepare(t, tt.o, harness.BuildACI(t, sh("app", "echo ran")))
+			r := p.Run(t, harness.RunOpts{Net: "none"})
+			if r.ExitCode == 0 || !strings.Contains(r.Stderr, tt.want) || !strings.Contains(r.Stderr, "rkt attach") || containsLine(r.Stdout, "ran") {
+				t.Errorf("exit %d, stdout %q, stderr %q: want a refusal naming %s before the app runs", r.ExitCode, r.Stdout, r.Stderr, tt.want)
+			}
+			assertNoLeaks(t, p)
+		})
+	}
+	t.Run("stdout=null", func(t *testing.T) {
+		p := s.Prepare(t, harness.PodOpts{Stdout: "null"}, harness.BuildACI(t, sh("app", "echo dropped; echo kept >&2")))
+		r := p.Run(t, harness.RunOpts{Net: "none"})
+		if r.ExitCode != 0 || strings.Contains(r.Stdout, "dropped") || !containsLine(r.Stderr, "kept") {
+			t.Errorf("exit %d, stdout %q, stderr %q: want stdout dropped, stderr kept", r.ExitCode, r.Stdout, r.Stderr)
+		}
+		assertNoLeaks(t, p)
+	})
+}
+
+// An app whose executable is missing (rkt run --exec=/nonexistent) fails
+// with the path and the reason on stderr, before a VM is started.
+func TestMissingExecutable(t *testing.T) {
+	_, r := runPod(t, harness.RunOpts{Net: "none"}, harness.AppSpec{Name: "app", Exec: []string{"/nonexistent", "arg"}})
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, `"/nonexistent"`) || !strings.Contains(r.Stderr, "no such file") {
+		t.Errorf("exit %d, stderr %q: want a failure naming /nonexistent and why", r.ExitCode, r.Stderr)
+	}
+	if r.Duration > 10*time.Second {
+		t.Errorf("the refusal took %v", r.Duration)
+	}
+}

@@ -137,6 +137,9 @@ type PodOpts struct {
 	UserLabels      types.UserLabels
 	// ReadOnlyRootFS is rkt's --readonly-rootfs (every app).
 	ReadOnlyRootFS bool
+	// Stdin, Stdout and Stderr are rkt's --stdin, --stdout and --stderr
+	// (every app): rkt records them as the app's annotations.
+	Stdin, Stdout, Stderr string
 }
 
 // Pod is a pod directory created by Prepare.
@@ -358,6 +361,15 @@ func (p *Pod) prepareApp(aci string, opts PodOpts, apps schema.AppList) (*schema
 		App:            &app,
 		Mounts:         dedupMounts(opts.Mounts),
 		ReadOnlyRootFS: opts.ReadOnlyRootFS,
+	}
+	for _, m := range []struct{ name, mode string }{
+		{"coreos.com/rkt/stage2/stdin", opts.Stdin},
+		{"coreos.com/rkt/stage2/stdout", opts.Stdout},
+		{"coreos.com/rkt/stage2/stderr", opts.Stderr},
+	} {
+		if m.mode != "" {
+			ra.Annotations.Set(*types.MustACIdentifier(m.name), m.mode)
+		}
 	}
 	if opts.MemoryLimit != "" {
 		iso, err := types.NewResourceMemoryIsolator(opts.MemoryLimit, opts.MemoryLimit)

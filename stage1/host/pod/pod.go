@@ -30,6 +30,9 @@ type App struct {
 	ReadOnlyRootFS bool
 	// RootfsHost is the app's rootfs on the host.
 	RootfsHost string
+	// Annotations are the pod manifest's annotations of the app (rkt
+	// records the app's stream modes there, for one).
+	Annotations types.Annotations
 }
 
 // Pod is a loaded pod directory.
@@ -75,7 +78,7 @@ func Load(dir string) (*Pod, error) {
 		if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("app %s: no rootfs at %s", name, rootfs)
 		}
-		p.Apps = append(p.Apps, App{Name: name, Image: &im, App: *app, ReadOnlyRootFS: ra.ReadOnlyRootFS, RootfsHost: rootfs})
+		p.Apps = append(p.Apps, App{Name: name, Image: &im, App: *app, ReadOnlyRootFS: ra.ReadOnlyRootFS, RootfsHost: rootfs, Annotations: ra.Annotations})
 	}
 	return p, nil
 }

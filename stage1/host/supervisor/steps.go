@@ -100,6 +100,7 @@ func (s *session) unitsInput() units.Pod {
 			ReadOnlyRootFS: a.ReadOnlyRootFS,
 			MetadataURL:    s.net.mdsURL,
 			Binds:          s.volumes.Binds[a.Name],
+			Streams:        units.StreamModesFrom(a.Annotations),
 		})
 	}
 	return in

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/sharetree"
@@ -161,5 +162,58 @@ func TestReadEventsBounded(t *testing.T) {
 	}
 	if len(skipped) != 2 || !errors.Is(skipped[0], errLongLine) {
 		t.Errorf("skipped %v, want the long line then the bogus one", skipped)
+	}
+}
+
+// The host acknowledges the guest's output-end only once its copies have
+// passed on the counted bytes, and reports a shortfall as ErrOutputLost.
+func TestOutputAck(t *testing.T) {
+	outHost, outGuest := net.Pipe()
+	errHost, errGuest := net.Pipe()
+	ch := &channels{conns: map[string]chan net.Conn{
+		contract.StdoutPort: make(chan net.Conn, 1),
+		contract.StderrPort: make(chan net.Conn, 1),
+	}, outs: map[string]*outCopy{}}
+	ch.conns[contract.StdoutPort] <- outHost
+	ch.conns[contract.StderrPort] <- errHost
+	var stdout, stderr strings.Builder
+	ch.copyOut(contract.StdoutPort, &stdout)
+	ch.copyOut(contract.StderrPort, &stderr)
+
+	end := contract.Event{Kind: contract.EventOutputEnd, StdoutBytes: 5, StderrBytes: 3}
+	done := make(chan struct{})
+	go ch.ackOutput(end, done, 10*time.Second)
+	io.WriteString(outGuest, "hello")
+	acked := make(chan string, 1)
+	go func() {
+		b := make([]byte, len(contract.OutputAck))
+		io.ReadFull(outGuest, b)
+		acked <- string(b)
+	}()
+	select {
+	case <-acked:
+		t.Fatal("acknowledged before stderr's bytes were passed on")
+	case <-time.After(100 * time.Millisecond):
+	}
+	io.WriteString(errGuest, "err")
+	select {
+	case got := <-acked:
+		if got != contract.OutputAck {
+			t.Errorf("ack %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no acknowledgement once every byte was passed on")
+	}
+	outGuest.Close()
+	errGuest.Close()
+	ch.wait()
+	close(done)
+	if err := ch.outputLoss(end); err != nil {
+		t.Errorf("outputLoss = %v after every byte arrived", err)
+	}
+	more := end
+	more.StderrBytes = 10
+	if err := ch.outputLoss(more); !errors.Is(err, ErrOutputLost) || !strings.Contains(err.Error(), "3 of the 10 bytes") {
+		t.Errorf("outputLoss = %v, want ErrOutputLost naming 3 of the 10 bytes", err)
 	}
 }

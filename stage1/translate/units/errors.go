@@ -17,6 +17,9 @@ var (
 	// rejects, ...). Generate refuses it rather than let systemd drop or
 	// alter it.
 	ErrUnrepresentable = errors.New("value cannot be passed through systemd")
+	// ErrUnsupportedStreamMode: an app asks for a stream mode that needs
+	// rkt attach (--stdin/--stdout/--stderr=tty|stream).
+	ErrUnsupportedStreamMode = errors.New("unsupported stream mode")
 	// ErrInvalidPod: the pod itself is malformed (no apps, bad or
 	// duplicate app names, --interactive with several apps, a relative
 	// executable).

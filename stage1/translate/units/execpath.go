@@ -1,11 +1,14 @@
 package units
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/volplan"
 )
 
 // resolveExecutable makes an app's executable absolute. appc leaves a bare
@@ -42,4 +45,33 @@ func resolveExecutable(root *rootfs, exe, pathEnv string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("executable %q not found in the app's PATH %q: %w", exe, pathEnv, ErrInvalidPod)
+}
+
+// checkExecutable makes sure an absolute executable is an executable file
+// in the app's rootfs, so that a wrong --exec is reported with its path and
+// the reason before the VM boots, instead of as systemd's bare status 203
+// inside the guest. A path on one of the app's volumes is left to the
+// guest: what a volume holds is only known there. So is every path when
+// the rootfs is not known (unit tests).
+func checkExecutable(root *rootfs, exe string, binds []volplan.Bind) error {
+	if root.dir == "" {
+		return nil
+	}
+	for _, b := range binds {
+		if exe == b.Target || strings.HasPrefix(exe, strings.TrimSuffix(b.Target, "/")+"/") {
+			return nil
+		}
+	}
+	st, err := root.stat(exe)
+	switch {
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+		return fmt.Errorf("executable %q: no such file in the app's rootfs: %w", exe, ErrInvalidPod)
+	case err != nil:
+		return fmt.Errorf("executable %q: %v: %w", exe, err, ErrInvalidPod)
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fmt.Errorf("executable %q: not a regular file in the app's rootfs: %w", exe, ErrInvalidPod)
+	case st.Mode&0o111 == 0:
+		return fmt.Errorf("executable %q: not executable (mode %04o): %w", exe, st.Mode&0o7777, ErrInvalidPod)
+	}
+	return nil
 }

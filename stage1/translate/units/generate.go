@@ -50,6 +50,8 @@ type App struct {
 	// the metadata service with the pod's token as the path. Empty: the
 	// variable is not set.
 	MetadataURL string
+	// Streams are the app's stream modes (rkt run --stdin/--stdout/--stderr).
+	Streams StreamModes
 }
 
 // Pod is what Generate needs to know about the pod.
@@ -303,6 +305,9 @@ func settledUnit() ([]*unit.UnitOption, error) {
 
 // appUnit is the service running one app.
 func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
+	if err := a.Streams.check(); err != nil {
+		return nil, err
+	}
 	root := openRootfs(a.RootfsHost)
 	defer root.Close()
 
@@ -342,7 +347,7 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 	}
 	opts = append(opts, execOpts...)
 
-	opts = append(opts, streamOptions(a.Name, p)...)
+	opts = append(opts, streamOptions(a, p)...)
 	opts = append(opts, service("SyslogIdentifier", a.Name))
 
 	isoOpts, err := isolatorOptions(a, creds.UID, p)
@@ -434,8 +439,18 @@ func environmentOptions(env []types.EnvironmentVariable) ([]*unit.UnitOption, er
 // streamOptions connect the app's standard streams: the guest terminal for
 // an interactive app on a terminal, else the FIFOs of the I/O forwarder
 // (stdin only when interactive).
-func streamOptions(app string, p Pod) []*unit.UnitOption {
-	var opts []*unit.UnitOption
+func streamOptions(a App, p Pod) (opts []*unit.UnitOption) {
+	app := a.Name
+	defer func() {
+		// rkt's "null" mode: the stream goes nowhere (a later option
+		// wins in systemd).
+		if a.Streams.Stdout == "null" {
+			opts = append(opts, service("StandardOutput", "null"))
+		}
+		if a.Streams.Stderr == "null" {
+			opts = append(opts, service("StandardError", "null"))
+		}
+	}()
 	switch {
 	case p.Interactive && p.TTY:
 		opts = append(opts,
@@ -478,6 +493,9 @@ func execOptions(a App, root *rootfs, pathEnv string) ([]*unit.UnitOption, error
 			return nil, fmt.Errorf("%s: empty exec: %w", what, ErrInvalidPod)
 		}
 		exe, err := resolveExecutable(root, argv[0], pathEnv)
+		if err == nil && exe == argv[0] {
+			err = checkExecutable(root, exe, a.Binds)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/coreos/go-systemd/v22/unit"
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/volplan"
 )
 
 // parsed is a unit file read back with go-systemd's parser.
@@ -125,8 +126,10 @@ func TestGenerateFileNames(t *testing.T) {
 
 func TestAppUnit(t *testing.T) {
 	root := fakeRootfs(t)
-	writeFile(t, root, "usr/bin/server", "#!/bin/sh\n")
-	os.Chmod(filepath.Join(root, "usr/bin/server"), 0o755)
+	for _, exe := range []string{"usr/bin/server", "bin/cleanup", "bin/prepare"} {
+		writeFile(t, root, exe, "#!/bin/sh\n")
+		os.Chmod(filepath.Join(root, exe), 0o755)
+	}
 	a := App{
 		Name:      "web",
 		ImageName: "example.com/web-100%",
@@ -576,5 +579,43 @@ func TestMetadataURL(t *testing.T) {
 	}
 	if got := AppEnvironment(a); len(got) != 3 {
 		t.Errorf("AppEnvironment = %v, want AC_METADATA_URL once, AC_APP_NAME and PATH", got)
+	}
+}
+
+// An absolute executable that is not an executable file in the app's
+// rootfs is refused before boot, naming the path and the reason; one on a
+// volume is left to the guest.
+func TestExecutableChecked(t *testing.T) {
+	root := fakeRootfs(t)
+	writeFile(t, root, "bin/real", "#!/bin/sh\n")
+	os.Chmod(filepath.Join(root, "bin/real"), 0o755)
+	os.Symlink("/bin/real", filepath.Join(root, "bin/link"))
+	writeFile(t, root, "bin/data", "x")
+	os.MkdirAll(filepath.Join(root, "bin/dir"), 0o755)
+	for _, c := range []struct {
+		exe, want string
+	}{
+		{"/bin/real", ""},
+		{"/bin/link", ""},
+		{"/data/tool", ""},
+		{"/nonexistent", "no such file"},
+		{"/bin/real/x", "no such file"},
+		{"/bin/data", "not executable"},
+		{"/bin/dir", "not a regular file"},
+	} {
+		a := simpleApp("a")
+		a.RootfsHost = root
+		a.App.Exec = types.Exec{c.exe}
+		a.Binds = []volplan.Bind{{Source: "/pod/volumes/data", Target: "/data"}}
+		_, err := Generate(Pod{Apps: []App{a}})
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.exe, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidPod) || !strings.Contains(err.Error(), c.exe) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want ErrInvalidPod naming the path and %q", c.exe, err, c.want)
+		}
 	}
 }
