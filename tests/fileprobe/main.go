@@ -1,0 +1,273 @@
+// Command fileprobe checks, from inside a pod's app, that every kind of file
+// behaves as on a local file system in a directory: FIFOs, unix sockets,
+// device nodes, hard links, xattrs, an unlinked file reopened through
+// /proc/self/fd, and (with a second app, "peer") locks and shared mappings
+// seen across apps. It prints "<check> <dir> ok" or "<check> <dir> FAIL:
+// <why>" per check. The e2e tests run it (tests/files_test.go).
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: fileprobe local DIR... | holder DIR | peer DIR")
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "local":
+		for _, dir := range os.Args[2:] {
+			for _, c := range []struct {
+				name string
+				fn   func(string) error
+			}{{"fifo", fifo}, {"socket", socket}, {"mknod", mknod}, {"hardlink", hardlink}, {"xattr", xattr}, {"unlinked", unlinked}} {
+				report(c.name, dir, c.fn(dir))
+			}
+		}
+	case "holder":
+		report("holder", os.Args[2], holder(os.Args[2]))
+	case "peer":
+		report("peer", os.Args[2], peer(os.Args[2]))
+	}
+}
+
+func report(check, dir string, err error) {
+	if err != nil {
+		fmt.Printf("%s %s FAIL: %v\n", check, dir, err)
+		return
+	}
+	fmt.Printf("%s %s ok\n", check, dir)
+}
+
+func fifo(dir string) error {
+	p := filepath.Join(dir, "probe-fifo")
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		return err
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(p)
+		got <- string(b)
+	}()
+	if err := os.WriteFile(p, []byte("through the fifo"), 0); err != nil {
+		return err
+	}
+	select {
+	case s := <-got:
+		if s != "through the fifo" {
+			return fmt.Errorf("read %q", s)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the reader got nothing")
+	}
+}
+
+func socket(dir string) error {
+	p := filepath.Join(dir, "probe-sock")
+	l, err := net.Listen("unix", p)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Write([]byte("through the socket"))
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("unix", p)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 64)
+	n, _ := c.Read(b)
+	if string(b[:n]) != "through the socket" {
+		return fmt.Errorf("read %q", b[:n])
+	}
+	return nil
+}
+
+func mknod(dir string) error {
+	p := filepath.Join(dir, "probe-null")
+	if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Write([]byte("into the null device"))
+	return err
+}
+
+func hardlink(dir string) error {
+	a, b := filepath.Join(dir, "probe-file"), filepath.Join(dir, "probe-link")
+	if err := os.WriteFile(a, []byte("x"), 0o644); err != nil {
+		return err
+	}
+	if err := os.Link(a, b); err != nil {
+		return err
+	}
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return err
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return err
+	}
+	if sa.Ino != sb.Ino || sb.Nlink != 2 {
+		return fmt.Errorf("inodes %d and %d, %d links", sa.Ino, sb.Ino, sb.Nlink)
+	}
+	return nil
+}
+
+func xattr(dir string) error {
+	p := filepath.Join(dir, "probe-xattr")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		return err
+	}
+	if err := unix.Setxattr(p, "user.probe", []byte("value"), 0); err != nil {
+		return err
+	}
+	b := make([]byte, 64)
+	n, err := unix.Getxattr(p, "user.probe", b)
+	if err != nil {
+		return err
+	}
+	if string(b[:n]) != "value" {
+		return fmt.Errorf("read %q", b[:n])
+	}
+	return nil
+}
+
+func unlinked(dir string) error {
+	p := filepath.Join(dir, "probe-unlinked")
+	if err := os.WriteFile(p, []byte("still here"), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	b, err := os.ReadFile("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return err
+	}
+	if string(b) != "still here" {
+		return fmt.Errorf("read %q", b)
+	}
+	return nil
+}
+
+// holder takes an flock on dir/flocked and an fcntl lock on dir/fcntl-locked
+// (apart: 9p turns an flock into a POSIX lock of the whole file, which
+// would conflict with the process's own fcntl lock of the same file),
+// writes through a shared mapping of dir/mapped, then says so (dir/held)
+// and waits for the peer to be done (dir/peer-done).
+func holder(dir string) error {
+	open := func(name string) (*os.File, error) {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE, 0o666)
+		if err != nil {
+			return nil, err
+		}
+		return f, f.Truncate(4096)
+	}
+	fl, err := open("flocked")
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	if err := unix.Flock(int(fl.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("flock: %w", err)
+	}
+	fc, err := open("fcntl-locked")
+	if err != nil {
+		return err
+	}
+	defer fc.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	if err := unix.FcntlFlock(fc.Fd(), unix.F_SETLK, &lk); err != nil {
+		return fmt.Errorf("fcntl lock: %w", err)
+	}
+	mf, err := open("mapped")
+	if err != nil {
+		return err
+	}
+	defer mf.Close()
+	m, err := unix.Mmap(int(mf.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap: %w", err)
+	}
+	copy(m, "written through a shared mapping")
+	if err := os.WriteFile(filepath.Join(dir, "held"), nil, 0o644); err != nil {
+		return err
+	}
+	return waitFor(filepath.Join(dir, "peer-done"))
+}
+
+// peer checks, while holder holds them, that both locks are held against it
+// and that the mapping's bytes are visible, then says it is done.
+func peer(dir string) error {
+	defer os.WriteFile(filepath.Join(dir, "peer-done"), nil, 0o644)
+	if err := waitFor(filepath.Join(dir, "held")); err != nil {
+		return err
+	}
+	open := func(name string) (*os.File, error) { return os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0) }
+	fl, err := open("flocked")
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	if err := unix.Flock(int(fl.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("flock of a held file: %v, want EWOULDBLOCK", err)
+	}
+	fc, err := open("fcntl-locked")
+	if err != nil {
+		return err
+	}
+	defer fc.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	if err := unix.FcntlFlock(fc.Fd(), unix.F_SETLK, &lk); !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("fcntl lock of a held range: %v, want EAGAIN", err)
+	}
+	mf, err := open("mapped")
+	if err != nil {
+		return err
+	}
+	defer mf.Close()
+	m, err := unix.Mmap(int(mf.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap: %w", err)
+	}
+	if want := []byte("written through a shared mapping"); !bytes.HasPrefix(m, want) {
+		return fmt.Errorf("the mapping shows %q", m[:len(want)])
+	}
+	return nil
+}
+
+func waitFor(p string) error {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s never appeared", p)
+}
