@@ -79,12 +79,8 @@ func assertNoLeaks(t *testing.T, p *harness.Pod) {
 	for _, pid := range harness.ProcessesMentioning(p.Dir) {
 		harness.MustBeGone(t, "process of pod "+p.UUID, pid)
 	}
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], p.Dir+"/") {
-				t.Errorf("LEAK: mount %s of pod %s", f[4], p.UUID)
-			}
-		}
+	for _, mp := range p.StrayMounts() {
+		t.Errorf("LEAK: mount %s of pod %s", mp, p.UUID)
 	}
 	for _, sock := range harness.SocketsUnder(p.Dir) {
 		t.Errorf("LEAK: socket %s of pod %s", sock, p.UUID)

@@ -62,6 +62,9 @@ i=0; while [ ! -e /mnt/data/host-ack ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1
 p ack "$(cat /mnt/data/host-ack)"
 `)
 
+	// A symlink in the image that climbs out of the writer's rootfs.
+	writer.Symlinks = map[string]string{"/link": strings.Repeat("../", 12) + "tmp/" + escape}
+
 	// The same host volume, read-only in this app only.
 	reader.MountPoints = []types.MountPoint{{Name: acName(t, "data"), Path: "/mnt/data", ReadOnly: true}}
 
@@ -70,12 +73,6 @@ p ack "$(cat /mnt/data/host-ack)"
 		Volumes: append(vols, types.Volume{Name: acName(t, "esc"), Kind: "empty", Mode: &dmode, UID: &zero, GID: &zero}),
 		Mounts:  []schema.Mount{{Volume: acName(t, "scratch"), Path: "/shared"}},
 	}, harness.BuildACI(t, writer), harness.BuildACI(t, reader))
-	// A symlink climbing out of the writer's rootfs, planted after
-	// stage0 rendered it.
-	link := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/writer/rootfs/link")
-	if err := os.Symlink(strings.Repeat("../", 12)+"tmp/"+escape, link); err != nil {
-		t.Fatal(err)
-	}
 	// While the pod runs: the writer's file is on the host (the writer
 	// exits right after writing), and a file the host then adds is seen
 	// by the reader, which waits for it before it exits.

@@ -62,14 +62,16 @@ type Stage0 struct {
 	Stage1ACI string
 
 	mu    sync.Mutex
-	trees map[string]*stage1Tree // by stage1 ACI path
+	trees map[string]*imageTree // by ACI path
+	pods  []*Pod                // every pod prepared, for the final cleanup
 }
 
-// stage1Tree is a stage1 image rendered into the tree store, where rkt keeps
-// it and from where it runs the enter entry point.
-type stage1Tree struct {
+// imageTree is an image rendered into the tree store, where rkt keeps it:
+// the stage1 runs the enter entry point from there, and in overlay mode it
+// is the read-only lower layer of the pod's stage1 and app root filesystems.
+type imageTree struct {
 	info *imageInfo
-	id   string // stage1TreeStoreID
+	id   string // the tree store ID (stage1TreeStoreID, appsinfo/<app>/treeStoreID)
 }
 
 // NewStage0 returns a Stage0 for the built stage1-kvm.aci.
@@ -100,6 +102,13 @@ func NewStage0With(t testing.TB, stage1ACI string) *Stage0 {
 		for _, pid := range ProcessesMentioning(dir) {
 			MustBeGone(t, "process of a pod under "+dir, pid)
 		}
+		// The overlays stage0 mounted are its own, as in rkt, which
+		// leaves them until gc: not a leak of the stage1.
+		s.mu.Lock()
+		for _, p := range s.pods {
+			p.unmountOverlays()
+		}
+		s.mu.Unlock()
 		for _, sock := range SocketsUnder(dir) {
 			t.Errorf("LEAK: socket %s left at the end of the test", sock)
 		}
@@ -140,6 +149,10 @@ type PodOpts struct {
 	// Stdin, Stdout and Stderr are rkt's --stdin, --stdout and --stderr
 	// (every app): rkt records them as the app's annotations.
 	Stdin, Stdout, Stderr string
+	// NoOverlay is rkt's --no-overlay: the stage1 and the apps are copied
+	// into the pod instead of being mounted as overlays of the tree store
+	// (rkt's default, the harness's too).
+	NoOverlay bool
 }
 
 // Pod is a pod directory created by Prepare.
@@ -154,13 +167,19 @@ type Pod struct {
 	Apps []string
 
 	state string // the pods/ subdirectory Dir is in; "" once deleted
+	// overlay: the pod's stage1 and apps are mounted at run time (rkt's
+	// default mode); mounted lists those overlays, relative to Dir.
+	overlay bool
+	mounted []string
 }
 
-// Prepare does what `rkt prepare --no-overlay` (and the first half of `rkt
-// run --no-overlay`) does with one app per ACI: it renders the stage1 into
-// the tree store and into <pod>/stage1, each app into
-// stage1/rootfs/opt/stage2/<app>, and writes appsinfo/<app>/manifest, the
-// pod manifest, pod.lck, pod-created and stage1TreeStoreID. Apps are named
+// Prepare does what `rkt prepare` (and the first half of `rkt run`) does
+// with one app per ACI: it renders the stage1 and each app into the tree
+// store, and writes stage1/manifest, appsinfo/<app>/manifest (and, in
+// overlay mode, appsinfo/<app>/treeStoreID), the pod manifest, pod.lck,
+// pod-created and stage1TreeStoreID. With NoOverlay it also copies the
+// stage1 into <pod>/stage1 and each app into stage1/rootfs/opt/stage2/<app>;
+// in overlay mode (the default) Start mounts them instead. Apps are named
 // like rkt names them without --name: the last component of the image name.
 func (s *Stage0) Prepare(t testing.TB, opts PodOpts, acis ...string) *Pod {
 	t.Helper()
@@ -185,7 +204,10 @@ func (s *Stage0) Prepare(t testing.TB, opts PodOpts, acis ...string) *Pod {
 		t.Fatalf("rkt: error creating new pod: %v", err)
 	}
 	defer lock.Close()
-	p := &Pod{S: s, UUID: uuid}
+	p := &Pod{S: s, UUID: uuid, overlay: !opts.NoOverlay}
+	s.mu.Lock()
+	s.pods = append(s.pods, p)
+	s.mu.Unlock()
 	if err := p.move("embryo", "prepare"); err != nil {
 		t.Fatalf("rkt: %v", err)
 	}
@@ -226,8 +248,8 @@ func (s *Stage0) prepare(p *Pod, opts PodOpts, acis []string) error {
 		return fmt.Errorf("creating apps info directory: %w", err)
 	}
 
-	// Stage1: tree store first, then a full copy into the pod (--no-overlay).
-	tree, err := s.stage1Tree()
+	// Stage1: tree store first, then (--no-overlay) a full copy into the pod.
+	tree, err := s.treeOf(s.Stage1ACI)
 	if err != nil {
 		return fmt.Errorf("preparing stage1: %w", err)
 	}
@@ -235,12 +257,14 @@ func (s *Stage0) prepare(p *Pod, opts PodOpts, acis []string) error {
 	if err := os.Mkdir(s1, podDirPerm); err != nil {
 		return fmt.Errorf("creating stage1 directory: %w", err)
 	}
-	rendered, err := renderACI(s.Stage1ACI, s1)
-	if err != nil {
-		return fmt.Errorf("rendering stage1: %w", err)
-	}
-	if rendered.ID != tree.info.ID {
-		return fmt.Errorf("stage1 image %s changed since this Stage0 first used it", s.Stage1ACI)
+	if !p.overlay {
+		rendered, err := renderACI(s.Stage1ACI, s1)
+		if err != nil {
+			return fmt.Errorf("rendering stage1: %w", err)
+		}
+		if rendered.ID != tree.info.ID {
+			return fmt.Errorf("stage1 image %s changed since this Stage0 first used it", s.Stage1ACI)
+		}
 	}
 	if err := writeFile(filepath.Join(s1, "manifest"), tree.info.ManifestJSON, podFilePerm); err != nil {
 		return err
@@ -335,19 +359,32 @@ func (p *Pod) prepareApp(aci string, opts PodOpts, apps schema.AppList) (*schema
 	if err := os.MkdirAll(infoDir, podDirPerm); err != nil {
 		return nil, fmt.Errorf("creating apps info directory: %w", err)
 	}
-	ad := filepath.Join(p.Dir, "stage1", "rootfs", "opt", "stage2", name.String())
-	if err := os.MkdirAll(ad, podDirPerm); err != nil {
-		return nil, fmt.Errorf("creating image directory: %w", err)
-	}
-	if err := os.Chown(ad, os.Getuid(), os.Getgid()); err != nil {
-		return nil, err
-	}
-	rendered, err := renderACI(aci, ad)
-	if err != nil {
-		return nil, fmt.Errorf("rendering ACI: %w", err)
-	}
-	if rendered.ID != info.ID {
-		return nil, errors.New("image changed while being prepared")
+	if p.overlay {
+		tr, err := p.S.treeOf(aci)
+		if err != nil {
+			return nil, fmt.Errorf("rendering ACI into the tree store: %w", err)
+		}
+		if tr.info.ID != info.ID {
+			return nil, errors.New("image changed while being prepared")
+		}
+		if err := writeFile(filepath.Join(infoDir, "treeStoreID"), []byte(tr.id), podFilePerm); err != nil {
+			return nil, err
+		}
+	} else {
+		ad := filepath.Join(p.Dir, "stage1", "rootfs", "opt", "stage2", name.String())
+		if err := os.MkdirAll(ad, podDirPerm); err != nil {
+			return nil, fmt.Errorf("creating image directory: %w", err)
+		}
+		if err := os.Chown(ad, os.Getuid(), os.Getgid()); err != nil {
+			return nil, err
+		}
+		rendered, err := renderACI(aci, ad)
+		if err != nil {
+			return nil, fmt.Errorf("rendering ACI: %w", err)
+		}
+		if rendered.ID != info.ID {
+			return nil, errors.New("image changed while being prepared")
+		}
 	}
 	if err := writeFile(filepath.Join(infoDir, "manifest"), info.ManifestJSON, podFilePerm); err != nil {
 		return nil, err
@@ -430,16 +467,16 @@ func dedupMounts(ms []schema.Mount) []schema.Mount {
 	return out
 }
 
-// stage1Tree renders the stage1 image into <Dir>/cas/tree/<id> the first
-// time a pod of this Stage0 needs it, as rkt's tree store does.
-func (s *Stage0) stage1Tree() (*stage1Tree, error) {
+// treeOf renders an image into <Dir>/cas/tree/<id> the first time a pod of
+// this Stage0 needs it, as rkt's tree store does.
+func (s *Stage0) treeOf(aci string) (*imageTree, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if tr := s.trees[s.Stage1ACI]; tr != nil {
+	if tr := s.trees[aci]; tr != nil {
 		return tr, nil
 	}
-	if s.Stage1ACI == "" {
-		return nil, errors.New("no stage1 image (Stage0.Stage1ACI is empty)")
+	if aci == "" {
+		return nil, errors.New("no image (Stage0.Stage1ACI is empty)")
 	}
 	base := filepath.Join(s.Dir, "cas", "tree")
 	if err := os.MkdirAll(base, 0o700); err != nil {
@@ -449,12 +486,18 @@ func (s *Stage0) stage1Tree() (*stage1Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := renderACI(s.Stage1ACI, tmp)
+	info, err := renderACI(aci, tmp)
 	if err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	tr := &stage1Tree{info: info, id: "deps-" + info.ID.String()}
+	// The tree store's directories are readable by all, like rkt's: the
+	// lower layer of an overlay is looked up as the app's users.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	tr := &imageTree{info: info, id: "deps-" + info.ID.String()}
 	final := filepath.Join(base, tr.id)
 	if _, err := os.Stat(final); err == nil {
 		os.RemoveAll(tmp)
@@ -462,9 +505,9 @@ func (s *Stage0) stage1Tree() (*stage1Tree, error) {
 		return nil, err
 	}
 	if s.trees == nil {
-		s.trees = map[string]*stage1Tree{}
+		s.trees = map[string]*imageTree{}
 	}
-	s.trees[s.Stage1ACI] = tr
+	s.trees[aci] = tr
 	return tr, nil
 }
 
@@ -530,6 +573,11 @@ func (p *Pod) LockHeld() bool {
 // (stage1/rootfs/rkt/status/<app>); ok is false while there is none.
 func (p *Pod) AppStatus(app string) (code int, ok bool) {
 	b, err := os.ReadFile(filepath.Join(p.Dir, "stage1", "rootfs", "rkt", "status", app))
+	if err != nil && p.overlay {
+		// Unmounted (after gc): rkt reads the stage1's upper layer.
+		id, _ := os.ReadFile(filepath.Join(p.Dir, "stage1TreeStoreID"))
+		b, err = os.ReadFile(filepath.Join(p.Dir, "overlay", string(id), "upper", "rkt", "status", app))
+	}
 	if err != nil {
 		return 0, false
 	}

@@ -82,6 +82,11 @@ func (s *Stage0) GC(t testing.TB, p *Pod, opts ...GCOpts) (exitCode int, stderr 
 		t.Fatalf("rkt gc: unable to lock pod %s: %v", p.UUID, err)
 	}
 	defer lock.Close()
+	if p.overlay {
+		if err := p.mountStage1Overlay(); err != nil {
+			t.Fatalf("rkt gc: %v", err)
+		}
+	}
 
 	args := []string{filepath.Join(p.Dir, "stage1", "rootfs", ep)}
 	if o.Debug {
@@ -103,6 +108,9 @@ func (s *Stage0) GC(t testing.TB, p *Pod, opts ...GCOpts) (exitCode int, stderr 
 	}
 	res := c.Wait()
 
+	p.S.mu.Lock()
+	p.unmountOverlays()
+	p.S.mu.Unlock()
 	if leaked := detachMountsUnder(p.Dir); len(leaked) > 0 {
 		t.Errorf("LEAK: gc of pod %s left mounts behind (rkt detaches them): %s", p.UUID, strings.Join(leaked, ", "))
 	}

@@ -150,6 +150,11 @@ func (p *Pod) Start(t testing.TB, o RunOpts) *Running {
 		t.Fatalf("rkt: %v", err)
 	}
 	rootfs := filepath.Join(p.Dir, "stage1", "rootfs")
+	if p.overlay {
+		if err := p.mountOverlays(); err != nil {
+			t.Fatalf("rkt: error setting up stage1: %v", err)
+		}
+	}
 
 	// In its default overlay mode rkt touches the status dir to make it
 	// appear in the upper layer, and fails if the image lacks it.

@@ -158,7 +158,7 @@ func TestPrepareLayout(t *testing.T) {
 	}
 	one := BuildACI(t, AppSpec{Name: "one", Exec: []string{"/bin/true"}, Isolators: types.Isolators{memIso.AsIsolator()}})
 	two := helloApp(t, "two")
-	p := s.Prepare(t, PodOpts{MemoryLimit: "128M"}, one, two)
+	p := s.Prepare(t, PodOpts{MemoryLimit: "128M", NoOverlay: true}, one, two)
 
 	if want := filepath.Join(s.Dir, "pods", "prepared", p.UUID); p.Dir != want {
 		t.Errorf("pod dir %s, want %s", p.Dir, want)
@@ -580,4 +580,50 @@ func record(t *testing.T, fn func(testing.TB)) *recordingTB {
 	}()
 	<-done
 	return rt
+}
+
+// rkt's default overlay mode: prepare leaves the stage1 and the apps in the
+// tree store; run mounts them as overlays (stage1/rootfs, then each app's
+// rootfs, image manifest copied beside it); they stay until gc, which
+// detaches them, and are not counted as the stage1's stray mounts.
+func TestOverlayLayout(t *testing.T) {
+	t.Parallel()
+	s := NewStage0With(t, fakeStage1(t, fakeStage1Opts{version: "6"}))
+	p := s.Prepare(t, PodOpts{}, helloApp(t, "hello"))
+	for _, f := range []string{"stage1TreeStoreID", "stage1/manifest", "appsinfo/hello/manifest", "appsinfo/hello/treeStoreID"} {
+		if _, err := os.Lstat(filepath.Join(p.Dir, f)); err != nil {
+			t.Errorf("prepared pod: %v", err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(p.Dir, "stage1/rootfs/init")); err == nil {
+		t.Error("the stage1 is copied into a prepared pod in overlay mode")
+	}
+	r := p.Start(t, RunOpts{Env: []string{"FAKE_REPORT=" + filepath.Join(t.TempDir(), "report"), "FAKE_EXIT=0"}}).Wait()
+	if r.ExitCode != 0 {
+		t.Fatalf("fake run exited %d: %s", r.ExitCode, r.Stderr)
+	}
+	for _, f := range []string{"stage1/rootfs/init", "stage1/rootfs/opt/stage2/hello/manifest", "stage1/rootfs/opt/stage2/hello/rootfs/bin/sh"} {
+		if _, err := os.Lstat(filepath.Join(p.Dir, f)); err != nil {
+			t.Errorf("running pod: %v", err)
+		}
+	}
+	mounts := mountsUnder(p.Dir)
+	if len(mounts) != 2 || len(p.StrayMounts()) != 0 {
+		t.Errorf("mounts %v (stray %v), want the stage1's and the app's overlays", mounts, p.StrayMounts())
+	}
+	// Writes go to the pod's upper layer, not to the tree store.
+	if err := os.WriteFile(filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/hello/rootfs/written"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(p.Dir, "overlay/*/upper/hello/written"))
+	if len(matches) != 1 {
+		t.Errorf("the app's write is not in its upper layer: %v", matches)
+	}
+	dir := p.Dir
+	if code, stderr := s.GC(t, p, GCOpts{Env: []string{"FAKE_REPORT=" + filepath.Join(t.TempDir(), "gc")}}); code != 3 {
+		t.Fatalf("gc exited %d: %s", code, stderr)
+	}
+	if left := mountsUnder(dir); len(left) != 0 {
+		t.Errorf("mounts left after gc: %v", left)
+	}
 }

@@ -47,6 +47,8 @@ type AppSpec struct {
 	// Content starting with "#!" is made executable; a path ending in "/"
 	// is an (empty) directory, mode 0755.
 	Files map[string]string
+	// Symlinks adds symbolic links to the rootfs: absolute path -> target.
+	Symlinks map[string]string
 	// Annotations and MountPoints go to the image manifest as they are.
 	Annotations types.Annotations
 	MountPoints []types.MountPoint
@@ -196,6 +198,17 @@ func testImage(spec AppSpec) ([]byte, error) {
 		return nil, err
 	}
 	w.Dir("rootfs/tmp", 0o1777)
+	links := make([]string, 0, len(spec.Symlinks))
+	for p := range spec.Symlinks {
+		if !path.IsAbs(p) {
+			return nil, fmt.Errorf("symlink %q: path must be absolute", p)
+		}
+		links = append(links, p)
+	}
+	sort.Strings(links)
+	for _, p := range links {
+		w.Symlink("rootfs"+path.Clean(p), spec.Symlinks[p])
+	}
 	paths := make([]string, 0, len(files))
 	for p := range files {
 		paths = append(paths, p)
