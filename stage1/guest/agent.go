@@ -182,6 +182,7 @@ func (h *AgentHandler) Exec(req *agentproto.ExecRequest) (agentproto.Process, er
 		// valid even if the process we found it through ends.
 		SysProcAttr: &syscall.SysProcAttr{Chroot: "/proc/self/fd/" + strconv.Itoa(int(root.Fd()))},
 	}
+	defaultSignalsForCommands()
 	p := &agentProcess{done: make(chan struct{})}
 	if req.TTY {
 		err = p.startTTY(cmd, req.Size)
@@ -544,4 +545,20 @@ func (r *drainReader) Read(b []byte) (int, error) {
 		return n, io.EOF
 	}
 	return n, err
+}
+
+// hangupCaught makes this process catch SIGHUP, once.
+var hangupCaught sync.Once
+
+// defaultSignalsForCommands makes sure the commands the agent starts get
+// SIGHUP's default action, which the agent relies on to end them when
+// their client goes away: a signal ignored by a process stays ignored in
+// what it executes (started under nohup, say), and a shell cannot even trap
+// one ignored at its start. A caught signal reverts to its default at
+// exec, so the agent catches SIGHUP itself (and drops it: a hang-up of the
+// agent means nothing to it).
+func defaultSignalsForCommands() {
+	hangupCaught.Do(func() {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +260,7 @@ func TestAgentExecTTY(t *testing.T) {
 func TestAgentHangup(t *testing.T) {
 	pod, _ := fakePod(t)
 	h := NewAgentHandler(pod)
+	killLeftovers(t, h)
 	a, b := net.Pipe()
 	go agentproto.ServeConn(b, h)
 	out := &syncio.Buffer{}
@@ -299,3 +301,18 @@ func TestAgentHangup(t *testing.T) {
 type blockingReader struct{}
 
 func (blockingReader) Read([]byte) (int, error) { select {} }
+
+// killLeftovers fails the test, at its end, for every command h still runs,
+// and kills its process group: nothing a test starts may outlive it.
+func killLeftovers(t *testing.T, h *AgentHandler) {
+	t.Cleanup(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for p := range h.running {
+			if pid := p.cmd.Process.Pid; pid > 0 {
+				t.Errorf("LEAK: command %v (pid %d) still runs at the end of the test; killed", p.cmd.Args, pid)
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}
+	})
+}
