@@ -12,7 +12,7 @@ GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 ENTRYPOINTS := init enter gc stop
 BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) jailer stage1-guest rootfs-builder)
 
-.PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench demo clean FORCE
+.PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench soak demo clean FORCE
 
 all: deps $(BUILD)/stage1-kvm.aci
 
@@ -111,6 +111,11 @@ demo: all
 	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -v -run '^TestDemo$$' ./tests/ 2>&1 | grep -vE '^(=== RUN|--- |PASS|ok)'; exit $${PIPESTATUS[0]}
 
 # Benchmarks (docs/benchmarks.md); BENCH_RUNS=N repeats (median reported).
+# 200 run-and-gc cycles (SOAK_CYCLES), then the host must be as before.
+SOAK_CYCLES ?= 200
+soak: all
+	STAGE1_BUILD_DIR=$(BUILD) STAGE1_SOAK_CYCLES=$(SOAK_CYCLES) go test -count=1 -run '^TestSoak$$' -timeout 120m -v ./tests/ 2>&1 | tee $(BUILD)/soak.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|_test.go'
+
 bench: all
 	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./tests/ 2>&1 | tee $(BUILD)/bench.log | grep -vE '^\s*\[ *[0-9]'
 
