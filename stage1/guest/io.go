@@ -43,24 +43,9 @@ func ForwardIO(apps []string, interactive string) error {
 	// whole, never interleaved with another app's.
 	stdout, stderr := syncio.NewWriter(stdoutPort), syncio.NewWriter(stderrPort)
 	var wg sync.WaitGroup
-	var fifos []*os.File
-	for _, app := range apps {
-		for _, s := range []struct {
-			suffix   string
-			port     *syncio.Writer
-			priority journal.Priority
-		}{{contract.Stdout, stdout, journal.PriInfo}, {contract.Stderr, stderr, journal.PriErr}} {
-			f, err := makeFIFO(contract.AppFIFO(app, s.suffix))
-			if err != nil {
-				return err
-			}
-			fifos = append(fifos, f)
-			wg.Add(1)
-			go func(app string, f *os.File, port *syncio.Writer, pri journal.Priority) {
-				defer wg.Done()
-				copyStream(f, port, &journalWriter{app: app, priority: pri})
-			}(app, f, s.port, s.priority)
-		}
+	fifos, err := startCopies(apps, stdout, stderr, &wg)
+	if err != nil {
+		return err
 	}
 	if interactive != "" {
 		if err := forwardStdin(contract.AppFIFO(interactive, contract.Stdin)); err != nil {
@@ -90,6 +75,31 @@ func ForwardIO(apps []string, interactive string) error {
 		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
 	}
 	return nil
+}
+
+// startCopies creates each app's stdout and stderr FIFOs and starts
+// copying them to the ports (and the journal), counted in wg.
+func startCopies(apps []string, stdout, stderr *syncio.Writer, wg *sync.WaitGroup) ([]*os.File, error) {
+	var fifos []*os.File
+	for _, app := range apps {
+		for _, s := range []struct {
+			suffix   string
+			port     *syncio.Writer
+			priority journal.Priority
+		}{{contract.Stdout, stdout, journal.PriInfo}, {contract.Stderr, stderr, journal.PriErr}} {
+			f, err := makeFIFO(contract.AppFIFO(app, s.suffix))
+			if err != nil {
+				return nil, err
+			}
+			fifos = append(fifos, f)
+			wg.Add(1)
+			go func(app string, f *os.File, port *syncio.Writer, pri journal.Priority) {
+				defer wg.Done()
+				copyStream(f, port, &journalWriter{app: app, priority: pri})
+			}(app, f, s.port, s.priority)
+		}
+	}
+	return fifos, nil
 }
 
 // confirmOutput tells the host how many bytes went to each port and waits

@@ -182,6 +182,9 @@ func validatePod(p Pod) ([]string, error) {
 		if strings.HasPrefix(contract.AppService(a.Name), "stage1-") {
 			return nil, fmt.Errorf("app name %q: names starting with stage1- are reserved: %w", a.Name, ErrInvalidPod)
 		}
+		if err := a.Streams.check(); err != nil {
+			return nil, fmt.Errorf("app %s: %w", a.Name, err)
+		}
 		names = append(names, a.Name)
 	}
 	return names, nil
@@ -305,9 +308,6 @@ func settledUnit() ([]*unit.UnitOption, error) {
 
 // appUnit is the service running one app.
 func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
-	if err := a.Streams.check(); err != nil {
-		return nil, err
-	}
 	root := openRootfs(a.RootfsHost)
 	defer root.Close()
 
