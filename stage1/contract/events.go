@@ -60,6 +60,12 @@ const OutputAck = "\n"
 // stopped reading makes it matter.
 const OutputAckTimeout = 60 * time.Second
 
+// JournalSyncTimeout bounds the I/O forwarder's wait, at power-off, for
+// journald to have stored every line the apps wrote: under emulation on a
+// busy host journald takes ~1 ms a line, so a burst of tens of thousands
+// of lines takes tens of seconds.
+const JournalSyncTimeout = 60 * time.Second
+
 // Event is one parsed line.
 type Event struct {
 	Kind   EventKind

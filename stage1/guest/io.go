@@ -1,10 +1,10 @@
 package guest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -221,33 +221,74 @@ func copyStream(f *os.File, port io.Writer, j *journalWriter) {
 	}
 }
 
-// journalWriter sends complete lines to journald as the app's messages.
+// journalStdout is journald's socket for standard-output streams, the one
+// systemd itself connects services' output to (StandardOutput=journal).
+const journalStdout = "/run/systemd/journal/stdout"
+
+// journalWriter passes an app's stream to journald over a stream
+// connection: journald splits it into lines and stores each as an entry of
+// the app (SYSLOG_IDENTIFIER) at the stream's priority. A stream socket
+// holds the writer back while journald is slow, where datagrams, one per
+// line, were dropped under load. It connects on first use; if journald
+// cannot be reached, the journal misses the stream but the host still gets
+// it.
 type journalWriter struct {
 	app      string
 	priority journal.Priority
-	partial  []byte
+	conn     net.Conn
+	failed   bool
 }
 
 func (j *journalWriter) Write(p []byte) {
-	j.partial = append(j.partial, p...)
-	for {
-		i := bytes.IndexByte(j.partial, '\n')
-		if i < 0 {
-			break
-		}
-		j.send(string(j.partial[:i]))
-		j.partial = j.partial[i+1:]
+	if j.conn == nil && !j.failed {
+		j.conn, j.failed = dialJournalStream(j.app, j.priority), true
+	}
+	if j.conn == nil {
+		return
+	}
+	if _, err := j.conn.Write(p); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: journal of %s: %v\n", j.app, err)
+		j.conn.Close()
+		j.conn = nil
 	}
 }
 
+// Flush ends the stream and waits, at most contract.JournalSyncTimeout,
+// for journald to have read all of it: journald closes its end once it has
+// read the end of the stream and stored what came before (a last line
+// without a newline included). Its Synchronize call (SyncJournal) does not
+// cover what still waits in stream sockets.
 func (j *journalWriter) Flush() {
-	if len(j.partial) > 0 {
-		j.send(string(j.partial))
-		j.partial = nil
+	if j.conn == nil {
+		return
+	}
+	defer func() {
+		j.conn.Close()
+		j.conn = nil
+	}()
+	uc, ok := j.conn.(*net.UnixConn)
+	if !ok || uc.CloseWrite() != nil {
+		return
+	}
+	uc.SetReadDeadline(time.Now().Add(contract.JournalSyncTimeout))
+	if _, err := io.Copy(io.Discard, uc); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: journal of %s: %v\n", j.app, err)
 	}
 }
 
-func (j *journalWriter) send(line string) {
-	// Best effort: a journal hiccup must never stall the app's output.
-	journal.Send(line, j.priority, map[string]string{"SYSLOG_IDENTIFIER": j.app, "RKT_APP": j.app})
+// dialJournalStream connects to journald's stdout socket and sends the
+// stream's header: identifier, unit (none), priority, no level prefix, no
+// forwarding to syslog, kmsg or the console. nil if it cannot.
+func dialJournalStream(app string, pri journal.Priority) net.Conn {
+	c, err := net.Dial("unix", journalStdout)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: journal of %s: %v\n", app, err)
+		return nil
+	}
+	if _, err := fmt.Fprintf(c, "%s\n\n%d\n0\n0\n0\n0\n", app, pri); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: journal of %s: %v\n", app, err)
+		c.Close()
+		return nil
+	}
+	return c
 }

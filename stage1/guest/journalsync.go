@@ -9,24 +9,24 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 // journalVarlink is journald's own control socket (it creates it when it
 // starts; it is not socket-activated).
 const journalVarlink = "/run/systemd/journal/io.systemd.journal"
 
-// journalSyncTimeout bounds SyncJournal, the wait for journald to start
-// included: the pod's apps start before journald, so a short-lived pod
-// can reach its end while journald is still starting.
-const journalSyncTimeout = 15 * time.Second
-
-// SyncJournal returns once journald has written to disk every message sent
+// SyncJournal (bounded by contract.JournalSyncTimeout, the wait for
+// journald to start included: the pod's apps start before journald, so a
+// short-lived pod can reach its end while journald is still starting)
+// returns once journald has written to disk every message sent
 // to it before the call, the ones still queued in its sockets included
 // (journald answers its Synchronize call only after processing what it had
 // received). The forwarder sends the apps' output to journald and calls
 // this before it exits, so none of it is lost when the guest powers off.
 func SyncJournal() error {
-	return syncJournal(journalVarlink, time.Now().Add(journalSyncTimeout))
+	return syncJournal(journalVarlink, time.Now().Add(contract.JournalSyncTimeout))
 }
 
 func syncJournal(socket string, deadline time.Time) error {
@@ -51,7 +51,7 @@ func syncJournal(socket string, deadline time.Time) error {
 	}
 	reply, err := bufio.NewReader(conn).ReadBytes(0)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("journal sync: no answer within %v", journalSyncTimeout)
+		return fmt.Errorf("journal sync: no answer within %v", contract.JournalSyncTimeout)
 	} else if err != nil {
 		return fmt.Errorf("journal sync: %w", err)
 	}

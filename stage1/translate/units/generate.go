@@ -269,8 +269,9 @@ func ioUnit(names []string, interactive bool) ([]*unit.UnitOption, error) {
 		unitOpt("Conflicts", "shutdown.target"),
 		service("Type", "notify"),
 		service("ExecStart", exec),
-		// Its stop waits for the host to take the apps' last output.
-		service("TimeoutStopSec", strconv.Itoa(int((contract.OutputAckTimeout+30*time.Second)/time.Second))+"s"),
+		// Its stop waits for journald to store, then for the host to
+		// take, the apps' last output.
+		service("TimeoutStopSec", strconv.Itoa(int((contract.JournalSyncTimeout+contract.OutputAckTimeout+30*time.Second)/time.Second))+"s"),
 	}, nil
 }
 
