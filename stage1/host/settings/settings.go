@@ -36,6 +36,10 @@ const (
 	BootTimeoutEnv = "STAGE1_KVM_BOOT_TIMEOUT"
 	// LockFDEnv is rkt's: the inherited descriptor holding the pod lock.
 	LockFDEnv = "RKT_LOCK_FD"
+	// PauseAfterEnv is for fault tests only: run stops itself (SIGSTOP)
+	// right after the start step of that name (supervisor.StepIDs), so a
+	// test can kill it there and check that gc leaves nothing.
+	PauseAfterEnv = "STAGE1_KVM_TEST_PAUSE_AFTER"
 )
 
 // Defaults and bounds.
@@ -72,6 +76,9 @@ type Settings struct {
 	BootTimeout time.Duration
 	// LockFD is rkt's pod lock descriptor, -1 when not started by rkt.
 	LockFD int
+	// PauseAfter names the start step after which run stops itself
+	// (PauseAfterEnv); empty in normal use.
+	PauseAfter string
 }
 
 // Default is what an empty environment gives.
@@ -92,6 +99,7 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		s.Accel = v
 	}
 	s.QEMU = getenv(QEMUEnv)
+	s.PauseAfter = getenv(PauseAfterEnv)
 	s.KernelArgs = strings.Fields(getenv(KernelArgsEnv))
 	if v := getenv(TCGBufferEnv); v != "" {
 		if n, err := strconv.Atoi(v); err != nil {

@@ -10,6 +10,8 @@ package supervisor
 import (
 	"fmt"
 	"io"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
@@ -65,26 +67,48 @@ func Run(o Options) (code int, err error) {
 	if s.timer.start.IsZero() {
 		s.timer.start = time.Now()
 	}
-	for _, step := range []struct {
-		name string
-		do   func(*cleanup.Stack) error
-	}{
-		{"keep the pod lock", s.keepLock},
-		{"make the VM directory", s.makeVMDir},
-		{"load the pod", s.loadPod},
-		{"prepare volumes", s.prepareVolumes},
-		{"set up the network", s.setupNetwork},
-		{"write the pod's files for the guest", s.writeGuestFiles},
-		{"build the pod share", s.buildShare},
-		{"open host channels", s.openChannels},
-		{"start the VM", s.startVM},
-		{"write the pid file", s.writePid},
-	} {
+	for _, step := range s.steps() {
 		if err := step.do(&undo); err != nil {
 			return 0, fmt.Errorf("%s: %w", step.name, err)
 		}
+		if o.Settings.PauseAfter == step.id {
+			// Fault tests kill run here (settings.PauseAfterEnv).
+			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		}
 	}
 	return s.supervise()
+}
+
+// step is one start step: an ID (for settings.PauseAfterEnv), what it
+// does in words (for errors), and the doing, which registers its undo.
+type step struct {
+	id, name string
+	do       func(*cleanup.Stack) error
+}
+
+// steps are the start steps in order.
+func (s *session) steps() []step {
+	return []step{
+		{"lock", "keep the pod lock", s.keepLock},
+		{"vmdir", "make the VM directory", s.makeVMDir},
+		{"pod", "load the pod", s.loadPod},
+		{"volumes", "prepare volumes", s.prepareVolumes},
+		{"network", "set up the network", s.setupNetwork},
+		{"files", "write the pod's files for the guest", s.writeGuestFiles},
+		{"share", "build the pod share", s.buildShare},
+		{"channels", "open host channels", s.openChannels},
+		{"vm", "start the VM", s.startVM},
+		{"pid", "write the pid file", s.writePid},
+	}
+}
+
+// StepIDs are the start steps' IDs in order.
+func StepIDs() []string {
+	var ids []string
+	for _, st := range (&session{}).steps() {
+		ids = append(ids, st.id)
+	}
+	return ids
 }
 
 // session is one run's state, filled in step by step.

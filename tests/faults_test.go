@@ -1,0 +1,55 @@
+package tests
+
+import (
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/appc/spec/schema/types"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+// run killed with SIGKILL right after each of its start steps (held there
+// by the test-only pause hook): gc then leaves the host as it was before
+// the pod, network namespace, links, iptables rules, IP leases, mounts and
+// processes included.
+func TestKillRunAtEachStartStep(t *testing.T) {
+	for _, id := range supervisor.StepIDs() {
+		t.Run(id, func(t *testing.T) {
+			s := harness.NewStage0(t)
+			app := sh("app", "sleep 600")
+			app.MountPoints = []types.MountPoint{{Name: acName(t, "scratch"), Path: "/scratch"}}
+			p := s.Prepare(t, harness.PodOpts{Volumes: []types.Volume{emptyVolume(t, "scratch")}}, harness.BuildACI(t, app))
+			before := snapshot(t, s.Dir)
+			run := p.Start(t, harness.RunOpts{Env: []string{settings.PauseAfterEnv + "=" + id}})
+			if !waitUntil(readyTimeout, 20*time.Millisecond, func() bool { return processState(run.Pid, "T") }) {
+				t.Fatalf("run never paused after step %s", id)
+			}
+			killRunThenGC(t, s, p, run)
+			after := snapshot(t, s.Dir)
+			before.MemAvail, after.MemAvail = 0, 0
+			before.OwnFDs, after.OwnFDs = 0, 0
+			if !reflect.DeepEqual(before, after) {
+				t.Errorf("killed after %s, then gc: the host changed\nbefore %+v\nafter  %+v", id, before, after)
+			}
+		})
+	}
+}
+
+// processState says whether process pid is in the given state (a letter
+// of /proc/<pid>/stat: T stopped, Z zombie, ...).
+func processState(pid int, state string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == state
+}
