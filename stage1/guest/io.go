@@ -236,12 +236,13 @@ type journalWriter struct {
 	app      string
 	priority journal.Priority
 	conn     net.Conn
-	failed   bool
+	// dialed: the connection was tried once (it is not retried).
+	dialed bool
 }
 
 func (j *journalWriter) Write(p []byte) {
-	if j.conn == nil && !j.failed {
-		j.conn, j.failed = dialJournalStream(j.app, j.priority), true
+	if !j.dialed {
+		j.conn, j.dialed = dialJournalStream(j.app, j.priority), true
 	}
 	if j.conn == nil {
 		return

@@ -15,12 +15,13 @@ import (
 // name to be found in the app's PATH, and rkt searched that PATH inside the
 // app's rootfs; systemd would search the guest's own directories instead,
 // so the search happens here. The first regular file with an execute bit
-// wins. A relative path with a slash ("bin/app") has no agreed meaning and
-// is refused.
-func resolveExecutable(root *rootfs, exe, pathEnv string) (string, error) {
+// wins. An absolute path must be such a file too (checkExecutable). A
+// relative path with a slash ("bin/app") has no agreed meaning and is
+// refused.
+func resolveExecutable(root *rootfs, exe, pathEnv string, binds []volplan.Bind) (string, error) {
 	switch {
 	case path.IsAbs(exe):
-		return exe, nil
+		return exe, checkExecutable(root, exe, binds)
 	case exe == "":
 		return "", fmt.Errorf("empty executable name: %w", ErrInvalidPod)
 	case strings.Contains(exe, "/"):
@@ -40,7 +41,7 @@ func resolveExecutable(root *rootfs, exe, pathEnv string) (string, error) {
 		if err != nil {
 			continue
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+		if isRegular(st) && isExecutable(st) {
 			return cand, nil
 		}
 	}
@@ -68,10 +69,13 @@ func checkExecutable(root *rootfs, exe string, binds []volplan.Bind) error {
 		return fmt.Errorf("executable %q: no such file in the app's rootfs: %w", exe, ErrInvalidPod)
 	case err != nil:
 		return fmt.Errorf("executable %q: %v: %w", exe, err, ErrInvalidPod)
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+	case !isRegular(st):
 		return fmt.Errorf("executable %q: not a regular file in the app's rootfs: %w", exe, ErrInvalidPod)
-	case st.Mode&0o111 == 0:
+	case !isExecutable(st):
 		return fmt.Errorf("executable %q: not executable (mode %04o): %w", exe, st.Mode&0o7777, ErrInvalidPod)
 	}
 	return nil
 }
+
+func isRegular(st unix.Stat_t) bool    { return st.Mode&unix.S_IFMT == unix.S_IFREG }
+func isExecutable(st unix.Stat_t) bool { return st.Mode&0o111 != 0 }

@@ -440,18 +440,9 @@ func environmentOptions(env []types.EnvironmentVariable) ([]*unit.UnitOption, er
 // streamOptions connect the app's standard streams: the guest terminal for
 // an interactive app on a terminal, else the FIFOs of the I/O forwarder
 // (stdin only when interactive).
-func streamOptions(a App, p Pod) (opts []*unit.UnitOption) {
+func streamOptions(a App, p Pod) []*unit.UnitOption {
 	app := a.Name
-	defer func() {
-		// rkt's "null" mode: the stream goes nowhere (a later option
-		// wins in systemd).
-		if a.Streams.Stdout == "null" {
-			opts = append(opts, service("StandardOutput", "null"))
-		}
-		if a.Streams.Stderr == "null" {
-			opts = append(opts, service("StandardError", "null"))
-		}
-	}()
+	var opts []*unit.UnitOption
 	switch {
 	case p.Interactive && p.TTY:
 		opts = append(opts,
@@ -480,6 +471,14 @@ func streamOptions(a App, p Pod) (opts []*unit.UnitOption) {
 			service("StandardOutput", "file:"+contract.AppFIFO(app, contract.Stdout)),
 			service("StandardError", "file:"+contract.AppFIFO(app, contract.Stderr)))
 	}
+	// rkt's "null" mode: the stream goes nowhere (a later option wins in
+	// systemd).
+	if a.Streams.Stdout == "null" {
+		opts = append(opts, service("StandardOutput", "null"))
+	}
+	if a.Streams.Stderr == "null" {
+		opts = append(opts, service("StandardError", "null"))
+	}
 	return opts
 }
 
@@ -493,10 +492,7 @@ func execOptions(a App, root *rootfs, pathEnv string) ([]*unit.UnitOption, error
 		if len(argv) == 0 {
 			return nil, fmt.Errorf("%s: empty exec: %w", what, ErrInvalidPod)
 		}
-		exe, err := resolveExecutable(root, argv[0], pathEnv)
-		if err == nil && exe == argv[0] {
-			err = checkExecutable(root, exe, a.Binds)
-		}
+		exe, err := resolveExecutable(root, argv[0], pathEnv, a.Binds)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
