@@ -1,10 +1,7 @@
 package tests
 
 import (
-	"os"
 	"reflect"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +25,7 @@ func TestKillRunAtEachStartStep(t *testing.T) {
 			p := s.Prepare(t, harness.PodOpts{Volumes: []types.Volume{emptyVolume(t, "scratch")}}, harness.BuildACI(t, app))
 			before := snapshot(t, s.Dir)
 			run := p.Start(t, harness.RunOpts{Env: []string{settings.PauseAfterEnv + "=" + id}})
-			if !waitUntil(readyTimeout, 20*time.Millisecond, func() bool { return processState(run.Pid, "T") }) {
+			if !waitUntil(readyTimeout, 20*time.Millisecond, func() bool { return harness.ProcessState(run.Pid) == "T" }) {
 				t.Fatalf("run never paused after step %s", id)
 			}
 			killRunThenGC(t, s, p, run)
@@ -40,16 +37,4 @@ func TestKillRunAtEachStartStep(t *testing.T) {
 			}
 		})
 	}
-}
-
-// processState says whether process pid is in the given state (a letter
-// of /proc/<pid>/stat: T stopped, Z zombie, ...).
-func processState(pid int, state string) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the command name, which is in parentheses.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] == state
 }

@@ -39,7 +39,7 @@ func snapshot(t *testing.T, stage0Dir string) hostState {
 		switch strings.TrimSpace(string(b)) {
 		case "qemu-system-x86", "virtiofsd", "jailer":
 			// A zombie holds nothing but its PID until init reaps it.
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(c))); err == nil && !processState(pid, "Z") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(c))); err == nil && harness.ProcessState(pid) != "Z" {
 				st.Procs++
 			}
 		}

@@ -213,24 +213,31 @@ func groupMembers(pgid int) []string {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+		comm, f, ok := procStat(pid)
+		if !ok || len(f) < 3 || f[0] == "Z" || f[0] == "X" {
 			continue
 		}
 		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			out = append(out, fmt.Sprintf("%d (%s)", pid, s[open+1:end]))
+			out = append(out, fmt.Sprintf("%d (%s)", pid, comm))
 		}
 	}
 	return out
+}
+
+// procStat reads /proc/<pid>/stat: the command name, and the fields after
+// it (state first, then ppid, pgrp, ...); ok is false if it cannot.
+func procStat(pid int) (comm string, fields []string, ok bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", nil, false
+	}
+	s := string(b)
+	// The name is in parentheses and may hold spaces or parentheses.
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", nil, false
+	}
+	return s[open+1 : end], strings.Fields(s[end+1:]), true
 }
 
 // mountsUnder lists the mount points at or below dir in this process's

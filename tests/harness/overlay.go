@@ -59,12 +59,12 @@ func (p *Pod) mountStage1Overlay() error {
 	if mounted {
 		return nil
 	}
-	id, err := os.ReadFile(filepath.Join(p.Dir, "stage1TreeStoreID"))
+	id, err := p.stage1TreeID()
 	if err != nil {
 		return err
 	}
-	s1 := filepath.Join(p.Dir, "overlay", string(id))
-	if err := p.mountOverlay(string(id), filepath.Join(s1, "upper"), filepath.Join(s1, "work"), "stage1/rootfs"); err != nil {
+	s1 := filepath.Join(p.Dir, "overlay", id)
+	if err := p.mountOverlay(id, filepath.Join(s1, "upper"), filepath.Join(s1, "work"), "stage1/rootfs"); err != nil {
 		return fmt.Errorf("stage1: %w", err)
 	}
 	return nil
@@ -73,7 +73,7 @@ func (p *Pod) mountStage1Overlay() error {
 // mountOverlay mounts the tree id's rootfs with upper and work on target
 // (relative to the pod directory).
 func (p *Pod) mountOverlay(id, upper, work, target string) error {
-	lower := filepath.Join(p.S.Dir, "cas", "tree", id, "rootfs")
+	lower := p.S.treeRootfs(id)
 	st, err := os.Stat(lower)
 	if err != nil {
 		return err
@@ -126,9 +126,20 @@ func (p *Pod) StrayMounts() []string {
 // Stage1Image is the stage1 image's rendering in the tree store: what the
 // pod's stage1/rootfs starts as, in either mode.
 func (p *Pod) Stage1Image() (string, error) {
-	id, err := os.ReadFile(filepath.Join(p.Dir, "stage1TreeStoreID"))
+	id, err := p.stage1TreeID()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(p.S.Dir, "cas", "tree", string(id), "rootfs"), nil
+	return p.S.treeRootfs(id), nil
+}
+
+// stage1TreeID is the pod's stage1TreeStoreID.
+func (p *Pod) stage1TreeID() (string, error) {
+	b, err := os.ReadFile(filepath.Join(p.Dir, "stage1TreeStoreID"))
+	return string(b), err
+}
+
+// treeRootfs is the root filesystem of tree id in the tree store.
+func (s *Stage0) treeRootfs(id string) string {
+	return filepath.Join(s.Dir, "cas", "tree", id, "rootfs")
 }

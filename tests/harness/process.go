@@ -62,3 +62,13 @@ func SocketsUnder(dir string) []string {
 	})
 	return socks
 }
+
+// ProcessState is process pid's state letter from /proc (R, S, T stopped,
+// Z zombie, ...), or "" if it is gone.
+func ProcessState(pid int) string {
+	_, f, ok := procStat(pid)
+	if !ok || len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}

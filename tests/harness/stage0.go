@@ -575,8 +575,8 @@ func (p *Pod) AppStatus(app string) (code int, ok bool) {
 	b, err := os.ReadFile(filepath.Join(p.Dir, "stage1", "rootfs", "rkt", "status", app))
 	if err != nil && p.overlay {
 		// Unmounted (after gc): rkt reads the stage1's upper layer.
-		id, _ := os.ReadFile(filepath.Join(p.Dir, "stage1TreeStoreID"))
-		b, err = os.ReadFile(filepath.Join(p.Dir, "overlay", string(id), "upper", "rkt", "status", app))
+		id, _ := p.stage1TreeID()
+		b, err = os.ReadFile(filepath.Join(p.Dir, "overlay", id, "upper", "rkt", "status", app))
 	}
 	if err != nil {
 		return 0, false

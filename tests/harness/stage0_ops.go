@@ -206,14 +206,14 @@ func (p *Pod) Enter(t testing.TB, o EnterOpts, cmd ...string) RunResult {
 	if err != nil {
 		t.Fatalf("rkt enter: cannot determine the pid of pod %s: %v", p.UUID, err)
 	}
-	treeID, err := os.ReadFile(filepath.Join(p.Dir, "stage1TreeStoreID"))
+	treeID, err := p.stage1TreeID()
 	if err != nil {
 		t.Fatalf("rkt enter: %v", err)
 	}
 	if len(cmd) == 0 {
 		cmd = []string{"/bin/bash"}
 	}
-	args := []string{filepath.Join(p.S.Dir, "cas", "tree", string(treeID), "rootfs", ep),
+	args := []string{filepath.Join(p.S.treeRootfs(treeID), ep),
 		"--pid=" + strconv.Itoa(pid), "--appname=" + app, "--"}
 	args = append(args, cmd...)
 	c := newChild(t, "pod "+p.UUID+" enter", &exec.Cmd{Path: args[0], Args: args, Dir: p.Dir, Env: append(os.Environ(), o.Env...)}, timeout, false)
