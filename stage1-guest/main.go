@@ -4,7 +4,7 @@
 // stage1/guest.
 //
 //	stage1-guest                                (as PID 1) pre-init, then exec systemd
-//	stage1-guest io --apps=a,b [--interactive=a] the apps' I/O forwarder (a notify service)
+//	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder (a notify service)
 //	stage1-guest app-exited --apps=a,b A       record app A's end (ExecStopPost=)
 //	stage1-guest event ready|settled           tell the host the apps are started / the boot is over
 //	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
@@ -38,13 +38,14 @@ func run() error {
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
 	apps := fs.String("apps", "", "comma-separated apps of the pod")
 	interactive := fs.String("interactive", "", "the app reading the host's stdin")
+	tty := fs.Bool("tty", false, "with --interactive: the app gets a terminal")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		return cli.Usagef("%v", err)
 	}
 	appList := strings.Split(*apps, ",")
 	switch cmd := os.Args[1]; {
 	case cmd == "io":
-		return guest.ForwardIO(appList, *interactive)
+		return guest.ForwardIO(appList, *interactive, *tty)
 	case cmd == "app-exited" && fs.NArg() == 1:
 		return guest.AppExited(fs.Arg(0), appList)
 	case cmd == "event" && fs.NArg() == 1:

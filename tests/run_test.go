@@ -277,19 +277,27 @@ func TestInteractiveTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := harness.NewStage0(t)
-	p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", `tty; stty size; read x; echo "got:$x"`)))
+	// Then a burst at exit: a terminal's output is not lost either.
+	p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", `tty; stty size; read x; echo "got:$x"; seq 1 20000`)))
 	run := p.Start(t, harness.RunOpts{Interactive: true, Stdin: tty, Stdout: tty, Stderr: tty})
 	tty.Close()
 	var out strings.Builder
 	done := make(chan struct{})
 	go func() {
 		buf := make([]byte, 4096)
+		paused := false
 		for {
 			n, err := ptmx.Read(buf)
 			out.Write(buf[:n])
 			if err != nil {
 				close(done)
 				return
+			}
+			// A slow terminal: once the burst has begun, stop reading
+			// for a while, so everything between the app and us fills.
+			if !paused && strings.Contains(out.String(), "got:hello") {
+				paused = true
+				time.Sleep(2 * time.Second)
 			}
 		}
 	}()
@@ -301,10 +309,18 @@ func TestInteractiveTerminal(t *testing.T) {
 	if r.ExitCode != 0 {
 		t.Fatalf("exit %d: %q", r.ExitCode, out.String())
 	}
-	for _, want := range []string{"/dev/hvc0", "33 99", "got:hello"} {
+	for _, want := range []string{"/dev/pts/", "33 99", "got:hello"} {
 		if !strings.Contains(out.String(), want) {
-			t.Errorf("terminal output lacks %q:\n%q", want, out.String())
+			t.Errorf("terminal output lacks %q:\n%q", want, tailOf(out.String()))
 		}
+	}
+	// The terminal turns each newline into CR LF.
+	var burst strings.Builder
+	for i := 1; i <= 20000; i++ {
+		fmt.Fprintf(&burst, "%d\r\n", i)
+	}
+	if !strings.HasSuffix(out.String(), burst.String()) {
+		t.Errorf("terminal output has %d bytes and ends %q: want it to end with the 20000 lines of the burst", out.Len(), tailOf(out.String()))
 	}
 	assertNoLeaks(t, p)
 }

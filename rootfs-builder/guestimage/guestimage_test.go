@@ -2,10 +2,12 @@ package guestimage
 
 import (
 	"bufio"
+	"fmt"
 	"io/fs"
 	"path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
@@ -73,4 +75,24 @@ func isUnitFile(p string) bool {
 		return true
 	}
 	return false
+}
+
+// The targets that end the VM give the power-off contract.PowerOffTimeout
+// before forcing the end: less cuts the journal and the apps' last output.
+func TestPowerOffTimeout(t *testing.T) {
+	for _, target := range []string{"poweroff.target", "reboot.target"} {
+		b, err := fs.ReadFile(static, "guestfs/usr/lib/systemd/system/"+target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "JobTimeoutSec="); ok {
+				got = append(got, v)
+			}
+		}
+		if want := fmt.Sprintf("%ds", int(contract.PowerOffTimeout/time.Second)); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: JobTimeoutSec=%q, want %s (contract.PowerOffTimeout)", target, got, want)
+		}
+	}
 }

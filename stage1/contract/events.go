@@ -66,6 +66,14 @@ const OutputAckTimeout = 60 * time.Second
 // of lines takes tens of seconds.
 const JournalSyncTimeout = 60 * time.Second
 
+// PowerOffTimeout bounds the guest's orderly power-off: the apps' stop and
+// post-stop handlers, then the I/O forwarder's drain (at most
+// JournalSyncTimeout and OutputAckTimeout) must fit in it, or the journal
+// and the apps' last output are cut off. The image's poweroff.target and
+// reboot.target give their jobs this long (JobTimeoutSec) before forcing
+// the reboot that ends the VM.
+const PowerOffTimeout = 180 * time.Second
+
 // Event is one parsed line.
 type Event struct {
 	Kind   EventKind

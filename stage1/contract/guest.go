@@ -31,8 +31,9 @@ const (
 	// RuntimeUnitDir is where the pre-init installs the pod's units.
 	RuntimeUnitDir = "/run/systemd/system"
 	// TTYPath is the terminal an interactive app gets when run's stdin is
-	// a terminal: the first (only) virtio console port, TTYPort.
-	TTYPath = "/dev/hvc0"
+	// a terminal: a link to the pseudo-terminal the I/O forwarder made,
+	// which relays it over the stdout and stdin ports.
+	TTYPath = "/run/stage1/io/tty"
 )
 
 // Stage2Dir, relative to the stage1 rootfs, holds one directory per app

@@ -11,14 +11,12 @@ const (
 	// StdoutPort and StderrPort carry the apps' output, kept apart.
 	StdoutPort = "org.stage1-kvm.stdout"
 	StderrPort = "org.stage1-kvm.stderr"
-	// StdinPort carries run's stdin to an interactive app.
+	// StdinPort carries run's stdin to an interactive app (typed into its
+	// terminal when it has one; the terminal's output goes on StdoutPort).
 	StdinPort = "org.stage1-kvm.stdin"
 	// AgentPort carries the agent's multiplexed sessions (enter, stop);
 	// the run entry point proxies AgentSocket onto it.
 	AgentPort = "org.stage1-kvm.agent"
-	// TTYPort is the virtio console (the guest's TTYPath) of an
-	// interactive app when run's stdin is a terminal.
-	TTYPort = "org.stage1-kvm.tty"
 )
 
 // Port is a virtio-serial port and the host socket behind it.
@@ -26,9 +24,6 @@ type Port struct {
 	Name string
 	// Socket is relative to the pod directory.
 	Socket string
-	// Console: a virtio console (a terminal in the guest), not a plain
-	// port.
-	Console bool
 }
 
 // Ports lists every port a VM may have, in the order QEMU gets them.
@@ -38,5 +33,4 @@ var Ports = []Port{
 	{Name: StderrPort, Socket: path.Join(VMDir, "stderr.sock")},
 	{Name: StdinPort, Socket: path.Join(VMDir, "stdin.sock")},
 	{Name: AgentPort, Socket: path.Join(VMDir, "agent.sock")},
-	{Name: TTYPort, Socket: path.Join(VMDir, "tty.sock"), Console: true},
 }

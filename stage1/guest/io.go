@@ -15,6 +15,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
@@ -23,10 +24,13 @@ import (
 // systemd it is ready, then copies every app's stdout and stderr to the host
 // (the stdout and stderr ports, kept apart) and to the journal under the
 // app's name, and the host's stdin to the interactive app, until SIGTERM.
-// Then it empties the FIFOs (the apps have stopped by then: they are ordered
-// after this service) and waits for the host to confirm it has all the
-// output before it exits and lets the power-off go on.
-func ForwardIO(apps []string, interactive string) error {
+// With tty, the interactive app gets a terminal instead (contract.TTYPath,
+// a pseudo-terminal the forwarder holds): what it shows goes to the stdout
+// port, the host's stdin is typed into it. Then it empties the FIFOs and
+// the terminal (the apps have stopped by then: they are ordered after this
+// service) and waits for the host to confirm it has all the output before
+// it exits and lets the power-off go on.
+func ForwardIO(apps []string, interactive string, tty bool) error {
 	if err := os.MkdirAll(contract.IODir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", contract.IODir, err)
 	}
@@ -47,8 +51,25 @@ func ForwardIO(apps []string, interactive string) error {
 	if err != nil {
 		return err
 	}
-	if interactive != "" {
-		if err := forwardStdin(contract.AppFIFO(interactive, contract.Stdin)); err != nil {
+	switch {
+	case interactive != "" && tty:
+		master, err := startTerminal(stdout, &wg)
+		if err != nil {
+			return err
+		}
+		fifos = append(fifos, master)
+		if err := forwardStdin(func() (io.WriteCloser, error) { return nopWriteCloser{master}, nil }); err != nil {
+			return err
+		}
+	case interactive != "":
+		fifo := contract.AppFIFO(interactive, contract.Stdin)
+		if err := unix.Mkfifo(fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create FIFO %s: %w", fifo, err)
+		}
+		// Opening for writing waits for the app to open its end: data
+		// written to a FIFO that no reader holds open would be lost.
+		// Closing the only writer at the host's EOF gives the app EOF.
+		if err := forwardStdin(func() (io.WriteCloser, error) { return os.OpenFile(fifo, os.O_WRONLY, 0) }); err != nil {
 			return err
 		}
 	}
@@ -127,11 +148,9 @@ func confirmOutput(stdoutPort *os.File, stdoutBytes, stderrBytes int64) error {
 	}
 }
 
-// forwardStdin copies the host's stdin to the interactive app's stdin FIFO.
-func forwardStdin(fifo string) error {
-	if err := unix.Mkfifo(fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("create FIFO %s: %w", fifo, err)
-	}
+// forwardStdin copies the host's stdin (the stdin port) to what open
+// returns: the interactive app's stdin FIFO, or its terminal.
+func forwardStdin(open func() (io.WriteCloser, error)) error {
 	port, err := openPort(contract.StdinPort, os.O_RDONLY)
 	if err != nil {
 		return err
@@ -142,19 +161,48 @@ func forwardStdin(fifo string) error {
 		return err
 	}
 	go func() {
-		// Opening for writing waits for the app to open its end: data
-		// written to a FIFO that no reader holds open would be lost.
-		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		w, err := open()
 		if err != nil {
 			return
 		}
-		io.Copy(f, port)
-		// EOF from the host (its stdin ended): closing the only writer
-		// gives the app EOF too.
-		f.Close()
+		io.Copy(w, port)
+		w.Close()
 	}()
 	return nil
 }
+
+// startTerminal makes the interactive app's terminal: a pseudo-terminal
+// whose other end systemd opens for the app through the contract.TTYPath
+// link. Its output is copied to the stdout port, counted like the apps'
+// other output, so none of it is lost at exit: a virtio console, which
+// QEMU drops output of when the host is slow, is not used. The forwarder
+// keeps the app's end open too, so the terminal is never "closed" while
+// the app starts and ends: its last output waits to be read.
+func startTerminal(stdout *syncio.Writer, wg *sync.WaitGroup) (*os.File, error) {
+	master, tty, err := openPTY(agentproto.Size{})
+	if err != nil {
+		return nil, fmt.Errorf("allocate the app's terminal: %w", err)
+	}
+	os.Remove(contract.TTYPath)
+	if err := os.Symlink(tty.Name(), contract.TTYPath); err != nil {
+		master.Close()
+		tty.Close()
+		return nil, fmt.Errorf("link the app's terminal: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer tty.Close()
+		copyStream(master, stdout, nil)
+	}()
+	return master, nil
+}
+
+// nopWriteCloser: the terminal stays open when the host's stdin ends (a
+// terminal has no end of input; the user types ^D).
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // makeFIFO creates a FIFO and opens it read-write: the forwarder then never
 // sees EOF when an app closes its end, and opening never blocks.
@@ -179,16 +227,20 @@ func openPort(name string, flag int) (*os.File, error) {
 	return f, nil
 }
 
-// copyStream copies the FIFO f to the host port at once (chunks as they
-// come, so prompts without a newline show up) and, line by line, to the
-// journal. Once a read deadline wakes it (shutdown), it takes what is left
-// in the FIFO without waiting and returns.
+// copyStream copies the FIFO (or terminal) f to the host port at once
+// (chunks as they come, so prompts without a newline show up) and, line by
+// line, to the journal j (if not nil). Once a read deadline wakes it
+// (shutdown), it takes what is left in f without waiting and returns.
 func copyStream(f *os.File, port io.Writer, j *journalWriter) {
-	defer j.Flush()
+	if j != nil {
+		defer j.Flush()
+	}
 	buf := make([]byte, 32*1024)
 	emit := func(p []byte) {
 		port.Write(p)
-		j.Write(p)
+		if j != nil {
+			j.Write(p)
+		}
 	}
 	for {
 		n, err := f.Read(buf)

@@ -1,6 +1,7 @@
 // Command fileprobe checks, from inside a pod's app, that every kind of file
 // behaves as on a local file system in a directory: FIFOs, unix sockets,
-// device nodes, hard links, xattrs, an unlinked file reopened through
+// device nodes, hard links, xattrs, writes through a shared mapping kept
+// after close, an unlinked file reopened through
 // /proc/self/fd, and (with a second app, "peer") locks and shared mappings
 // seen across apps. It prints "<check> <dir> ok" or "<check> <dir> FAIL:
 // <why>" per check. The e2e tests run it (tests/files_test.go).
@@ -30,7 +31,7 @@ func main() {
 			for _, c := range []struct {
 				name string
 				fn   func(string) error
-			}{{"fifo", fifo}, {"socket", socket}, {"mknod", mknod}, {"hardlink", hardlink}, {"xattr", xattr}, {"unlinked", unlinked}} {
+			}{{"fifo", fifo}, {"socket", socket}, {"mknod", mknod}, {"hardlink", hardlink}, {"xattr", xattr}, {"mmapwrite", mmapWrite}, {"unlinked", unlinked}} {
 				report(c.name, dir, c.fn(dir))
 			}
 		}
@@ -47,6 +48,54 @@ func report(check, dir string, err error) {
 		return
 	}
 	fmt.Printf("%s %s ok\n", check, dir)
+}
+
+// mmapWrite writes through a shared mapping, then unmaps and closes the
+// file without msync, as many programs do: the bytes must stay (a guest
+// kernel that drops the file's inode at close must write them back first).
+// Reading the file again shows what the share's server has.
+func mmapWrite(dir string) error {
+	p := filepath.Join(dir, "probe-mmap")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	const size = 3 * 4096
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	want := bytes.Repeat([]byte("mapped!\n"), size/8)
+	copy(m, want)
+	if err := unix.Munmap(m); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	got, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("the file holds %d bytes, %d of them as written", len(got), matching(got, want))
+	}
+	return nil
+}
+
+// matching counts the leading bytes a and b share.
+func matching(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 func fifo(dir string) error {

@@ -17,12 +17,18 @@ import (
 // ErrNoVirtioFSD means virtiofs was asked for but no virtiofsd is known.
 var ErrNoVirtioFSD = errors.New("no virtiofsd available")
 
+// ErrVirtioFSDExited means a virtiofsd ended while its VM needed it.
+var ErrVirtioFSDExited = errors.New("virtiofsd exited")
+
 // VirtioFSD is a started virtiofsd. It exits by itself once QEMU, its only
 // client, has gone.
 type VirtioFSD struct {
 	cmd    *exec.Cmd
+	tag    string
 	socket string
 	done   chan struct{}
+	// waitErr is how it ended; set before done is closed.
+	waitErr error
 }
 
 // StartVirtioFSD starts the virtiofsd for share s (a Virtiofs share): it
@@ -59,12 +65,30 @@ func StartVirtioFSD(b qemu.Binary, s qemu.Share, log io.Writer) (*VirtioFSD, err
 		os.Remove(s.Socket)
 		return nil, fmt.Errorf("start virtiofsd for %s: %w", s.Tag, err)
 	}
-	d := &VirtioFSD{cmd: cmd, socket: s.Socket, done: make(chan struct{})}
+	d := &VirtioFSD{cmd: cmd, tag: s.Tag, socket: s.Socket, done: make(chan struct{})}
 	go func() {
-		cmd.Wait()
+		d.waitErr = cmd.Wait()
 		close(d.done)
 	}()
 	return d, nil
+}
+
+// Done is closed once virtiofsd has exited.
+func (d *VirtioFSD) Done() <-chan struct{} { return d.done }
+
+// Failed says how virtiofsd failed (ErrVirtioFSDExited, wrapped): killed
+// or a non-zero status. nil while it runs, and after it ended by itself
+// with status 0, as it does once QEMU has gone.
+func (d *VirtioFSD) Failed() error {
+	select {
+	case <-d.done:
+	default:
+		return nil
+	}
+	if d.waitErr == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: the one serving share %s (%v)", ErrVirtioFSDExited, d.tag, d.waitErr)
 }
 
 // Pid is virtiofsd's process ID.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/jail"
@@ -95,11 +96,25 @@ func listenQMP(path string) (*os.File, error) {
 // started watches the started QEMU.
 func started(cmd *exec.Cmd, c qemu.Config) *VM {
 	vm := &VM{cmd: cmd, done: make(chan struct{}), qmp: c.QMPSocket, accel: c.Accel}
+	oom := ownOOMCounter()
+	before, counted := oom.kills()
 	go func() {
 		vm.err = cmd.Wait()
+		if after, ok := oom.kills(); counted && ok && after > before && killed(cmd) {
+			vm.err = fmt.Errorf("%w: %w (its memory cgroup, %s, is full)", vm.err, ErrOutOfMemory, filepath.Dir(oom.file))
+		}
 		close(vm.done)
 	}()
 	return vm
+}
+
+// ErrOutOfMemory means the kernel's out-of-memory killer ended QEMU.
+var ErrOutOfMemory = errors.New("killed by the kernel for lack of memory")
+
+// killed says whether the exited cmd died of SIGKILL.
+func killed(cmd *exec.Cmd) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // unconfined, set only at link time (-ldflags -X) in a build made to

@@ -131,26 +131,6 @@ func (c *channels) outputLoss(e contract.Event) error {
 	return fmt.Errorf("%w: only %s were passed on", ErrOutputLost, strings.Join(errs, " and "))
 }
 
-// relayTerminal joins the guest terminal on port to stdin and stdout;
-// stdin only flows once started is closed, since the guest drops input
-// that arrives before the app holds its terminal open.
-func (c *channels) relayTerminal(port string, stdin io.Reader, stdout io.Writer, started <-chan struct{}) {
-	c.pumps.Add(1)
-	go func() {
-		defer c.pumps.Done()
-		conn, ok := <-c.conns[port]
-		if !ok {
-			return
-		}
-		defer conn.Close()
-		go func() {
-			<-started
-			io.Copy(conn, stdin)
-		}()
-		io.Copy(stdout, conn)
-	}()
-}
-
 // feedStdin copies stdin to port once ready is closed (the guest holds the
 // port open), then half-closes: that tells QEMU, and so the guest, that
 // stdin ended, where a full close would make QEMU drop what it has not yet

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 )
 
 // loop is the supervisor's state while the VM runs: what the guest has
@@ -28,14 +31,16 @@ type loop struct {
 	evc <-chan contract.Event
 	// vmDone is closed when QEMU exits; nil once handled.
 	vmDone <-chan struct{}
+	// fsDone is closed once a virtiofsd has exited (nil: none runs).
+	fsDone <-chan struct{}
 	boot   *time.Timer
 	// stopping fires when an orderly stop has taken too long; nil until
 	// a stop is asked for.
 	stopping <-chan time.Time
-	// appStarted and stdinReady are closed (and set to nil) on the
-	// guest's ready and stdin-ready events.
-	appStarted, stdinReady chan struct{}
-	exits                  []contract.Event
+	// stdinReady is closed (and set to nil) on the guest's stdin-ready
+	// event.
+	stdinReady chan struct{}
+	exits      []contract.Event
 	// outputEnd is the guest's output-end event; nil until it comes.
 	outputEnd *contract.Event
 	// done is closed when supervise returns.
@@ -52,8 +57,8 @@ func (s *session) supervise() (int, error) {
 		s:          s,
 		ch:         acceptChannels(s.host.listeners),
 		vmDone:     s.vm.Done(),
+		fsDone:     anyDone(s.virtiofsds),
 		boot:       time.NewTimer(timeout),
-		appStarted: make(chan struct{}),
 		stdinReady: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -78,6 +83,8 @@ func (s *session) supervise() (int, error) {
 			l.kill(fmt.Errorf("the orderly stop did not finish within %v", StopTimeout))
 		case <-l.vmDone:
 			l.onVMDone()
+		case <-l.fsDone:
+			l.onVirtioFSDDone()
 		}
 	}
 	l.ch.wait()
@@ -104,12 +111,13 @@ func (l *loop) outputLoss() error {
 func (l *loop) startRelays() (restore func()) {
 	s := l.s
 	if s.term.tty {
+		// The app's terminal is in the guest; ours only passes keys
+		// and output through, untouched.
 		r, err := s.rawTerminal()
 		if err != nil {
 			s.warnf("%v", err)
 		}
 		restore = r
-		l.ch.relayTerminal(contract.TTYPort, s.o.Stdin, s.o.Stdout, l.appStarted)
 	}
 	l.ch.copyOut(contract.StdoutPort, s.timer.firstOutput(s.o.Stdout))
 	l.ch.copyOut(contract.StderrPort, s.o.Stderr)
@@ -130,7 +138,6 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 	s.logf("event: %s", e)
 	switch e.Kind {
 	case contract.EventReady:
-		closeOnce(&l.appStarted)
 		s.timer.markReady(e.KernelMs, e.TotalMs)
 		s.timer.write(filepath.Join(s.o.PodDir, contract.VMDir))
 		if err := s.markReady(); err != nil {
@@ -197,6 +204,34 @@ func (l *loop) onVMDone() {
 	l.ch.abandonAfter(drainTimeout)
 }
 
+// onVirtioFSDDone: a virtiofsd ended while the VM runs. If it failed, the
+// guest's share is gone and its I/O would hang: the VM is killed.
+func (l *loop) onVirtioFSDDone() {
+	l.fsDone = nil
+	for _, d := range l.s.virtiofsds {
+		if err := d.Failed(); err != nil {
+			l.kill(err)
+			return
+		}
+	}
+}
+
+// anyDone is closed once one of ds has exited; nil for none.
+func anyDone(ds []*hypervisor.VirtioFSD) <-chan struct{} {
+	if len(ds) == 0 {
+		return nil
+	}
+	c := make(chan struct{})
+	var once sync.Once
+	for _, d := range ds {
+		go func() {
+			<-d.Done()
+			once.Do(func() { close(c) })
+		}()
+	}
+	return c
+}
+
 // kill ends the VM at once, for cause.
 func (l *loop) kill(cause error) {
 	l.cause = cause
@@ -223,6 +258,12 @@ func (s *session) podExit(exits []contract.Event, cause error) (int, error) {
 		err = fmt.Errorf("%w: %v", err, cause)
 	} else if vmErr != nil {
 		err = fmt.Errorf("%w: %v", err, vmErr)
+	}
+	// QEMU exits on its own when a virtiofsd dies under it: say why.
+	for _, d := range s.virtiofsds {
+		if fsErr := d.Failed(); fsErr != nil && !errors.Is(cause, hypervisor.ErrVirtioFSDExited) {
+			err = fmt.Errorf("%w; %v", err, fsErr)
+		}
 	}
 	if hint := s.consoleHint(); hint != nil {
 		all := multierror.Append(err, hint)
@@ -305,11 +346,23 @@ func (s *session) consoleHint() error {
 	if err != nil || len(b) == 0 {
 		return nil
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
+	return fmt.Errorf("guest console (%s):\n%s", s.consolePath(), strings.Join(consoleExcerpt(string(b)), "\n"))
+}
+
+// consoleLines is how many lines of the guest console an error shows.
+const consoleLines = 15
+
+// consoleExcerpt picks what an error shows of the console's tail: from the
+// guest kernel's last panic line if there is one (the trace that follows
+// would push it out of the last lines), else the last lines.
+func consoleExcerpt(tail string) []string {
+	lines := strings.Split(strings.TrimRight(tail, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "Kernel panic") {
+			return lines[i:min(len(lines), i+consoleLines)]
+		}
 	}
-	return fmt.Errorf("last guest console lines (%s):\n%s", s.consolePath(), strings.Join(lines, "\n"))
+	return lines[max(0, len(lines)-consoleLines):]
 }
 
 // readTail reads at most the last n bytes of the file at path.

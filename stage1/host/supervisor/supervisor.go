@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/pod"
@@ -28,8 +29,10 @@ import (
 const (
 	// StopTimeout bounds an orderly stop (SIGTERM to run): the guest powers
 	// off, apps get SIGTERM (each has TimeoutStopSec=10s before SIGKILL),
-	// post-stop handlers run. Past it, the VM is killed.
-	StopTimeout = 30 * time.Second
+	// post-stop handlers run, the apps' last output is passed on. The
+	// guest bounds all that itself (contract.PowerOffTimeout); past it and
+	// a margin, the VM is killed.
+	StopTimeout = contract.PowerOffTimeout + 15*time.Second
 	// drainTimeout bounds reading the apps' last output after QEMU exits.
 	drainTimeout = 5 * time.Second
 	// qmpTimeout bounds one QMP exchange with QEMU.
@@ -128,6 +131,8 @@ type session struct {
 	// From startVM.
 	accel qemu.Accel
 	vm    *hypervisor.VM
+	// virtiofsds serve the virtiofs shares, if any.
+	virtiofsds []*hypervisor.VirtioFSD
 }
 
 // terminal: --interactive with a terminal on stdin. The app gets a guest

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -27,17 +28,12 @@ func portNames(ports []contract.Port) []string {
 
 func TestVMPorts(t *testing.T) {
 	base := []string{contract.EventsPort, contract.StdoutPort, contract.StderrPort, contract.AgentPort}
-	for _, c := range []struct {
-		interactive, tty bool
-		want             []string
-	}{
-		{false, false, base},
-		{true, false, []string{contract.EventsPort, contract.StdoutPort, contract.StderrPort, contract.StdinPort, contract.AgentPort}},
-		{true, true, append(slices.Clone(base), contract.TTYPort)},
-	} {
-		if got := portNames(vmPorts(c.interactive, c.tty)); !slices.Equal(got, c.want) {
-			t.Errorf("vmPorts(%v, %v) = %q, want %q", c.interactive, c.tty, got, c.want)
-		}
+	if got := portNames(vmPorts(false)); !slices.Equal(got, base) {
+		t.Errorf("vmPorts(false) = %q, want %q", got, base)
+	}
+	want := []string{contract.EventsPort, contract.StdoutPort, contract.StderrPort, contract.StdinPort, contract.AgentPort}
+	if got := portNames(vmPorts(true)); !slices.Equal(got, want) {
+		t.Errorf("vmPorts(true) = %q, want %q", got, want)
 	}
 }
 
@@ -47,7 +43,7 @@ func testInput() vmInput {
 		uuid: "4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11", hostname: "web",
 		accel: qemu.TCG, memoryMiB: 160, cpus: 1, tcgBufferMiB: 32,
 		kernelArgs: []string{"systemd.log_level=debug"},
-		ports:      vmPorts(true, true),
+		ports:      vmPorts(true),
 		shares:     []qemu.Share{{Tag: "pod", Path: "/var/lib/rkt/pods/run/u/vm/share"}, {Tag: "extra", Path: "/srv/data", ReadOnly: true}},
 	}
 }
@@ -75,10 +71,7 @@ func TestVMConfig(t *testing.T) {
 	if len(c.Shares) != 2 || c.Shares[0].Tag != contract.PodTag || c.Shares[1].Tag != "extra" || !c.Shares[1].ReadOnly {
 		t.Errorf("shares %+v: want the shares given, in order", c.Shares)
 	}
-	if len(c.Consoles) != 1 || c.Consoles[0].Name != contract.TTYPort || c.Consoles[0].Socket != "/var/lib/rkt/pods/run/u/vm/tty.sock" {
-		t.Errorf("consoles %+v", c.Consoles)
-	}
-	if len(c.Ports) != 4 || c.Ports[0].Socket != "/var/lib/rkt/pods/run/u/vm/events.sock" {
+	if len(c.Ports) != 5 || c.Ports[0].Socket != "/var/lib/rkt/pods/run/u/vm/events.sock" {
 		t.Errorf("ports %+v", c.Ports)
 	}
 	if c.Console != "/var/lib/rkt/pods/run/u/vm/console.log" || c.QMPSocket != "/var/lib/rkt/pods/run/u/vm/qmp.sock" || c.TBSizeMiB != 32 {
@@ -215,5 +208,24 @@ func TestOutputAck(t *testing.T) {
 	more.StderrBytes = 10
 	if err := ch.outputLoss(more); !errors.Is(err, ErrOutputLost) || !strings.Contains(err.Error(), "3 of the 10 bytes") {
 		t.Errorf("outputLoss = %v, want ErrOutputLost naming 3 of the 10 bytes", err)
+	}
+}
+
+func TestConsoleExcerpt(t *testing.T) {
+	var b strings.Builder
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	plain := consoleExcerpt(b.String())
+	if len(plain) != consoleLines || plain[0] != "line 26" || plain[len(plain)-1] != "line 40" {
+		t.Errorf("without a panic: %q, want the last %d lines", plain, consoleLines)
+	}
+	panicked := "boot\n[ 4.2] Kernel panic - not syncing: sysrq triggered crash\n" + b.String()
+	got := consoleExcerpt(panicked)
+	if len(got) != consoleLines || !strings.Contains(got[0], "Kernel panic - not syncing") {
+		t.Errorf("with a panic: %q, want %d lines from the panic line", got, consoleLines)
+	}
+	if got := consoleExcerpt("only line\n"); len(got) != 1 || got[0] != "only line" {
+		t.Errorf("one line: %q", got)
 	}
 }

@@ -35,14 +35,11 @@ type hostEnds struct {
 }
 
 // vmPorts are the ports this pod's VM has: stdin only for an interactive
-// app without a terminal, the terminal only with one.
-func vmPorts(interactive, tty bool) []contract.Port {
+// app.
+func vmPorts(interactive bool) []contract.Port {
 	var ports []contract.Port
 	for _, p := range contract.Ports {
-		if p.Name == contract.StdinPort && (!interactive || tty) {
-			continue
-		}
-		if p.Name == contract.TTYPort && !tty {
+		if p.Name == contract.StdinPort && !interactive {
 			continue
 		}
 		ports = append(ports, p)
@@ -54,7 +51,7 @@ func vmPorts(interactive, tty bool) []contract.Port {
 // and serves the pod's agent socket.
 func (s *session) openChannels(undo *cleanup.Stack) error {
 	s.host.listeners = map[string]*net.UnixListener{}
-	for _, p := range vmPorts(s.o.Flags.Interactive, s.term.tty) {
+	for _, p := range vmPorts(s.o.Flags.Interactive) {
 		path := filepath.Join(s.o.PodDir, p.Socket)
 		os.Remove(path)
 		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -124,12 +121,7 @@ func vmConfig(in vmInput) qemu.Config {
 		cfg.ConsoleAppend = true
 	}
 	for _, p := range in.ports {
-		port := qemu.Port{Name: p.Name, Socket: filepath.Join(in.podDir, p.Socket)}
-		if p.Console {
-			cfg.Consoles = append(cfg.Consoles, port)
-		} else {
-			cfg.Ports = append(cfg.Ports, port)
-		}
+		cfg.Ports = append(cfg.Ports, qemu.Port{Name: p.Name, Socket: filepath.Join(in.podDir, p.Socket)})
 	}
 	return cfg
 }
@@ -143,7 +135,7 @@ func (s *session) vmInput(accel qemu.Accel) vmInput {
 		memoryMiB: s.size.MemoryMiB, cpus: s.size.CPUs,
 		tcgBufferMiB: s.o.Settings.TCGBufferMiB, hostQEMU: s.o.Settings.QEMU,
 		kernelArgs: s.o.Settings.KernelArgs,
-		ports:      vmPorts(s.o.Flags.Interactive, s.term.tty),
+		ports:      vmPorts(s.o.Flags.Interactive),
 		taps:       s.net.taps,
 	}
 	in.shares = []qemu.Share{{Tag: contract.PodTag, Path: filepath.Join(s.o.PodDir, contract.ShareDir)}}
@@ -218,6 +210,7 @@ func (s *session) startVirtioFSDs(undo *cleanup.Stack, bin qemu.Binary, shares [
 			return nil, err
 		}
 		undo.Push("stop virtiofsd for "+sh.Tag, d.Stop)
+		s.virtiofsds = append(s.virtiofsds, d)
 		s.logf("virtiofs share %s: virtiofsd pid %d", sh.Tag, d.Pid())
 		tags = append(tags, sh.Tag)
 	}

@@ -205,16 +205,11 @@ func ForQEMU(c qemu.Config, root string) (Plan, qemu.Config, error) {
 		p.Mounts = append(p.Mounts, Mount{Source: c.Console, Target: JailConsole, Create: true})
 		j.Console = JailConsole
 	}
-	j.Ports, j.Consoles = nil, nil
+	j.Ports = nil
 	for i, port := range c.Ports {
 		m := Mount{Source: port.Socket, Target: path.Join(JailVMDir, "port"+strconv.Itoa(i))}
 		p.Mounts = append(p.Mounts, m)
 		j.Ports = append(j.Ports, qemu.Port{Name: port.Name, Socket: m.Target})
-	}
-	for i, port := range c.Consoles {
-		m := Mount{Source: port.Socket, Target: path.Join(JailVMDir, "tty"+strconv.Itoa(i))}
-		p.Mounts = append(p.Mounts, m)
-		j.Consoles = append(j.Consoles, qemu.Port{Name: port.Name, Socket: m.Target})
 	}
 	var shareMounts []Mount
 	shareMounts, j.Shares = shares(c.Shares)
@@ -241,7 +236,7 @@ func checkInput(c qemu.Config, root string) error {
 	if c.Console != "" {
 		paths = append(paths, c.Console)
 	}
-	for _, port := range append(slices.Clone(c.Ports), c.Consoles...) {
+	for _, port := range c.Ports {
 		paths = append(paths, port.Socket)
 	}
 	for _, s := range c.Shares {

@@ -28,7 +28,6 @@ func podConfig(accel qemu.Accel) qemu.Config {
 			{Name: "org.stage1-kvm.events", Socket: pod + "/vm/events.sock"},
 			{Name: "org.stage1-kvm.stdout", Socket: pod + "/vm/stdout.sock"},
 		},
-		Consoles: []qemu.Port{{Name: "org.stage1-kvm.tty", Socket: pod + "/vm/tty.sock"}},
 		Shares: []qemu.Share{
 			{Tag: "config", Path: pod + "/vm/config", ReadOnly: true},
 			{Tag: "app-0", Path: s1 + "/opt/stage2/app/rootfs"},
@@ -78,7 +77,6 @@ func TestForQEMU(t *testing.T) {
 		{Source: c.Console, Target: JailConsole, Create: true},
 		{Source: pod + "/vm/events.sock", Target: "/vm/port0"},
 		{Source: pod + "/vm/stdout.sock", Target: "/vm/port1"},
-		{Source: pod + "/vm/tty.sock", Target: "/vm/tty0"},
 		{Source: pod + "/vm/config", Target: "/shares/0", ReadOnly: true, Recursive: true},
 		{Source: pod + "/stage1/rootfs/opt/stage2/app/rootfs", Target: "/shares/1", Recursive: true},
 		{Source: pod + "/vm/virtiofs2.sock", Target: "/vm/fs2"},
@@ -87,7 +85,7 @@ func TestForQEMU(t *testing.T) {
 			t.Errorf("mount at %s: %+v, want %+v", want.Target, got, want)
 		}
 	}
-	if len(p.Mounts) != 13 {
+	if len(p.Mounts) != 12 {
 		t.Errorf("%d mounts, want 13: %+v", len(p.Mounts), p.Mounts)
 	}
 	if _, ok := mountAt(p, "/dev/kvm"); ok {

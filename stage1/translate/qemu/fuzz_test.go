@@ -45,7 +45,7 @@ func FuzzArgv(f *testing.F) {
 	cmd := j(KernelCmdline(contract.PodTarget, TCG, false, "systemd.hostname=h", "systemd.machine_id=0123")...)
 	for _, s := range []seed{
 		{"/s1/bzImage", "/s1/guest.img", "/pod/vm/console.log", "/pod/vm/qmp.sock", "/s1/qemu/share",
-			j(contract.EventsPort, contract.StdoutPort, contract.TTYPort), j("/pod/vm/events.sock", "/pod/vm/stdout.sock", "/pod/vm/tty.sock"),
+			j(contract.EventsPort, contract.StdoutPort, contract.StdinPort), j("/pod/vm/events.sock", "/pod/vm/stdout.sock", "/pod/vm/stdin.sock"),
 			j("pod", "vol-0", "vol-1"), j("/pod/stage1/rootfs", "/data", "/ro"), "/pod/vm/virtiofs1.sock",
 			j("02:00:00:00:00:01", "02:00:00:00:00:02"), cmd, 128, 1, 16, 0b0000_0100_0010_0100},
 		{"/k", "/i", "", "", "", "", "", "", "", "", "", "", 64, 1, 0, 0},
@@ -106,12 +106,7 @@ func fuzzConfig(tapFile *os.File, kernel, image, console, qmp, dataDir, ports, s
 		Cmdline:       split(cmdline),
 	}
 	for i, name := range split(ports) {
-		p := Port{Name: name, Socket: pick(split(sockets), i)}
-		if i < 4 && bits&(1<<(4+i)) != 0 {
-			c.Consoles = append(c.Consoles, p)
-		} else {
-			c.Ports = append(c.Ports, p)
-		}
+		c.Ports = append(c.Ports, Port{Name: name, Socket: pick(split(sockets), i)})
 	}
 	for i, tag := range split(tags) {
 		s := Share{Tag: tag, Path: pick(split(paths), i)}
@@ -160,7 +155,7 @@ func expectedArgc(c Config) int {
 	}
 	n += 4 // -drive, -device virtio-blk-device
 	n += 6 // rng object and device, balloon
-	if ports := len(c.Ports) + len(c.Consoles); ports > 0 {
+	if ports := len(c.Ports); ports > 0 {
 		n += 2 + 4*ports // the virtio-serial bus, then a chardev and a device each
 	}
 	n += 4 * len(c.Taps)   // -netdev, -device
@@ -191,7 +186,6 @@ var subOptions = map[string]map[string][]string{
 		"virtio-balloon-device": {"free-page-reporting"},
 		"virtio-serial-device":  {"max_ports"},
 		"virtserialport":        {"chardev", "name"},
-		"virtconsole":           {"chardev", "name"},
 		"virtio-net-device":     {"netdev", "mac"},
 		"virtio-9p-device":      {"fsdev", "mount_tag"},
 		"vhost-user-fs-device":  {"chardev", "tag"},
@@ -244,7 +238,7 @@ func checkOptionValues(t *testing.T, c Config, a []string) {
 	}
 
 	var socks, names, fsPaths, fsTags, vfsTags, vfsSocks, ro []string
-	for _, p := range append(slices.Clone(c.Ports), c.Consoles...) {
+	for _, p := range c.Ports {
 		socks, names = append(socks, p.Socket), append(names, p.Name)
 	}
 	for _, s := range c.Shares {
@@ -275,8 +269,7 @@ func checkOptionValues(t *testing.T, c Config, a []string) {
 	}
 	for key, want := range map[string][]string{
 		"-chardev socket path":               append(socks, vfsSocks...),
-		"-device virtserialport name":        names[:len(c.Ports)],
-		"-device virtconsole name":           names[len(c.Ports):],
+		"-device virtserialport name":        names,
 		"-fsdev local path":                  fsPaths,
 		"-fsdev local readonly":              ro,
 		"-device virtio-9p-device mount_tag": fsTags,

@@ -137,10 +137,7 @@ type Config struct {
 	Console       string
 	ConsoleAppend bool
 	Ports         []Port
-	// Consoles are virtio console ports (terminals in the guest,
-	// /dev/hvc0 first) backed like Ports.
-	Consoles []Port
-	Shares   []Share
+	Shares        []Share
 	// Taps are the pod's network interfaces, each an open tap device
 	// handed to QEMU as an inherited descriptor.
 	Taps []Tap
@@ -244,7 +241,7 @@ func cmdlineProblems(args []string) []string {
 func (c Config) portProblems() []string {
 	var probs []string
 	names := map[string]bool{}
-	for _, p := range append(append([]Port(nil), c.Ports...), c.Consoles...) {
+	for _, p := range c.Ports {
 		if p.Name == "" || p.Socket == "" {
 			probs = append(probs, "a port needs a name and a socket")
 		}
@@ -383,25 +380,18 @@ func deviceArgs() []string {
 	}
 }
 
-// portArgs: the virtio-serial ports and consoles, each on a socket.
+// portArgs: the virtio-serial ports, each on a socket. (No virtio
+// console: QEMU drops a console's output when the host is slow to read.)
 func portArgs(c Config) []string {
-	n := len(c.Ports) + len(c.Consoles)
-	if n == 0 {
+	if len(c.Ports) == 0 {
 		return nil
 	}
-	a := []string{"-device", "virtio-serial-device,max_ports=" + strconv.Itoa(n+1)}
+	a := []string{"-device", "virtio-serial-device,max_ports=" + strconv.Itoa(len(c.Ports)+1)}
 	for i, p := range c.Ports {
 		id := "port" + strconv.Itoa(i)
 		a = append(a,
 			"-chardev", "socket,id="+id+",path="+p.Socket,
 			"-device", "virtserialport,chardev="+id+",name="+p.Name,
-		)
-	}
-	for i, p := range c.Consoles {
-		id := "tty" + strconv.Itoa(i)
-		a = append(a,
-			"-chardev", "socket,id="+id+",path="+p.Socket,
-			"-device", "virtconsole,chardev="+id+",name="+p.Name,
 		)
 	}
 	return a

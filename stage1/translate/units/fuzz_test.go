@@ -301,7 +301,7 @@ var appSettings = map[string]map[string]int{
 		"StandardInput": 1, "StandardOutput": 1, "StandardError": 1,
 		"SupplementaryGroups": -1, "MemoryMax": -1, "CPUQuota": -1, "CPUWeight": -1, "OOMScoreAdjust": -1,
 		"NoNewPrivileges": -1, "CapabilityBoundingSet": -1, "AmbientCapabilities": -1,
-		"SystemCallErrorNumber": -1, "TTYPath": -1, "TTYVHangup": -1, "TTYReset": -1, "TTYRows": -1, "TTYColumns": -1,
+		"SystemCallErrorNumber": -1, "TTYPath": -1, "TTYRows": -1, "TTYColumns": -1,
 		"Environment": 0, "ExecStartPre": 0, "ExecStopPost": 0, "SystemCallFilter": 0,
 		"ReadOnlyPaths": 0, "InaccessiblePaths": 0, "BindPaths": 0, "BindReadOnlyPaths": 0,
 	},

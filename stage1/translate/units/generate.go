@@ -105,7 +105,7 @@ func Generate(p Pod) ([]File, error) {
 			return nil, err
 		}
 	}
-	ioOpts, err := ioUnit(names, p.Interactive && !p.TTY)
+	ioOpts, err := ioUnit(names, p.Interactive, p.TTY)
 	if err != nil {
 		return nil, err
 	}
@@ -249,10 +249,13 @@ func podTarget(names []string, extra ...string) []*unit.UnitOption {
 // it is ready (Type=notify) before any app starts (Before=). Since apps are
 // ordered after it, at shutdown they stop first and it drains their output,
 // then waits for journald to store it.
-func ioUnit(names []string, interactive bool) ([]*unit.UnitOption, error) {
+func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
 	args := []string{"io", appsFlag(names)}
 	if interactive {
 		args = append(args, "--interactive="+names[0])
+		if tty {
+			args = append(args, "--tty")
+		}
 	}
 	exec, err := guestCommand("", args...)
 	if err != nil {
@@ -449,11 +452,11 @@ func streamOptions(a App, p Pod) []*unit.UnitOption {
 			service("StandardInput", "tty"),
 			service("StandardOutput", "tty"),
 			service("StandardError", "tty"),
+			// The forwarder's pseudo-terminal, new for this app. Not
+			// TTYReset= or TTYVHangup=: systemd applies them again when
+			// the app ends, and both throw away what the app wrote
+			// last and the forwarder has not read yet.
 			service("TTYPath", contract.TTYPath),
-			// The terminal is the host user's; take it over like a
-			// login would (a stale reader must not share it).
-			service("TTYVHangup", "yes"),
-			service("TTYReset", "yes"),
 		)
 		if p.Rows > 0 && p.Cols > 0 {
 			opts = append(opts,

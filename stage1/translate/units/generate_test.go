@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appc/spec/schema/types"
 	"github.com/coreos/go-systemd/v22/unit"
@@ -557,10 +558,10 @@ func TestInteractiveTTY(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	// The forwarder does not touch the terminal app's stdin.
+	// The forwarder makes the terminal and relays it.
 	io := units["stage1-io.service"]
-	if got := io.exec(t, "ExecStart"); len(got) != 1 || slices.Contains(got[0], "--interactive=web") {
-		t.Errorf("io ExecStart = %q", got)
+	if got, want := io.exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "io", "--apps=web", "--interactive=web", "--tty"}}; !equalCmds(got, want) {
+		t.Errorf("io ExecStart = %q, want %q", got, want)
 	}
 }
 
@@ -617,5 +618,25 @@ func TestExecutableChecked(t *testing.T) {
 		if !errors.Is(err, ErrInvalidPod) || !strings.Contains(err.Error(), c.exe) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want ErrInvalidPod naming the path and %q", c.exe, err, c.want)
 		}
+	}
+}
+
+// An orderly power-off fits in the guest's bound for it: the apps' stop,
+// then the I/O forwarder's, which waits for journald and for the host.
+func TestStopFitsPowerOff(t *testing.T) {
+	units := generate(t, Pod{Apps: []App{simpleApp("a")}})
+	app, err := time.ParseDuration(units["a.service"].one(t, "Service", "TimeoutStopSec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io, err := time.ParseDuration(units["stage1-io.service"].one(t, "Service", "TimeoutStopSec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if io < contract.JournalSyncTimeout+contract.OutputAckTimeout {
+		t.Errorf("the forwarder's stop bound %v is shorter than its own waits", io)
+	}
+	if app+io >= contract.PowerOffTimeout {
+		t.Errorf("an app's stop (%v) and the forwarder's (%v) do not fit in contract.PowerOffTimeout (%v)", app, io, contract.PowerOffTimeout)
 	}
 }

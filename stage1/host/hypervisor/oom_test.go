@@ -1,0 +1,45 @@
+package hypervisor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestOOMFile(t *testing.T) {
+	root := t.TempDir()
+	v1 := "12:pids:/a\n8:memory:/stage1-test-1\n1:name=systemd:/x\n0::/x\n"
+	if got, want := oomFile(v1, root), filepath.Join(root, "memory/stage1-test-1/memory.oom_control"); got != want {
+		t.Errorf("v1: %q, want %q", got, want)
+	}
+	if got, want := oomFile("0::/user.slice/run\n", root), filepath.Join(root, "user.slice/run/memory.events"); got != want {
+		t.Errorf("v2: %q, want %q", got, want)
+	}
+	os.Mkdir(filepath.Join(root, "unified"), 0o755)
+	if got, want := oomFile("3:cpu:/a\n0::/b\n", root), filepath.Join(root, "unified/b/memory.events"); got != want {
+		t.Errorf("hybrid: %q, want %q", got, want)
+	}
+	if got := oomFile("garbage\n3:cpu:relative\n", root); got != "" {
+		t.Errorf("nothing named: %q", got)
+	}
+}
+
+func TestOOMKills(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"v1": "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+		"v2": "low 0\nhigh 0\nmax 9\noom 4\noom_kill 3\noom_group_kill 0\n",
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		if n, ok := (oomCounter{file: p}).kills(); !ok || n != 3 {
+			t.Errorf("%s: %d, %v; want 3", name, n, ok)
+		}
+	}
+	if _, ok := (oomCounter{file: filepath.Join(dir, "missing")}).kills(); ok {
+		t.Error("a missing file gave a count")
+	}
+	if _, ok := (oomCounter{}).kills(); ok {
+		t.Error("no file gave a count")
+	}
+}
