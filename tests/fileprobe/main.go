@@ -223,6 +223,36 @@ func unlinked(dir string) error {
 	if string(b) != "still here" {
 		return fmt.Errorf("read %q", b)
 	}
+	// Open for writing, unlinked, opened again for writing (the usual
+	// anonymous temporary file): writes through either are one file.
+	w, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	again, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(w.Fd())), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open again for writing: %w", err)
+	}
+	defer again.Close()
+	if _, err := again.WriteAt([]byte("written again"), 0); err != nil {
+		return err
+	}
+	got := make([]byte, 13)
+	if _, err := w.ReadAt(got, 0); err != nil || string(got) != "written again" {
+		return fmt.Errorf("read back %q, %v", got, err)
+	}
+	// Truncated through one, shorter through the other.
+	if err := again.Truncate(7); err != nil {
+		return fmt.Errorf("truncate: %w", err)
+	}
+	n, _ := w.ReadAt(got, 0)
+	if string(got[:n]) != "written" {
+		return fmt.Errorf("after truncating to 7 bytes, read back %q", got[:n])
+	}
 	return nil
 }
 
