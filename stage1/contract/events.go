@@ -46,7 +46,11 @@ const (
 	EventAgentReady EventKind = "agent-ready"
 	// EventSettled: the guest's boot is over (no systemd job left).
 	EventSettled EventKind = "settled"
-	EventExited  EventKind = "exited"
+	// EventEnded: every app has ended, and what the host must keep of
+	// the pod (exit statuses, output, journal, files) is on the host:
+	// the VM may be stopped at once, without a guest shutdown.
+	EventEnded  EventKind = "ended"
+	EventExited EventKind = "exited"
 	// EventOutputEnd: the I/O forwarder has written the apps' last bytes.
 	EventOutputEnd EventKind = "output-end"
 )
@@ -118,7 +122,7 @@ func ParseEvent(line string) (Event, error) {
 				return e, nil
 			}
 		}
-	case EventStdinReady, EventAgentReady, EventSettled:
+	case EventStdinReady, EventAgentReady, EventSettled, EventEnded:
 		if len(f) != 1 {
 			break
 		}

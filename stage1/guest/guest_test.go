@@ -56,18 +56,21 @@ func TestExitStatus(t *testing.T) {
 	}
 }
 
-func TestShouldPowerOff(t *testing.T) {
+func TestPodEnd(t *testing.T) {
 	exited := map[string]bool{"a": true}
 	f := func(a string) bool { return exited[a] }
-	if ShouldPowerOff(0, []string{"a", "b"}, f) {
-		t.Error("b still runs: the pod goes on")
+	if got := PodEnd(0, []string{"a", "b"}, f); got != podRuns {
+		t.Errorf("b still runs: %v, want the pod to go on", got)
 	}
-	if !ShouldPowerOff(3, []string{"a", "b"}, f) {
-		t.Error("a failure stops the pod")
+	if got := PodEnd(3, []string{"a", "b"}, f); got != podStops {
+		t.Errorf("a failed while b runs: %v, want b stopped", got)
 	}
 	exited["b"] = true
-	if !ShouldPowerOff(0, []string{"a", "b"}, f) {
-		t.Error("all apps done: the pod ends")
+	if got := PodEnd(0, []string{"a", "b"}, f); got != podEnded {
+		t.Errorf("all apps done: %v, want the pod ended", got)
+	}
+	if got := PodEnd(3, []string{"a", "b"}, f); got != podEnded {
+		t.Errorf("the last app failed: %v, want the pod ended (nothing left to stop)", got)
 	}
 }
 

@@ -158,7 +158,37 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 		}
 		l.outputEnd = &e
 		go l.ch.ackOutput(e, l.done, contract.OutputAckTimeout)
+	case contract.EventEnded:
+		l.onEnded()
 	}
+}
+
+// onEnded: the guest says every app has ended and everything is on the
+// host. If the exits and the end of output it announced did come, the VM
+// is stopped at once: a guest shutdown would only cost time. (A guest that
+// says so early only cuts its own pod short: run then finds apps without
+// an exit status, or output missing, and fails.)
+func (l *loop) onEnded() {
+	if l.outputEnd == nil || !l.allExited() {
+		l.s.logf("ignoring an early end: not every app has reported, or the output has not ended")
+		return
+	}
+	l.s.logf("every app has ended: stopping the VM")
+	l.s.vm.Kill()
+}
+
+// allExited says whether every app of the pod has reported its exit.
+func (l *loop) allExited() bool {
+	seen := map[string]bool{}
+	for _, e := range l.exits {
+		seen[e.App] = true
+	}
+	for _, a := range l.s.pod.AppNames() {
+		if !seen[a] {
+			return false
+		}
+	}
+	return true
 }
 
 // onExited records an app's exit, once per app of the pod: the guest is
