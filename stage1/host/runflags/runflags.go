@@ -80,6 +80,11 @@ func Parse(args []string) (*Options, error) {
 		return nil, fmt.Errorf("%w: want exactly one pod UUID after the flags, got %q", ErrUsage, fs.Args())
 	}
 	o.RawUUID = fs.Arg(0)
+	if strings.HasPrefix(o.RawUUID, "-") {
+		// appc's parser drops dashes anywhere, but rkt never writes one
+		// first, and after the flags it would read as one.
+		return nil, fmt.Errorf("%w: bad pod UUID %q: it begins with '-'", ErrUsage, o.RawUUID)
+	}
 	u, err := types.NewUUID(o.RawUUID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad pod UUID %q: %v", ErrUsage, o.RawUUID, err)

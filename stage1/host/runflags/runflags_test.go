@@ -52,6 +52,8 @@ func TestParseErrors(t *testing.T) {
 		{[]string{}, ErrUsage},
 		{[]string{"--net=default"}, ErrUsage},
 		{[]string{"not-a-uuid"}, ErrUsage},
+		// appc would read it as a UUID; rkt, passing it back, as a flag.
+		{[]string{"--", "-" + strings.ReplaceAll(uuid, "-", "")}, ErrUsage},
 		{[]string{"--bogus", uuid}, ErrUsage},
 		{[]string{uuid, "extra"}, ErrUsage},
 		{[]string{"--dns-conf-mode=foo=bar", uuid}, ErrUsage},
