@@ -51,26 +51,13 @@ func ForwardIO(apps []string, interactive string, tty bool) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case interactive != "" && tty:
-		master, err := startTerminal(stdout, &wg)
+	if interactive != "" {
+		master, err := startInput(interactive, tty, stdout, &wg)
 		if err != nil {
 			return err
 		}
-		fifos = append(fifos, master)
-		if err := forwardStdin(func() (io.WriteCloser, error) { return nopWriteCloser{master}, nil }); err != nil {
-			return err
-		}
-	case interactive != "":
-		fifo := contract.AppFIFO(interactive, contract.Stdin)
-		if err := unix.Mkfifo(fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create FIFO %s: %w", fifo, err)
-		}
-		// Opening for writing waits for the app to open its end: data
-		// written to a FIFO that no reader holds open would be lost.
-		// Closing the only writer at the host's EOF gives the app EOF.
-		if err := forwardStdin(func() (io.WriteCloser, error) { return os.OpenFile(fifo, os.O_WRONLY, 0) }); err != nil {
-			return err
+		if master != nil {
+			fifos = append(fifos, master)
 		}
 	}
 	term := make(chan os.Signal, 1)
@@ -146,6 +133,27 @@ func confirmOutput(stdoutPort *os.File, stdoutBytes, stderrBytes int64) error {
 	case <-time.After(contract.OutputAckTimeout):
 		return fmt.Errorf("the host did not take the apps' last output within %v", contract.OutputAckTimeout)
 	}
+}
+
+// startInput connects the host's stdin to the interactive app: to its
+// terminal (made here, returned: its output is drained like the FIFOs) or
+// to its stdin FIFO.
+func startInput(app string, tty bool, stdout *syncio.Writer, wg *sync.WaitGroup) (*os.File, error) {
+	if tty {
+		master, err := startTerminal(stdout, wg)
+		if err != nil {
+			return nil, err
+		}
+		return master, forwardStdin(func() (io.WriteCloser, error) { return nopWriteCloser{master}, nil })
+	}
+	fifo := contract.AppFIFO(app, contract.Stdin)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("create FIFO %s: %w", fifo, err)
+	}
+	// Opening for writing waits for the app to open its end: data written
+	// to a FIFO that no reader holds open would be lost. Closing the only
+	// writer at the host's EOF gives the app EOF.
+	return nil, forwardStdin(func() (io.WriteCloser, error) { return os.OpenFile(fifo, os.O_WRONLY, 0) })
 }
 
 // forwardStdin copies the host's stdin (the stdin port) to what open

@@ -55,6 +55,20 @@ func (o *Options) PodHostname() string {
 	return "rkt-" + o.UUID.String()
 }
 
+// parseUUID parses the pod UUID argument.
+func parseUUID(raw string) (*types.UUID, error) {
+	if strings.HasPrefix(raw, "-") {
+		// appc's parser drops dashes anywhere, but rkt never writes one
+		// first, and after the flags it would read as one.
+		return nil, fmt.Errorf("%w: bad pod UUID %q: it begins with '-'", ErrUsage, raw)
+	}
+	u, err := types.NewUUID(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad pod UUID %q: %v", ErrUsage, raw, err)
+	}
+	return u, nil
+}
+
 // Parse parses args (without argv[0]).
 func Parse(args []string) (*Options, error) {
 	o := &Options{}
@@ -80,16 +94,10 @@ func Parse(args []string) (*Options, error) {
 		return nil, fmt.Errorf("%w: want exactly one pod UUID after the flags, got %q", ErrUsage, fs.Args())
 	}
 	o.RawUUID = fs.Arg(0)
-	if strings.HasPrefix(o.RawUUID, "-") {
-		// appc's parser drops dashes anywhere, but rkt never writes one
-		// first, and after the flags it would read as one.
-		return nil, fmt.Errorf("%w: bad pod UUID %q: it begins with '-'", ErrUsage, o.RawUUID)
+	var err error
+	if o.UUID, err = parseUUID(o.RawUUID); err != nil {
+		return nil, err
 	}
-	u, err := types.NewUUID(o.RawUUID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: bad pod UUID %q: %v", ErrUsage, o.RawUUID, err)
-	}
-	o.UUID = u
 	for _, n := range strings.Split(*net, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			o.Nets = append(o.Nets, n)
