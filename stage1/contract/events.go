@@ -70,6 +70,10 @@ const OutputAckTimeout = 60 * time.Second
 // of lines takes tens of seconds.
 const JournalSyncTimeout = 60 * time.Second
 
+// IOStopTimeout bounds the I/O forwarder's stop: its waits for journald
+// and for the host, and a margin.
+const IOStopTimeout = JournalSyncTimeout + OutputAckTimeout + 30*time.Second
+
 // PowerOffTimeout bounds the guest's orderly power-off: the apps' stop and
 // post-stop handlers, then the I/O forwarder's drain (at most
 // JournalSyncTimeout and OutputAckTimeout) must fit in it, or the journal

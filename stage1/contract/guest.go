@@ -28,6 +28,9 @@ const (
 	// IODir holds each app's stdin, stdout and stderr FIFOs (AppFIFO),
 	// made by the I/O forwarder before any app starts.
 	IODir = "/run/stage1/io"
+	// IOPidFile holds the I/O forwarder's PID, for the exit reporter to
+	// stop it without a systemctl (a fork and exec under emulation).
+	IOPidFile = IODir + "/forwarder.pid"
 	// RuntimeUnitDir is where the pre-init installs the pod's units.
 	RuntimeUnitDir = "/run/systemd/system"
 	// TTYPath is the terminal an interactive app gets when run's stdin is

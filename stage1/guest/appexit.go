@@ -1,12 +1,14 @@
 package guest
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -133,11 +135,46 @@ func powerOff() error {
 // mappings or the page cache is on the host's share. The host may then
 // stop the VM at once (EventEnded) instead of waiting for a guest shutdown.
 func endAtOnce() error {
-	if out, err := exec.Command(contract.Systemctl, "stop", contract.IOService).CombinedOutput(); err != nil {
-		return fmt.Errorf("stop %s: %w: %s", contract.IOService, err, out)
+	if err := stopForwarder(); err != nil {
+		return err
 	}
 	unix.Sync()
 	return Send(contract.EventsPort, contract.Event{Kind: contract.EventEnded}.String())
+}
+
+// stopForwarder sends the I/O forwarder SIGTERM, as systemd's stop would,
+// and waits for it to exit, at most contract.IOStopTimeout.
+func stopForwarder() error {
+	b, err := os.ReadFile(contract.IOPidFile)
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("%s: bad PID %q", contract.IOPidFile, b)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("the I/O forwarder (PID %d): %w", pid, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil {
+		return fmt.Errorf("stop the I/O forwarder: %w", err)
+	}
+	// The pidfd reads as ready once the process has exited.
+	deadline := time.Now().Add(contract.IOStopTimeout)
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(time.Until(deadline).Milliseconds()))
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return fmt.Errorf("wait for the I/O forwarder: %w", err)
+		case n == 0:
+			return fmt.Errorf("the I/O forwarder did not stop within %v", contract.IOStopTimeout)
+		}
+		return nil
+	}
 }
 
 // mainStatus reads a unit's main process result from systemd, in the

@@ -274,7 +274,7 @@ func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
 		service("ExecStart", exec),
 		// Its stop waits for journald to store, then for the host to
 		// take, the apps' last output.
-		service("TimeoutStopSec", strconv.Itoa(int((contract.JournalSyncTimeout+contract.OutputAckTimeout+30*time.Second)/time.Second))+"s"),
+		service("TimeoutStopSec", strconv.Itoa(int(contract.IOStopTimeout/time.Second))+"s"),
 	}, nil
 }
 
