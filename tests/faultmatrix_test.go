@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,9 +94,7 @@ func faultCase(t *testing.T, f fault) {
 	f.opts.Timeout = 3 * time.Minute
 	run := p.Start(t, f.opts)
 	if f.pauseAfter != "" {
-		if !waitUntil(readyTimeout, 20*time.Millisecond, func() bool { return harness.ProcessState(run.Pid) == "T" }) {
-			t.Fatalf("run never paused after step %s", f.pauseAfter)
-		}
+		waitPaused(t, run, f.pauseAfter)
 		f.inject(t, p, run.Pid)
 		syscall.Kill(run.Pid, syscall.SIGCONT)
 	}
@@ -113,21 +110,8 @@ func faultCase(t *testing.T, f fault) {
 	if f.smallFS {
 		os.Remove(filepath.Join(s.Dir, fillerName))
 	}
-	if code, stderr := s.GC(t, p, withKeep(f.gcOpts)); code != 0 {
-		t.Fatalf("gc exited %d: %s", code, stderr)
-	}
-	assertNoLeaks(t, p)
-	after := snapshot(t, s.Dir)
-	before.MemAvail, after.MemAvail = 0, 0
-	before.OwnFDs, after.OwnFDs = 0, 0
-	if !reflect.DeepEqual(before, after) {
-		t.Errorf("after the fault and gc the host changed\nbefore %+v\nafter  %+v", before, after)
-	}
-}
-
-func withKeep(o harness.GCOpts) harness.GCOpts {
-	o.Keep = true
-	return o
+	gcLeavesNothing(t, s, p, f.gcOpts)
+	assertHostAsBefore(t, before, snapshot(t, s.Dir), "after the fault and gc")
 }
 
 // killPodProcess kills, with SIGKILL, the pod's process whose command line

@@ -25,16 +25,29 @@ func TestKillRunAtEachStartStep(t *testing.T) {
 			p := s.Prepare(t, harness.PodOpts{Volumes: []types.Volume{emptyVolume(t, "scratch")}}, harness.BuildACI(t, app))
 			before := snapshot(t, s.Dir)
 			run := p.Start(t, harness.RunOpts{Env: []string{settings.PauseAfterEnv + "=" + id}})
-			if !waitUntil(readyTimeout, 20*time.Millisecond, func() bool { return harness.ProcessState(run.Pid) == "T" }) {
-				t.Fatalf("run never paused after step %s", id)
-			}
+			waitPaused(t, run, id)
 			killRunThenGC(t, s, p, run)
-			after := snapshot(t, s.Dir)
-			before.MemAvail, after.MemAvail = 0, 0
-			before.OwnFDs, after.OwnFDs = 0, 0
-			if !reflect.DeepEqual(before, after) {
-				t.Errorf("killed after %s, then gc: the host changed\nbefore %+v\nafter  %+v", id, before, after)
-			}
+			assertHostAsBefore(t, before, snapshot(t, s.Dir), "killed after "+id+", then gc")
 		})
+	}
+}
+
+// waitPaused waits for run to stop itself after start step id
+// (settings.PauseAfterEnv).
+func waitPaused(t *testing.T, run *harness.Running, id string) {
+	t.Helper()
+	if !waitUntil(readyTimeout, 20*time.Millisecond, func() bool { return harness.ProcessState(run.Pid) == "T" }) {
+		t.Fatalf("run never paused after step %s", id)
+	}
+}
+
+// assertHostAsBefore fails if the host's resources (all but free memory
+// and this test process's own descriptors) differ between two snapshots.
+func assertHostAsBefore(t *testing.T, before, after hostState, what string) {
+	t.Helper()
+	before.MemAvail, after.MemAvail = 0, 0
+	before.OwnFDs, after.OwnFDs = 0, 0
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("%s: the host changed\nbefore %+v\nafter  %+v", what, before, after)
 	}
 }

@@ -93,7 +93,15 @@ func killRunThenGC(t *testing.T, s *harness.Stage0, p *harness.Pod, run *harness
 	t.Helper()
 	syscall.Kill(run.Pid, syscall.SIGKILL)
 	run.Wait()
-	if code, stderr := s.GC(t, p, harness.GCOpts{Keep: true}); code != 0 {
+	gcLeavesNothing(t, s, p, harness.GCOpts{})
+}
+
+// gcLeavesNothing runs gc on the ended pod p (keeping its directory for
+// the checks), which must succeed and leave nothing of the pod behind.
+func gcLeavesNothing(t *testing.T, s *harness.Stage0, p *harness.Pod, o harness.GCOpts) {
+	t.Helper()
+	o.Keep = true
+	if code, stderr := s.GC(t, p, o); code != 0 {
 		t.Fatalf("gc exited %d: %s", code, stderr)
 	}
 	assertNoLeaks(t, p)

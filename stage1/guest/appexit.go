@@ -106,12 +106,12 @@ func AppExited(app string, apps []string) error {
 	}
 	switch PodEnd(status, apps, done) {
 	case podEnded:
-		if err := endAtOnce(); err == nil {
+		err := endAtOnce()
+		if err == nil {
 			return nil
-		} else {
-			// The orderly way still keeps everything, only slower.
-			fmt.Fprintf(os.Stderr, "stage1-app-exited: %v; powering off\n", err)
 		}
+		// The orderly way still keeps everything, only slower.
+		fmt.Fprintf(os.Stderr, "stage1-app-exited: %v; powering off\n", err)
 		return powerOff()
 	case podStops:
 		return powerOff()

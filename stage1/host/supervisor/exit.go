@@ -21,15 +21,24 @@ var ErrOutputLost = errors.New("the apps' output was not all passed on")
 // the first app that failed gives the pod's exit code; if every app exited
 // with 0 the pod exits 0; anything else means the VM died under the apps.
 func PodExit(exits []contract.Event, apps []string) (int, error) {
-	done := map[string]bool{}
 	for _, e := range exits {
-		if e.Kind != contract.EventExited {
-			continue
-		}
-		if e.Status != 0 {
+		if e.Kind == contract.EventExited && e.Status != 0 {
 			return e.Status, nil
 		}
-		done[e.App] = true
+	}
+	if missing := missingExits(exits, apps); len(missing) > 0 {
+		return 0, fmt.Errorf("%w (no exit status for %v)", ErrVMDied, missing)
+	}
+	return 0, nil
+}
+
+// missingExits are the apps without an exit event among exits.
+func missingExits(exits []contract.Event, apps []string) []string {
+	done := map[string]bool{}
+	for _, e := range exits {
+		if e.Kind == contract.EventExited {
+			done[e.App] = true
+		}
 	}
 	var missing []string
 	for _, a := range apps {
@@ -37,8 +46,5 @@ func PodExit(exits []contract.Event, apps []string) (int, error) {
 			missing = append(missing, a)
 		}
 	}
-	if len(missing) > 0 {
-		return 0, fmt.Errorf("%w (no exit status for %v)", ErrVMDied, missing)
-	}
-	return 0, nil
+	return missing
 }

@@ -169,26 +169,12 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 // says so early only cuts its own pod short: run then finds apps without
 // an exit status, or output missing, and fails.)
 func (l *loop) onEnded() {
-	if l.outputEnd == nil || !l.allExited() {
+	if l.outputEnd == nil || len(missingExits(l.exits, l.s.pod.AppNames())) > 0 {
 		l.s.logf("ignoring an early end: not every app has reported, or the output has not ended")
 		return
 	}
 	l.s.logf("every app has ended: stopping the VM")
 	l.s.vm.Kill()
-}
-
-// allExited says whether every app of the pod has reported its exit.
-func (l *loop) allExited() bool {
-	seen := map[string]bool{}
-	for _, e := range l.exits {
-		seen[e.App] = true
-	}
-	for _, a := range l.s.pod.AppNames() {
-		if !seen[a] {
-			return false
-		}
-	}
-	return true
 }
 
 // onExited records an app's exit, once per app of the pod: the guest is

@@ -86,7 +86,7 @@ func TestForQEMU(t *testing.T) {
 		}
 	}
 	if len(p.Mounts) != 12 {
-		t.Errorf("%d mounts, want 13: %+v", len(p.Mounts), p.Mounts)
+		t.Errorf("%d mounts, want 12: %+v", len(p.Mounts), p.Mounts)
 	}
 	if _, ok := mountAt(p, "/dev/kvm"); ok {
 		t.Error("/dev/kvm in a TCG jail")

@@ -88,8 +88,8 @@ func FuzzArgv(f *testing.F) {
 
 // fuzzConfig builds a Config from the fuzzer's values. bits: 0-1 the
 // accelerator (one value is not valid), 2 console append, 3 a tap without
-// file, 4-7 which ports are consoles, 8-11 which shares are read-only,
-// 12-15 which shares use virtiofs.
+// file, 4-7 unused (they chose virtio consoles, which are gone), 8-11
+// which shares are read-only, 12-15 which shares use virtiofs.
 func fuzzConfig(tapFile *os.File, kernel, image, console, qmp, dataDir, ports, sockets, tags, paths, shareSockets, macs, cmdline string,
 	mem, cpus, tb int, bits uint16) Config {
 	c := Config{
