@@ -4,8 +4,7 @@
 // stage1/guest.
 //
 //	stage1-guest                                (as PID 1) pre-init, then exec systemd
-//	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder (a notify service)
-//	stage1-guest app-exited --apps=a,b A       record app A's end (ExecStopPost=)
+//	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder and exit reporter (a notify service)
 //	stage1-guest event ready|settled           tell the host the apps are started / the boot is over
 //	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
 //	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
@@ -33,7 +32,7 @@ func run() error {
 		return guest.PreInit()
 	}
 	if len(os.Args) < 2 {
-		return cli.Usagef("stage1-guest io|app-exited|event|agent|sysctl|selftest")
+		return cli.Usagef("stage1-guest io|event|agent|sysctl|selftest")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
 	apps := fs.String("apps", "", "comma-separated apps of the pod")
@@ -46,8 +45,6 @@ func run() error {
 	switch cmd := os.Args[1]; {
 	case cmd == "io":
 		return guest.ForwardIO(appList, *interactive, *tty)
-	case cmd == "app-exited" && fs.NArg() == 1:
-		return guest.AppExited(fs.Arg(0), appList)
 	case cmd == "event" && fs.NArg() == 1:
 		return guest.ReportEvent(contract.EventKind(fs.Arg(0)))
 	case cmd == "agent" && fs.NArg() == 0:
@@ -62,7 +59,7 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
 		}
 		return nil
-	case cmd == "app-exited" || cmd == "event" || cmd == "agent" || cmd == "warm":
+	case cmd == "event" || cmd == "agent" || cmd == "warm":
 		return cli.Usagef("stage1-guest %s: wrong arguments %q", cmd, fs.Args())
 	default:
 		return cli.Usagef("unknown command %q", fmt.Sprint(cmd))

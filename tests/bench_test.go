@@ -154,8 +154,8 @@ func BenchmarkPodStart(b *testing.B) {
 	s.report(b)
 }
 
-// pss sums the proportional set size (KiB) of pid and its descendants.
-func pss(pid int) (total int64, procs []string) {
+// descendants is pid and all its descendants.
+func descendants(pid int) []int {
 	pids := []int{pid}
 	for i := 0; i < len(pids); i++ {
 		// A child belongs to the thread that forked it: look at all.
@@ -169,6 +169,12 @@ func pss(pid int) (total int64, procs []string) {
 			}
 		}
 	}
+	return pids
+}
+
+// pss sums the proportional set size (KiB) of pid and its descendants.
+func pss(pid int) (total int64, procs []string) {
+	pids := descendants(pid)
 	for _, p := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
 		if err != nil {
@@ -290,8 +296,56 @@ func BenchmarkPodStartAB(b *testing.B) {
 		s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
 		s[bd.name+"_qemu_to_kernel_ms"] = append(s[bd.name+"_qemu_to_kernel_ms"], t.QEMUToKernelMs)
 		s[bd.name+"_systemd_to_apps_ms"] = append(s[bd.name+"_systemd_to_apps_ms"], t.SystemdToReadyMs)
+		endStages(s, bd.name, t, res.Duration)
 	})
 	s.report(b)
+}
+
+// BenchmarkPodEndAB measures a pod's end once its boot is over, builds
+// side by side (BENCH_AB): the app prints, sleeps (the guest settles),
+// prints and exits. It reports the app's last byte -> run's exit (about:
+// the app's exit to run's), and the stages between.
+func BenchmarkPodEndAB(b *testing.B) {
+	s := samples{}
+	abRuns(b, func(bd abBuild) {
+		st := harness.NewStage0(b)
+		p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first; sleep 4; echo last")))
+		res := p.Run(b, harness.RunOpts{Net: "none"})
+		if res.ExitCode != 0 || res.Stdout != "first\nlast\n" {
+			b.Fatalf("%s: run: %d %q %s", bd.name, res.ExitCode, res.Stdout, res.Stderr)
+		}
+		t := readTimings(b, p)
+		if t.LastOutputMs > 0 {
+			s[bd.name+"_last_byte_to_end_ms"] = append(s[bd.name+"_last_byte_to_end_ms"], float64(res.Duration.Milliseconds())-t.LastOutputMs)
+		}
+		t.FirstOutputMs = t.LastOutputMs
+		endStages(s, bd.name, t, res.Duration)
+	})
+	s.report(b)
+}
+
+// endStages adds the stages of a pod's end (builds that note them): the
+// app's (first, or given) byte -> exit reported -> output ended -> ended
+// -> QEMU gone -> streams drained -> run's exit.
+func endStages(s samples, build string, t supervisor.Timings, whole time.Duration) {
+	if t.LoopEndMs == 0 || t.AppsExitedMs == 0 {
+		return
+	}
+	for _, e := range []struct {
+		name     string
+		from, to float64
+	}{
+		{"end1_exit_reported_ms", t.FirstOutputMs, t.AppsExitedMs},
+		{"end2_output_end_ms", t.AppsExitedMs, t.OutputEndMs},
+		{"end3_ended_ms", t.OutputEndMs, t.EndedMs},
+		{"end4_vm_gone_ms", t.EndedMs, t.VMExitMs},
+		{"end5_drained_ms", t.VMExitMs, t.LoopEndMs},
+		{"end6_teardown_ms", t.LoopEndMs, float64(whole.Milliseconds())},
+	} {
+		if e.from > 0 && e.to > 0 {
+			s[build+"_"+e.name] = append(s[build+"_"+e.name], e.to-e.from)
+		}
+	}
 }
 
 // BenchmarkIdlePodMemoryAB compares builds side by side (BENCH_AB,

@@ -23,13 +23,20 @@ import (
 // real device node on the host (docs/security.md), so that is refused with
 // EPERM. A file unlinked while open opens again through /proc/self/fd (our
 // QEMU's 9p serves it from the open descriptor it still holds).
-func TestEveryFileType(t *testing.T) {
+// buildFileProbe builds tests/fileprobe (static, to copy into an app).
+func buildFileProbe(t *testing.T) string {
+	t.Helper()
 	probe := filepath.Join(t.TempDir(), "fileprobe")
 	build := exec.Command("go", "build", "-trimpath", "-o", probe, "./fileprobe")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build fileprobe: %v\n%s", err, out)
 	}
+	return probe
+}
+
+func TestEveryFileType(t *testing.T) {
+	probe := buildFileProbe(t)
 	mounts := []types.MountPoint{{Name: acName(t, "data"), Path: "/data"}, {Name: acName(t, "scratch"), Path: "/scratch"}}
 	holder := sh("holder", probe+" local / /scratch /data /dev && "+probe+" holder /scratch")
 	holder.HostBinaries, holder.MountPoints = []string{probe}, mounts

@@ -148,6 +148,65 @@ func TestEventHandlers(t *testing.T) {
 	}
 }
 
+// TestEndsAtOnce: once every app has ended, the pod ends without a guest
+// shutdown, and nothing the user keeps is lost on the way: the apps'
+// statuses, their output and their post-stop handlers' output, the
+// journal, and files they wrote through a shared mapping and the page
+// cache.
+func TestEndsAtOnce(t *testing.T) {
+	first := sh("first", "echo first-out; echo first-err >&2")
+	first.EventHandlers = []types.EventHandler{
+		{Name: "post-stop", Exec: []string{"/bin/sh", "-c", "echo post-stop-out"}},
+	}
+	// The second app outlives the first, writes a file both ways and
+	// fails: the last app's failure leaves nothing to stop either.
+	probe := buildFileProbe(t)
+	second := sh("second", "sleep 1; head -c 65536 /dev/zero | tr '\\0' x > /tmp/cached; "+
+		probe+" mapfill /tmp/mapped; echo second-out; echo journal-end-marker; exit 3")
+	second.HostBinaries = []string{probe}
+	p, r := runPod(t, harness.RunOpts{Debug: true}, first, second)
+	if r.ExitCode != 3 {
+		t.Fatalf("exit %d, want the second app's 3: %s", r.ExitCode, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "every app has ended: stopping the VM") {
+		t.Errorf("the pod did not end at once:\n%s", r.Stderr)
+	}
+	for _, want := range []string{"first-out\n", "post-stop-out\n", "second-out\n"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("stdout lacks %q: %q", want, r.Stdout)
+		}
+	}
+	if !strings.Contains(r.Stderr, "first-err\n") {
+		t.Errorf("stderr lacks first-err")
+	}
+	for app, want := range map[string]string{"first": "0", "second": "3"} {
+		b, err := os.ReadFile(filepath.Join(p.Dir, "stage1/rootfs/rkt/status", app))
+		if err != nil || string(b) != want {
+			t.Errorf("status of %s: %q, %v; want %s", app, b, err, want)
+		}
+	}
+	root := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/second/rootfs/tmp")
+	for name, c := range map[string]byte{"cached": 'x', "mapped": 'y'} {
+		b, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil || len(b) != 65536 || strings.Trim(string(b), string(c)) != "" {
+			t.Errorf("%s: %d bytes, %v; want 65536 of %q", name, len(b), err, c)
+		}
+	}
+	out, err := exec.Command("journalctl", "-D", filepath.Join(p.Dir, "stage1/rootfs/var/log/journal"), "-o", "cat", "--no-pager").CombinedOutput()
+	if err != nil {
+		t.Fatalf("journalctl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "journal-end-marker") {
+		t.Errorf("the app's last line is not in the pod's journal")
+	}
+	// A guest shutdown would have reached these.
+	for _, never := range []string{"Reached target shutdown.target", "Reached target poweroff.target"} {
+		if strings.Contains(string(out), never) {
+			t.Errorf("the guest shut down (%q in its journal)", never)
+		}
+	}
+}
+
 func TestInteractiveStdin(t *testing.T) {
 	_, r := runPod(t, harness.RunOpts{Interactive: true, Stdin: strings.NewReader("line one\nline two\n")},
 		sh("app", `while read l; do echo "got: $l"; done; echo eof`))

@@ -11,8 +11,8 @@ const (
 	// JournalMount is where the guest binds the pod share's journal.
 	JournalMount = "/var/log/journal"
 	// GuestProgram is our program in the guest image: the pre-init (the
-	// kernel's init=) and, by subcommand, the I/O forwarder, the agent,
-	// the exit reporter and the event sender that units run.
+	// kernel's init=) and, by subcommand, the I/O forwarder (and exit
+	// reporter), the agent and the event sender that units run.
 	GuestProgram = "/usr/lib/stage1/stage1-guest"
 	// GuestProgramDir is GuestProgram's directory, relative to the guest
 	// image's root (where rootfs-builder puts it).
@@ -28,8 +28,8 @@ const (
 	// IODir holds each app's stdin, stdout and stderr FIFOs (AppFIFO),
 	// made by the I/O forwarder before any app starts.
 	IODir = "/run/stage1/io"
-	// IOPidFile holds the I/O forwarder's PID, for the exit reporter to
-	// stop it without a systemctl (a fork and exec under emulation).
+	// IOPidFile holds the I/O forwarder's PID: the settled notifier
+	// tells it (SIGUSR1) that the boot is over.
 	IOPidFile = IODir + "/forwarder.pid"
 	// RuntimeUnitDir is where the pre-init installs the pod's units.
 	RuntimeUnitDir = "/run/systemd/system"
@@ -85,7 +85,3 @@ const (
 
 // AppService is the unit name of app's service (rkt's naming).
 func AppService(app string) string { return app + ".service" }
-
-// ExitedService is the instance of the exit reporter's template for app;
-// with an empty app, the template itself.
-func ExitedService(app string) string { return "stage1-app-exited@" + app + ".service" }

@@ -1,50 +1,51 @@
 package guest
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	sdbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
-// exitedDir records, inside the guest, which apps have ended.
-const exitedDir = "/run/stage1/exited"
+// Exit codes of a unit's main process, as systemd reports them
+// (ExecMainCode: the siginfo code of its end).
+const (
+	mainNeverRan = 0 // it never ran: a pre-start handler failed, or the exec did
+	mainExited   = 1 // CLD_EXITED: ExecMainStatus is the exit code
+	mainKilled   = 2 // CLD_KILLED: ExecMainStatus is the signal
+	mainDumped   = 3 // CLD_DUMPED: killed by a signal, with a core dump
+)
 
-// ExitStatus turns systemd's $MONITOR_EXIT_CODE and $MONITOR_EXIT_STATUS
-// (given to units started by an app's OnSuccess=/OnFailure=) into the status rkt records: the exit code, or the number of
-// the signal that killed the app (rkt stores systemd's ExecMainStatus, which
-// is the signal number in that case).
-func ExitStatus(code, status string) (int, error) {
+// ExitStatus turns systemd's ExecMainCode and ExecMainStatus of an app's
+// unit into the status rkt records: the exit code, or the number of the
+// signal that killed the app (rkt stores systemd's ExecMainStatus, which is
+// the signal number in that case).
+func ExitStatus(code, status int32) (int, error) {
 	switch code {
-	case "exited":
-		n, err := strconv.Atoi(status)
-		if err != nil || n < 0 || n > 255 {
-			return 0, fmt.Errorf("bad EXIT_STATUS %q", status)
+	case mainExited:
+		if status < 0 || status > 255 {
+			return 0, fmt.Errorf("bad exit status %d", status)
 		}
-		return n, nil
-	case "killed", "dumped":
-		if sig := unix.SignalNum("SIG" + status); sig != 0 {
-			return int(sig), nil
+		return int(status), nil
+	case mainKilled, mainDumped:
+		if status <= 0 || status >= 65 {
+			return 0, fmt.Errorf("bad signal %d", status)
 		}
-		if n, err := strconv.Atoi(status); err == nil && n > 0 && n < 65 {
-			return n, nil
-		}
-		return 0, fmt.Errorf("bad signal in EXIT_STATUS %q", status)
-	case "":
-		// The main process never ran (an ExecStartPre= failed or the
-		// unit could not start): a failure all the same.
+		return int(status), nil
+	case mainNeverRan:
+		// A failure all the same.
 		return 1, nil
-	default:
-		return 0, fmt.Errorf("bad EXIT_CODE %q", code)
 	}
+	return 0, fmt.Errorf("bad ExecMainCode %d", code)
 }
 
 // podEnd is what an app's end means for the pod.
@@ -74,141 +75,210 @@ func PodEnd(status int, apps []string, exited func(app string) bool) podEnd {
 	return podEnded
 }
 
-// AppExited records an app's end: an event for the run entry point (which
-// writes the status file rkt reads) and, per the pod rules, the VM's
-// power-off.
-func AppExited(app string, apps []string) error {
-	code, st := os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS")
-	if code == "" {
-		// systemd leaves the MONITOR_ variables out in some cases; ask
-		// it directly, as rkt's own reaper did.
-		var err error
-		if code, st, err = mainStatus(contract.AppService(app)); err != nil {
-			return err
-		}
+// unitEnd is what systemd says of an app's unit.
+type unitEnd struct {
+	// ended: the unit has been started and has stopped again, its
+	// post-stop handlers done (inactive or failed).
+	ended        bool
+	code, status int32
+}
+
+// exitReporter lives in the I/O forwarder, for the whole pod: it learns
+// from systemd, over its private bus, when an app's unit has stopped (its
+// post-stop handlers included), and reports the app's status to the host
+// at once (EventExited). Resident, it saves a unit start and a program
+// start per app's end, each hundreds of ms under emulation. When the pod
+// ends by rkt's rules it either starts the guest's power-off (an app
+// failed while others run) or closes allEnded (every app has ended).
+//
+// It connects only once the boot is over (start): systemd sends every
+// unit change, all its properties, to every connection on its private
+// socket, and during the boot that cost ~0.3 s of emulated CPU before the
+// apps started. An app that ended before is found by the sweep that
+// follows the connection.
+type exitReporter struct {
+	apps     []string
+	allEnded chan struct{}
+
+	mu       sync.Mutex
+	conn     *sdbus.Conn // nil until start
+	reported map[string]bool
+}
+
+func newExitReporter(apps []string) *exitReporter {
+	return &exitReporter{apps: apps, reported: map[string]bool{}, allEnded: make(chan struct{})}
+}
+
+// dbusTimeout bounds each call to systemd: it answers within milliseconds
+// unless it is stuck, and then the pod cannot end anyway.
+const dbusTimeout = 30 * time.Second
+
+// start connects to systemd and subscribes to its unit changes, then
+// checks every app once; it does nothing once it has succeeded.
+func (r *exitReporter) start() error {
+	r.mu.Lock()
+	if r.conn != nil {
+		r.mu.Unlock()
+		return nil
 	}
-	status, err := ExitStatus(code, st)
+	// Not a context with a deadline: the connection ends with its
+	// context.
+	conn, err := sdbus.NewSystemdConnectionContext(context.Background())
 	if err != nil {
-		return fmt.Errorf("app %s: %w", app, err)
+		r.mu.Unlock()
+		return fmt.Errorf("connect to systemd: %w", err)
 	}
-	if err := os.MkdirAll(exitedDir, 0o755); err != nil {
-		return err
+	// go-systemd drops an update when the channel is full and says so on
+	// the error channel: either way the apps are checked again.
+	changes, dropped := make(chan *sdbus.PropertiesUpdate, 256), make(chan error, 1)
+	conn.SetPropertiesSubscriber(changes, dropped)
+	if err := conn.Subscribe(); err != nil {
+		conn.Close()
+		r.mu.Unlock()
+		return fmt.Errorf("subscribe to systemd's unit changes: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(exitedDir, app), nil, 0o644); err != nil {
-		return err
-	}
-	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventExited, App: app, Status: status}.String()); err != nil {
-		return err
-	}
-	done := func(a string) bool {
-		_, err := os.Stat(filepath.Join(exitedDir, a))
-		return err == nil
-	}
-	switch PodEnd(status, apps, done) {
-	case podEnded:
-		err := endAtOnce()
-		if err == nil {
-			return nil
-		}
-		// The orderly way still keeps everything, only slower.
-		fmt.Fprintf(os.Stderr, "stage1-app-exited: %v; powering off\n", err)
-		return powerOff()
-	case podStops:
-		return powerOff()
-	}
+	r.conn = conn
+	r.mu.Unlock()
+	go r.watch(changes, dropped)
+	r.sweep()
 	return nil
 }
 
-// powerOff starts the guest's orderly power-off.
-func powerOff() error {
-	// --no-block: the power-off waits for this unit to finish.
-	if out, err := exec.Command(contract.Systemctl, "poweroff", "--no-block").CombinedOutput(); err != nil {
-		return fmt.Errorf("power off: %w: %s", err, out)
+// watch checks an app whenever its unit changes, and every app when an
+// update was lost.
+func (r *exitReporter) watch(changes <-chan *sdbus.PropertiesUpdate, dropped <-chan error) {
+	for {
+		select {
+		case u := <-changes:
+			if app, ok := strings.CutSuffix(u.UnitName, ".service"); ok && slices.Contains(r.apps, app) && mayHaveEnded(u.Changed) {
+				r.check(app, u.Changed)
+			}
+		case <-dropped:
+			r.sweep()
+		}
+	}
+}
+
+// mayHaveEnded: a unit's change leaves it stopped, or says too little to
+// tell (systemd sends a unit's whole state; a missing state is checked).
+func mayHaveEnded(changed map[string]dbus.Variant) bool {
+	v, ok := changed["ActiveState"]
+	if !ok {
+		return true
+	}
+	s, _ := v.Value().(string)
+	return s == "inactive" || s == "failed"
+}
+
+// sweep checks every app not yet reported. The forwarder calls it once
+// more at its stop, when every app's unit has stopped.
+func (r *exitReporter) sweep() {
+	for _, app := range r.apps {
+		r.check(app, nil)
+	}
+}
+
+// check reports app's end if its unit has ended and it was not reported yet,
+// then applies the pod rules. changed, if not nil, is the unit's state as a
+// change just reported it: what it holds is not asked again.
+func (r *exitReporter) check(app string, changed map[string]dbus.Variant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reported[app] || r.conn == nil {
+		return
+	}
+	end, err := r.unitEnd(contract.AppService(app), changed)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: app %s: %v\n", app, err)
+		return
+	}
+	if !end.ended {
+		return
+	}
+	status, err := ExitStatus(end.code, end.status)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: app %s: %v\n", app, err)
+		status = 1
+	}
+	r.reported[app] = true
+	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventExited, App: app, Status: status}.String()); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: report the end of app %s: %v\n", app, err)
+	}
+	switch PodEnd(status, r.apps, func(a string) bool { return r.reported[a] }) {
+	case podEnded:
+		close(r.allEnded)
+	case podStops:
+		if err := r.powerOff(); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+		}
+	}
+}
+
+// unitEnd asks systemd whether unit has run and stopped, and how its main
+// process ended. A unit not started yet is inactive too: it has never
+// left the inactive state.
+func (r *exitReporter) unitEnd(unit string, changed map[string]dbus.Variant) (unitEnd, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
+	defer cancel()
+	get := func(name string) (any, error) {
+		if v, ok := changed[name]; ok {
+			return v.Value(), nil
+		}
+		p, err := r.conn.GetUnitPropertyContext(ctx, unit, name)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", unit, err)
+		}
+		return p.Value.Value(), nil
+	}
+	state, err := get("ActiveState")
+	if err != nil {
+		return unitEnd{}, err
+	}
+	if s, _ := state.(string); s != "inactive" && s != "failed" {
+		return unitEnd{}, nil
+	}
+	left, err := get("InactiveExitTimestampMonotonic")
+	if err != nil {
+		return unitEnd{}, err
+	}
+	if t, _ := left.(uint64); t == 0 {
+		return unitEnd{}, nil
+	}
+	end := unitEnd{ended: true}
+	for name, v := range map[string]*int32{"ExecMainCode": &end.code, "ExecMainStatus": &end.status} {
+		p, err := r.conn.GetServicePropertyContext(ctx, unit, name)
+		if err != nil {
+			return unitEnd{}, fmt.Errorf("query %s: %w", unit, err)
+		}
+		n, ok := p.Value.Value().(int32)
+		if !ok {
+			return unitEnd{}, fmt.Errorf("query %s: %s is %s", unit, name, p.Value.Signature())
+		}
+		*v = n
+	}
+	return end, nil
+}
+
+// powerOff starts the guest's orderly power-off, as `systemctl poweroff`
+// does, without starting a program.
+func (r *exitReporter) powerOff() error {
+	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
+	defer cancel()
+	if _, err := r.conn.StartUnitContext(ctx, "poweroff.target", "replace-irreversibly", nil); err != nil {
+		return fmt.Errorf("power off: %w", err)
 	}
 	return nil
 }
 
 // endAtOnce, once every app has ended, puts on the host what a power-off
-// would have: the I/O forwarder's stop drains the apps' output to the host
-// and to journald, and waits for both (as at a power-off); then every
-// file system is synced, so that what apps and journald wrote through
-// mappings or the page cache is on the host's share. The host may then
-// stop the VM at once (EventEnded) instead of waiting for a guest shutdown.
-func endAtOnce() error {
-	if err := stopForwarder(); err != nil {
-		return err
-	}
+// would have: drain (the forwarder's own drain: the apps' output to the
+// host and to journald, waiting for both), then every file system synced,
+// so that what is still dirty in the page cache of a file some guest
+// process holds open is on the host's share (a file's last close writes
+// it back already). The host may then stop the VM at once
+// (EventEnded) instead of waiting for a guest shutdown.
+func endAtOnce(drain func()) error {
+	drain()
 	unix.Sync()
 	return Send(contract.EventsPort, contract.Event{Kind: contract.EventEnded}.String())
-}
-
-// stopForwarder sends the I/O forwarder SIGTERM, as systemd's stop would,
-// and waits for it to exit, at most contract.IOStopTimeout.
-func stopForwarder() error {
-	b, err := os.ReadFile(contract.IOPidFile)
-	if err != nil {
-		return err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("%s: bad PID %q", contract.IOPidFile, b)
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return fmt.Errorf("the I/O forwarder (PID %d): %w", pid, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0); err != nil {
-		return fmt.Errorf("stop the I/O forwarder: %w", err)
-	}
-	// The pidfd reads as ready once the process has exited.
-	deadline := time.Now().Add(contract.IOStopTimeout)
-	for {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(time.Until(deadline).Milliseconds()))
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return fmt.Errorf("wait for the I/O forwarder: %w", err)
-		case n == 0:
-			return fmt.Errorf("the I/O forwarder did not stop within %v", contract.IOStopTimeout)
-		}
-		return nil
-	}
-}
-
-// mainStatus reads a unit's main process result from systemd, in the
-// $EXIT_CODE/$EXIT_STATUS vocabulary ExitStatus takes.
-func mainStatus(unit string) (code, status string, err error) {
-	out, err := exec.Command(contract.Systemctl, "show", "--property=ExecMainCode,ExecMainStatus", unit).Output()
-	if err != nil {
-		return "", "", fmt.Errorf("query %s: %w", unit, err)
-	}
-	return ParseMainStatus(string(out))
-}
-
-// ParseMainStatus parses `systemctl show -p ExecMainCode,ExecMainStatus`.
-// ExecMainCode is the siginfo code: 1 exited, 2 killed, 3 dumped, 0 never ran.
-func ParseMainStatus(out string) (code, status string, err error) {
-	var mc string
-	for _, l := range strings.Split(out, "\n") {
-		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
-		switch k {
-		case "ExecMainCode":
-			mc = v
-		case "ExecMainStatus":
-			status = v
-		}
-	}
-	switch mc {
-	case "1":
-		return "exited", status, nil
-	case "2":
-		return "killed", status, nil
-	case "3":
-		return "dumped", status, nil
-	case "0":
-		return "", "", nil
-	}
-	return "", "", fmt.Errorf("unexpected systemctl output %q", out)
 }

@@ -62,6 +62,11 @@ func ReportEvent(kind contract.EventKind) error {
 	e := contract.Event{Kind: kind}
 	switch kind {
 	case contract.EventSettled:
+		// The I/O forwarder starts reporting the apps' ends now; a
+		// failure only delays that (it starts anyway after a while).
+		if err := signalForwarder(unix.SIGUSR1); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+		}
 		// Only memory is at stake: report the failure, go on.
 		if err := TrimMemory(); err != nil {
 			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
@@ -74,6 +79,22 @@ func ReportEvent(kind contract.EventKind) error {
 		return fmt.Errorf("event %q: only %s and %s are sent this way", kind, contract.EventReady, contract.EventSettled)
 	}
 	return Send(contract.EventsPort, e.String())
+}
+
+// signalForwarder sends sig to the I/O forwarder (contract.IOPidFile).
+func signalForwarder(sig unix.Signal) error {
+	b, err := os.ReadFile(contract.IOPidFile)
+	if err != nil {
+		return fmt.Errorf("find the I/O forwarder: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("%s: bad PID %q", contract.IOPidFile, b)
+	}
+	if err := unix.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal the I/O forwarder (PID %d): %w", pid, err)
+	}
+	return nil
 }
 
 // Selftest reports the boot timings of the guest image's self-test boot

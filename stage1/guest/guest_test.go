@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/godbus/dbus/v5"
 )
 
 func TestLinkPorts(t *testing.T) {
@@ -34,24 +36,26 @@ func TestLinkPorts(t *testing.T) {
 
 func TestExitStatus(t *testing.T) {
 	for _, tt := range []struct {
-		code, status string
+		code, status int32
 		want         int
 		err          bool
 	}{
-		{"exited", "0", 0, false},
-		{"exited", "42", 42, false},
-		{"exited", "255", 255, false},
-		{"killed", "KILL", 9, false},
-		{"killed", "TERM", 15, false},
-		{"dumped", "SEGV", 11, false},
-		{"", "", 1, false},
-		{"exited", "x", 0, true},
-		{"killed", "NOPE", 0, true},
-		{"weird", "1", 0, true},
+		{mainExited, 0, 0, false},
+		{mainExited, 42, 42, false},
+		{mainExited, 255, 255, false},
+		{mainKilled, 9, 9, false},
+		{mainKilled, 15, 15, false},
+		{mainDumped, 11, 11, false},
+		{mainNeverRan, 0, 1, false},
+		{mainExited, 256, 0, true},
+		{mainExited, -1, 0, true},
+		{mainKilled, 0, 0, true},
+		{mainKilled, 65, 0, true},
+		{7, 1, 0, true},
 	} {
 		got, err := ExitStatus(tt.code, tt.status)
 		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("ExitStatus(%q, %q) = %d, %v; want %d (err %v)", tt.code, tt.status, got, err, tt.want, tt.err)
+			t.Errorf("ExitStatus(%d, %d) = %d, %v; want %d (err %v)", tt.code, tt.status, got, err, tt.want, tt.err)
 		}
 	}
 }
@@ -74,23 +78,14 @@ func TestPodEnd(t *testing.T) {
 	}
 }
 
-func TestParseMainStatus(t *testing.T) {
-	for _, tt := range []struct{ out, code, status string }{
-		{"ExecMainCode=1\nExecMainStatus=42\n", "exited", "42"},
-		{"ExecMainCode=2\nExecMainStatus=9\n", "killed", "9"},
-		{"ExecMainStatus=11\nExecMainCode=3\n", "dumped", "11"},
-		{"ExecMainCode=0\nExecMainStatus=0\n", "", ""},
-	} {
-		c, s, err := ParseMainStatus(tt.out)
-		if err != nil || c != tt.code || s != tt.status {
-			t.Errorf("ParseMainStatus(%q) = %q, %q, %v", tt.out, c, s, err)
-		}
-		// The pair must be understood by ExitStatus.
-		if _, err := ExitStatus(c, s); err != nil {
-			t.Errorf("ExitStatus(%q, %q): %v", c, s, err)
+func TestMayHaveEnded(t *testing.T) {
+	for state, want := range map[string]bool{"inactive": true, "failed": true, "active": false, "activating": false, "deactivating": false} {
+		if got := mayHaveEnded(map[string]dbus.Variant{"ActiveState": dbus.MakeVariant(state)}); got != want {
+			t.Errorf("ActiveState %s: %v, want %v", state, got, want)
 		}
 	}
-	if _, _, err := ParseMainStatus("garbage"); err == nil {
-		t.Error("want an error for unexpected output")
+	// A change that does not say is checked.
+	if !mayHaveEnded(map[string]dbus.Variant{"SubState": dbus.MakeVariant("dead")}) {
+		t.Error("a change without ActiveState: want it checked")
 	}
 }

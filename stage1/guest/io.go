@@ -21,16 +21,20 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
 
-// ForwardIO runs the I/O forwarder service: it creates the FIFOs, tells
-// systemd it is ready, then copies every app's stdout and stderr to the host
-// (the stdout and stderr ports, kept apart) and to the journal under the
-// app's name, and the host's stdin to the interactive app, until SIGTERM.
-// With tty, the interactive app gets a terminal instead (contract.TTYPath,
-// a pseudo-terminal the forwarder holds): what it shows goes to the stdout
-// port, the host's stdin is typed into it. Then it empties the FIFOs and
-// the terminal (the apps have stopped by then: they are ordered after this
-// service) and waits for the host to confirm it has all the output before
-// it exits and lets the power-off go on.
+// ForwardIO runs the I/O forwarder service: it creates the FIFOs, starts
+// the exit reporter, tells systemd it is ready, then copies every app's
+// stdout and stderr to the host (the stdout and stderr ports, kept apart)
+// and to the journal under the app's name, and the host's stdin to the
+// interactive app. With tty, the interactive app gets a terminal instead
+// (contract.TTYPath, a pseudo-terminal the forwarder holds): what it shows
+// goes to the stdout port, the host's stdin is typed into it.
+//
+// The output ends in one of two ways, each after the apps have stopped:
+// every app has ended (the exit reporter says so), and the pod ends at
+// once (endAtOnce); or SIGTERM, from the guest's power-off (the apps are
+// ordered after this service). Either way the forwarder reports the apps'
+// ends, empties the FIFOs and the terminal, and waits for the host to
+// confirm it has all the output.
 func ForwardIO(apps []string, interactive string, tty bool) error {
 	if err := os.MkdirAll(contract.IODir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", contract.IODir, err)
@@ -61,33 +65,71 @@ func ForwardIO(apps []string, interactive string, tty bool) error {
 			fifos = append(fifos, master)
 		}
 	}
-	term := make(chan os.Signal, 1)
+	term, settled := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
+	signal.Notify(settled, unix.SIGUSR1)
 	if err := os.WriteFile(contract.IOPidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", contract.IOPidFile, err)
 	}
+	exits := newExitReporter(apps)
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		return fmt.Errorf("notify systemd: %w", err)
 	}
-	<-term
-	// Wake the copies from their blocking reads: each then takes what is
-	// left in its FIFO without waiting, and ends.
-	for _, f := range fifos {
-		f.SetReadDeadline(time.Now())
+	drain := func() {
+		// Wake the copies from their blocking reads: each then takes
+		// what is left in its FIFO without waiting, and ends.
+		for _, f := range fifos {
+			f.SetReadDeadline(time.Now())
+		}
+		wg.Wait()
+		// What the apps wrote last may still wait in journald's socket
+		// (journald starts after the apps, and is slow under
+		// emulation); a power-off, or the host's stop, would drop it.
+		if err := SyncJournal(); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+		}
+		if err := confirmOutput(stdoutPort, stdout.Written(), stderr.Written()); err != nil {
+			// The host finds the loss too (its counts fall short) and fails.
+			fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+		}
 	}
-	wg.Wait()
-	// What the apps wrote last may still wait in journald's socket
-	// (journald starts after the apps, and is slow under emulation);
-	// the power-off that follows this exit would drop it.
-	if err := SyncJournal(); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+	// The exit reporter starts when the settled notifier says the boot
+	// is over (SIGUSR1), or after reporterDelay if it never does.
+	wake := time.NewTimer(reporterDelay)
+	startReporter := func() {
+		if err := exits.start(); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+			wake.Reset(time.Second)
+		}
 	}
-	if err := confirmOutput(stdoutPort, stdout.Written(), stderr.Written()); err != nil {
-		// The host finds the loss too (its counts fall short) and fails.
-		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+	for {
+		select {
+		case <-settled:
+			startReporter()
+		case <-wake.C:
+			startReporter()
+		case <-exits.allEnded:
+			if err := endAtOnce(drain); err != nil {
+				fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+			}
+			// The host stops the VM now; a power-off meanwhile finds
+			// nothing left to do.
+			<-term
+			return nil
+		case <-term:
+			// The apps' units have all stopped: report the ends not
+			// seen yet before the output's.
+			startReporter()
+			exits.sweep()
+			drain()
+			return nil
+		}
 	}
-	return nil
 }
+
+// reporterDelay bounds the wait for the settled notifier before the exit
+// reporter starts anyway.
+const reporterDelay = 20 * time.Second
 
 // startCopies creates each app's stdout and stderr FIFOs and starts
 // copying them to the ports (and the journal), counted in wg.

@@ -22,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: fileprobe local DIR... | holder DIR | peer DIR")
+		fmt.Fprintln(os.Stderr, "usage: fileprobe local DIR... | holder DIR | peer DIR | mapfill FILE")
 		os.Exit(2)
 	}
 	switch os.Args[1] {
@@ -34,6 +34,12 @@ func main() {
 			}{{"fifo", fifo}, {"socket", socket}, {"mknod", mknod}, {"hardlink", hardlink}, {"xattr", xattr}, {"mmapwrite", mmapWrite}, {"unlinked", unlinked}} {
 				report(c.name, dir, c.fn(dir))
 			}
+		}
+	case "mapfill":
+		// The pod's end must keep what this leaves in the page cache.
+		if err := mapFill(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "mapfill: %v\n", err)
+			os.Exit(1)
 		}
 	case "holder":
 		report("holder", os.Args[2], holder(os.Args[2]))
@@ -48,6 +54,26 @@ func report(check, dir string, err error) {
 		return
 	}
 	fmt.Printf("%s %s ok\n", check, dir)
+}
+
+// mapFill fills a new 64 KiB file with 'y' through a shared mapping and
+// exits without msync, munmap or close: the bytes are only in the page
+// cache, dirty.
+func mapFill(p string) error {
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	const size = 64 << 10
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(m, bytes.Repeat([]byte{'y'}, size))
+	return nil
 }
 
 // mmapWrite writes through a shared mapping, then unmaps and closes the

@@ -88,6 +88,7 @@ func (s *session) supervise() (int, error) {
 		}
 	}
 	l.ch.wait()
+	s.timer.markEnd(endLoop)
 	s.timer.write(filepath.Join(s.o.PodDir, contract.VMDir))
 	code, err := s.podExit(l.exits, l.cause)
 	if err == nil {
@@ -157,6 +158,7 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 			return
 		}
 		l.outputEnd = &e
+		s.timer.markEnd(endOutput)
 		go l.ch.ackOutput(e, l.done, contract.OutputAckTimeout)
 	case contract.EventEnded:
 		l.onEnded()
@@ -169,6 +171,7 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 // says so early only cuts its own pod short: run then finds apps without
 // an exit status, or output missing, and fails.)
 func (l *loop) onEnded() {
+	l.s.timer.markEnd(endEnded)
 	if l.outputEnd == nil || len(missingExits(l.exits, l.s.pod.AppNames())) > 0 {
 		l.s.logf("ignoring an early end: not every app has reported, or the output has not ended")
 		return
@@ -192,6 +195,9 @@ func (l *loop) onExited(e contract.Event) {
 		}
 	}
 	l.exits = append(l.exits, e)
+	if len(missingExits(l.exits, s.pod.AppNames())) == 0 {
+		s.timer.markEnd(endAppsExited)
+	}
 	if err := s.writeStatus(e.App, e.Status); err != nil {
 		s.warnf("app %s: write its exit status: %v", e.App, err)
 	}
@@ -212,6 +218,7 @@ func (l *loop) onSignal(sig os.Signal) {
 // onVMDone: QEMU is gone, so its connections are closed and the relays
 // end; the wait is bounded in case a port was never connected.
 func (l *loop) onVMDone() {
+	l.s.timer.markEnd(endVMExit)
 	l.vmDone = nil
 	l.s.host.agent.close()
 	for _, ln := range l.s.host.listeners {

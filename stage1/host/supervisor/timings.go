@@ -31,7 +31,29 @@ type Timings struct {
 	ReadyMs float64 `json:"ready_ms"`
 	// FirstOutputMs: run started -> first byte of any app's stdout.
 	FirstOutputMs float64 `json:"first_output_ms,omitempty"`
+	// LastOutputMs: run started -> last byte of the apps' stdout.
+	LastOutputMs float64 `json:"last_output_ms,omitempty"`
+
+	// The pod's end, for the time from the apps' exit to run's:
+	// AppsExitedMs: the last app's exit reported; OutputEndMs: the guest
+	// said the output had all been written; EndedMs: the guest said
+	// everything was on the host; VMExitMs: QEMU was seen gone;
+	// LoopEndMs: the streams drained, run's teardown about to start.
+	AppsExitedMs float64 `json:"apps_exited_ms,omitempty"`
+	OutputEndMs  float64 `json:"output_end_ms,omitempty"`
+	EndedMs      float64 `json:"ended_ms,omitempty"`
+	VMExitMs     float64 `json:"vm_exit_ms,omitempty"`
+	LoopEndMs    float64 `json:"loop_end_ms,omitempty"`
 }
+
+// The stages of a pod's end that the timer notes.
+const (
+	endAppsExited = "apps_exited"
+	endOutput     = "output_end"
+	endEnded      = "ended"
+	endVMExit     = "vm_exit"
+	endLoop       = "loop_end"
+)
 
 type timer struct {
 	mu     sync.Mutex
@@ -39,7 +61,10 @@ type timer struct {
 	qemu   time.Time
 	ready  time.Time
 	output time.Time
+	last   time.Time
 	netDur time.Duration
+	// The end: see Timings; each the time of its first mark.
+	ends   map[string]time.Time
 	guestK int64
 	guestT int64
 }
@@ -47,6 +72,19 @@ type timer struct {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (t *timer) markQEMU() { t.mu.Lock(); t.qemu = time.Now(); t.mu.Unlock() }
+
+// markEnd notes the first time the pod's end reached stage (a Timings
+// JSON name of the end's fields).
+func (t *timer) markEnd(stage string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ends == nil {
+		t.ends = map[string]time.Time{}
+	}
+	if _, ok := t.ends[stage]; !ok {
+		t.ends[stage] = time.Now()
+	}
+}
 
 func (t *timer) markNetwork(d time.Duration) { t.mu.Lock(); t.netDur = d; t.mu.Unlock() }
 
@@ -56,19 +94,24 @@ func (t *timer) markReady(kernelMs, totalMs int64) {
 	t.mu.Unlock()
 }
 
-// firstOutput wraps w to note when the first byte goes through.
+// firstOutput wraps w to note when the first and the last bytes go through.
 func (t *timer) firstOutput(w interface{ Write([]byte) (int, error) }) *outputTimer {
 	return &outputTimer{t: t, w: w}
 }
 
 type outputTimer struct {
-	t    *timer
-	w    interface{ Write([]byte) (int, error) }
-	once sync.Once
+	t *timer
+	w interface{ Write([]byte) (int, error) }
 }
 
 func (o *outputTimer) Write(p []byte) (int, error) {
-	o.once.Do(func() { o.t.mu.Lock(); o.t.output = time.Now(); o.t.mu.Unlock() })
+	now := time.Now()
+	o.t.mu.Lock()
+	if o.t.output.IsZero() {
+		o.t.output = now
+	}
+	o.t.last = now
+	o.t.mu.Unlock()
 	return o.w.Write(p)
 }
 
@@ -89,6 +132,15 @@ func (t *timer) result() Timings {
 	}
 	if !t.output.IsZero() {
 		r.FirstOutputMs = ms(t.output.Sub(t.start))
+		r.LastOutputMs = ms(t.last.Sub(t.start))
+	}
+	for stage, f := range map[string]*float64{
+		endAppsExited: &r.AppsExitedMs, endOutput: &r.OutputEndMs, endEnded: &r.EndedMs,
+		endVMExit: &r.VMExitMs, endLoop: &r.LoopEndMs,
+	} {
+		if at, ok := t.ends[stage]; ok {
+			*f = ms(at.Sub(t.start))
+		}
 	}
 	return r
 }

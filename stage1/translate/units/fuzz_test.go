@@ -292,8 +292,8 @@ func parseStrict(t *testing.T, f File) []*unit.UnitOption {
 // many times: 1 exactly once, -1 at most once, 0 any number.
 var appSettings = map[string]map[string]int{
 	"Unit": {
-		"Description": 1, "OnSuccess": 1, "OnFailure": 1,
-		"Requires": 0, "After": 0, "Before": 0,
+		"Description": 1,
+		"Requires":    0, "After": 0, "Before": 0,
 	},
 	"Service": {
 		"Type": 1, "Restart": 1, "RootDirectory": 1, "WorkingDirectory": 1, "User": 1, "Group": 1,
@@ -354,11 +354,6 @@ func checkAppUnit(t *testing.T, p Pod, a App, opts []*unit.UnitOption) {
 	} {
 		if got := one("Service", name); got != want {
 			fail("%s=%q, want %q", name, got, want)
-		}
-	}
-	for _, name := range []string{"OnSuccess", "OnFailure"} {
-		if got := one("Unit", name); got != contract.ExitedService(a.Name) {
-			fail("%s=%q", name, got)
 		}
 	}
 	for _, name := range []string{"Requires", "After", "Before"} {

@@ -79,8 +79,8 @@ type File struct {
 }
 
 // Generate writes the pod's units, sorted by name: one service per app, the
-// I/O forwarder, the ready and settled notifiers, the exit reporter's
-// template and the pod's target, which pulls them in (names in contract).
+// I/O forwarder, the ready and settled notifiers and the pod's target,
+// which pulls them in (names in contract).
 // (Long but linear: one unit after another.)
 func Generate(p Pod) ([]File, error) {
 	names, err := validatePod(p)
@@ -113,10 +113,6 @@ func Generate(p Pod) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	exited, err := exitedUnit(names)
-	if err != nil {
-		return nil, err
-	}
 	settled, err := settledUnit()
 	if err != nil {
 		return nil, err
@@ -139,7 +135,6 @@ func Generate(p Pod) ([]File, error) {
 		{contract.IOService, ioOpts},
 		{contract.ReadyService, ready},
 		{contract.SettledService, settled},
-		{contract.ExitedService(""), exited},
 		{contract.PodTarget, podTarget(names, targetExtra...)},
 	} {
 		if err := add(u.name, u.opts); err != nil {
@@ -387,9 +382,6 @@ func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
 		// Nothing is lost meanwhile: its sockets already exist and
 		// queue what the I/O forwarder and the apps log.
 		unitOpt("Before", contract.JournalService),
-		// Record the app's end however it ends (see exitedUnit).
-		unitOpt("OnSuccess", contract.ExitedService(a.Name)),
-		unitOpt("OnFailure", contract.ExitedService(a.Name)),
 		// exec, not simple: the app counts as started once its own
 		// binary runs in its root, so "ready" (and enter right after
 		// it) finds the app's process in the app's view of the world.
@@ -544,32 +536,6 @@ func execOptions(a App, root *rootfs, pathEnv string) ([]*unit.UnitOption, error
 	}
 	opts := append(pre, service("ExecStart", start))
 	return append(opts, post...), nil
-}
-
-// exitedUnit is the template (contract.ExitedService) that records an
-// app's end.
-// It runs when the app's unit has fully stopped (post-stop handlers done),
-// pulled in by the app's OnSuccess=/OnFailure=, outside the app's
-// RootDirectory where our program is; systemd 251+ passes it the app's
-// result in $MONITOR_EXIT_CODE and $MONITOR_EXIT_STATUS.
-func exitedUnit(names []string) ([]*unit.UnitOption, error) {
-	exec, err := guestCommand("", "app-exited", appsFlag(names))
-	if err != nil {
-		return nil, err
-	}
-	return []*unit.UnitOption{
-		unitOpt("Description", "Record the end of app %i"),
-		// It also runs for apps stopped by the pod's power-off, so it
-		// must not conflict with shutdown, and shutdown waits for it.
-		unitOpt("DefaultDependencies", "no"),
-		unitOpt("Before", "shutdown.target"),
-		service("Type", "oneshot"),
-		// Not the template's own slice: that one is stopped at shutdown
-		// and would make starting an instance then fail.
-		service("Slice", "-.slice"),
-		// The instance name is an AC name ([a-z0-9-]): no quoting needed.
-		service("ExecStart", exec+" %i"),
-	}, nil
 }
 
 // AppEnvironment is the app's environment as appc defines it: the
