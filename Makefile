@@ -12,7 +12,7 @@ GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 ENTRYPOINTS := init enter gc stop
 BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) jailer stage1-guest rootfs-builder)
 
-.PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench soak demo clean FORCE
+.PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench bench-density soak demo clean FORCE
 
 all: deps $(BUILD)/stage1-kvm.aci
 
@@ -122,6 +122,13 @@ soak: all
 
 bench: all
 	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m -v ./tests/ 2>&1 | tee $(BUILD)/bench.log | grep -vE '^\s*\[ *[0-9]'
+
+# Idle pods at once (docs/benchmarks.md): DENSITY_N, a comma-separated list
+# of pod counts; DENSITY_NET, each pod's --net.
+DENSITY_N ?= 10
+DENSITY_NET ?= none
+bench-density: all
+	STAGE1_BUILD_DIR=$(BUILD) BENCH_DENSITY_N=$(DENSITY_N) BENCH_DENSITY_NET=$(DENSITY_NET) go test -count=1 -run '^$$' -bench '^BenchmarkDensity$$' -benchtime 1x -timeout 180m -v ./tests/ 2>&1 | tee $(BUILD)/bench-density.log | grep -vE '^\s*\[ *[0-9]'
 
 STATICCHECK := $(BUILD)/tools/staticcheck
 

@@ -43,7 +43,7 @@ func waitPaused(t *testing.T, run *harness.Running, id string) {
 
 // assertHostAsBefore fails if the host's resources (all but free memory
 // and this test process's own descriptors) differ between two snapshots.
-func assertHostAsBefore(t *testing.T, before, after hostState, what string) {
+func assertHostAsBefore(t testing.TB, before, after hostState, what string) {
 	t.Helper()
 	before.MemAvail, after.MemAvail = 0, 0
 	before.OwnFDs, after.OwnFDs = 0, 0

@@ -30,7 +30,7 @@ type hostState struct {
 	MemAvail int      // MemAvailable, KiB: compared with a tolerance
 }
 
-func snapshot(t *testing.T, stage0Dir string) hostState {
+func snapshot(t testing.TB, stage0Dir string) hostState {
 	t.Helper()
 	var st hostState
 	procs, _ := filepath.Glob("/proc/[0-9]*/comm")
@@ -75,7 +75,7 @@ func snapshot(t *testing.T, stage0Dir string) hostState {
 	return st
 }
 
-func memAvailable(t *testing.T) int {
+func memAvailable(t testing.TB) int {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,151 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+// densityIdle is how long idle pods are watched for the CPU they burn,
+// after they have settled (idleAfterReady).
+const densityIdle = 20 * time.Second
+
+// BenchmarkDensity starts N idle pods through the stage0 stand-in, one
+// after another, each once the one before is ready (BENCH_DENSITY_N, a
+// comma-separated list of N; BENCH_DENSITY_NET, the --net of each, none
+// by default). Once all have settled it reports, per pod: the summed PSS of
+// the pods' host processes, the drop in MemAvailable, the host CPU the idle
+// pods burn (% of one core), the start time (run exec to ready) of the
+// first and the N-th pod, and how many answer `enter`. Then it stops every
+// pod, collects it (gc) and checks that the host is as before. `make bench-density`.
+func BenchmarkDensity(b *testing.B) {
+	spec := os.Getenv("BENCH_DENSITY_N")
+	if spec == "" {
+		b.Skip("BENCH_DENSITY_N not set (make bench-density)")
+	}
+	net := os.Getenv("BENCH_DENSITY_NET")
+	if net == "" {
+		net = "none"
+	}
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			b.Fatalf("BENCH_DENSITY_N: %q is not a number of pods", f)
+		}
+		b.Run(fmt.Sprintf("N=%d/net=%s", n, net), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				measureDensity(b, n, net)
+			}
+		})
+	}
+}
+
+// idlePod is one pod of a density run.
+type idlePod struct {
+	pod *harness.Pod
+	run *harness.Running
+}
+
+func measureDensity(b *testing.B, n int, net string) {
+	s := harness.NewStage0(b)
+	before := snapshot(b, s.Dir)
+	memBefore := memAvailable(b)
+	pods := make([]idlePod, 0, n)
+	defer func() {
+		// Every pod ends, whatever happened: SIGTERM (an orderly stop),
+		// then the harness's own timeout and stray checks.
+		for _, ip := range pods {
+			syscall.Kill(ip.run.Pid, syscall.SIGTERM)
+		}
+		for _, ip := range pods {
+			ip.run.Wait()
+		}
+	}()
+	var startMs []float64
+	for i := 0; i < n; i++ {
+		p := s.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 3600")))
+		start := time.Now()
+		run := p.Start(b, harness.RunOpts{Net: net})
+		pods = append(pods, idlePod{p, run})
+		p.WaitReady(b, readyTimeout)
+		startMs = append(startMs, float64(time.Since(start).Milliseconds()))
+	}
+	time.Sleep(idleAfterReady)
+
+	cpu0, t0 := podsCPUTicks(pods), time.Now()
+	time.Sleep(densityIdle)
+	cpu1, t1 := podsCPUTicks(pods), time.Now()
+	cpuPct := float64(cpu1-cpu0) / float64(clockTicks) / t1.Sub(t0).Seconds() * 100
+
+	var pssKiB int64
+	for _, ip := range pods {
+		kib, _ := pss(ip.run.Pid)
+		pssKiB += kib
+	}
+	memDrop := float64(memBefore-memAvailable(b)) / 1024
+
+	entered := 0
+	for _, ip := range pods {
+		if r := ip.pod.Enter(b, harness.EnterOpts{}, "/bin/true"); r.ExitCode == 0 {
+			entered++
+		}
+	}
+	b.ReportMetric(float64(pssKiB)/1024/float64(n), "pss_MiB/pod")
+	b.ReportMetric(memDrop/float64(n), "memavail_drop_MiB/pod")
+	b.ReportMetric(cpuPct/float64(n), "idle_cpu_%core/pod")
+	b.ReportMetric(cpuPct, "idle_cpu_%core_all")
+	b.ReportMetric(startMs[0], "first_start_ms")
+	b.ReportMetric(startMs[n-1], "last_start_ms")
+	b.ReportMetric(float64(entered), "entered")
+	b.Logf("N=%d net=%s: PSS %.1f MiB/pod, MemAvailable -%.1f MiB/pod, idle CPU %.2f%% of a core/pod (%.1f%% all), start first %.0f ms, N-th %.0f ms, %d/%d answer enter",
+		n, net, float64(pssKiB)/1024/float64(n), memDrop/float64(n), cpuPct/float64(n), cpuPct, startMs[0], startMs[n-1], entered, n)
+	if entered != n {
+		b.Errorf("%d of %d pods did not answer enter", n-entered, n)
+	}
+
+	for _, ip := range pods {
+		syscall.Kill(ip.run.Pid, syscall.SIGTERM)
+	}
+	for _, ip := range pods {
+		ip.run.Wait()
+		// rkt's overlay mounts stay until gc, as with rkt.
+		if code, stderr := s.GC(b, ip.pod, harness.GCOpts{}); code != 0 {
+			b.Errorf("gc of pod %s exited %d: %s", ip.pod.UUID, code, stderr)
+		}
+	}
+	pods = nil
+	assertHostAsBefore(b, before, snapshot(b, s.Dir), fmt.Sprintf("%d pods stopped", n))
+}
+
+// clockTicks is the unit of /proc/<pid>/stat's CPU times (USER_HZ).
+const clockTicks = 100
+
+// podsCPUTicks sums the user and system CPU time of every host process of
+// the pods (run, the jailer's children: QEMU with all its threads).
+func podsCPUTicks(pods []idlePod) int64 {
+	var total int64
+	for _, ip := range pods {
+		for _, pid := range descendants(ip.run.Pid) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// Fields after the command (which may hold spaces): utime
+			// and stime are the 12th and 13th.
+			s := string(b)
+			f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+			if len(f) > 12 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				st, _ := strconv.ParseInt(f[12], 10, 64)
+				total += u + st
+			}
+		}
+	}
+	return total
+}
