@@ -284,13 +284,7 @@ func abRuns(b *testing.B, run func(abBuild)) {
 func BenchmarkPodStartAB(b *testing.B) {
 	s := samples{}
 	abRuns(b, func(bd abBuild) {
-		st := harness.NewStage0(b)
-		p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first")))
-		res := p.Run(b, harness.RunOpts{Net: "none"})
-		if res.ExitCode != 0 {
-			b.Fatalf("%s: run: %d %s", bd.name, res.ExitCode, res.Stderr)
-		}
-		t := readTimings(b, p)
+		res, t := runBenchPod(b, bd.name, "echo first", "first\n")
 		s[bd.name+"_whole_run_ms"] = append(s[bd.name+"_whole_run_ms"], float64(res.Duration.Milliseconds()))
 		s[bd.name+"_exit_to_end_ms"] = append(s[bd.name+"_exit_to_end_ms"], float64(res.Duration.Milliseconds())-t.FirstOutputMs)
 		s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
@@ -308,13 +302,7 @@ func BenchmarkPodStartAB(b *testing.B) {
 func BenchmarkPodEndAB(b *testing.B) {
 	s := samples{}
 	abRuns(b, func(bd abBuild) {
-		st := harness.NewStage0(b)
-		p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", "echo first; sleep 4; echo last")))
-		res := p.Run(b, harness.RunOpts{Net: "none"})
-		if res.ExitCode != 0 || res.Stdout != "first\nlast\n" {
-			b.Fatalf("%s: run: %d %q %s", bd.name, res.ExitCode, res.Stdout, res.Stderr)
-		}
-		t := readTimings(b, p)
+		res, t := runBenchPod(b, bd.name, "echo first; sleep 4; echo last", "first\nlast\n")
 		if t.LastOutputMs > 0 {
 			s[bd.name+"_last_byte_to_end_ms"] = append(s[bd.name+"_last_byte_to_end_ms"], float64(res.Duration.Milliseconds())-t.LastOutputMs)
 		}
@@ -322,6 +310,19 @@ func BenchmarkPodEndAB(b *testing.B) {
 		endStages(s, bd.name, t, res.Duration)
 	})
 	s.report(b)
+}
+
+// runBenchPod runs a one-app pod (a shell script) without networking and
+// returns its result and run's timings; it fails unless the pod exits 0
+// having printed stdout.
+func runBenchPod(b *testing.B, build, script, stdout string) (harness.RunResult, supervisor.Timings) {
+	st := harness.NewStage0(b)
+	p := st.Prepare(b, harness.PodOpts{}, harness.BuildACI(b, sh("app", script)))
+	res := p.Run(b, harness.RunOpts{Net: "none"})
+	if res.ExitCode != 0 || res.Stdout != stdout {
+		b.Fatalf("%s: run: %d %q %s", build, res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return res, readTimings(b, p)
 }
 
 // endStages adds the stages of a pod's end (builds that note them): the

@@ -71,7 +71,8 @@ func measureDensity(b *testing.B, n int, net string) {
 	for i := 0; i < n; i++ {
 		p := s.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 3600")))
 		start := time.Now()
-		run := p.Start(b, harness.RunOpts{Net: net})
+		// Alive until the last pod has started and all are measured.
+		run := p.Start(b, harness.RunOpts{Net: net, Timeout: time.Duration(n)*30*time.Second + 10*time.Minute})
 		pods = append(pods, idlePod{p, run})
 		p.WaitReady(b, readyTimeout)
 		startMs = append(startMs, float64(time.Since(start).Milliseconds()))
