@@ -1,6 +1,15 @@
 package qemu
 
-import "github.com/stage1-kvm/stage1-kvm/stage1/contract"
+import (
+	"fmt"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+)
+
+// tcgAPICBusHz is the rate of QEMU's emulated local APIC timer before its
+// divider: one count per nanosecond of QEMU_CLOCK_VIRTUAL
+// (hw/intc/apic_common.c).
+const tcgAPICBusHz = 1_000_000_000
 
 // KernelCmdline is the guest kernel's command line booting systemd into unit.
 // Extra arguments (hostname, machine id, ...) are appended by the caller.
@@ -26,8 +35,11 @@ func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []stri
 	if accel == TCG {
 		// TCG has no TSC-deadline timer, so the kernel would calibrate
 		// the local APIC timer against the PIT in real time (~240 ms).
-		// Without it the PIT drives the tick; fine for a small guest.
-		c = append(c, "noapictimer")
+		// Our kernel takes its input clock instead (kernel/patches):
+		// QEMU's emulated APIC counts virtual-clock nanoseconds. (The
+		// PIT, noapictimer's way, woke an idle guest ~50 times a second:
+		// its 16-bit counter cannot sleep longer than 27 ms.)
+		c = append(c, fmt.Sprintf("lapic_bus_hz=%d", tcgAPICBusHz))
 		// Guest RAM is in 4 KiB host pages (a memfd): free memory can be
 		// handed back page by page (see contract.ReportingOrderParam).
 		c = append(c, contract.ReportingOrderParam+"=0")
