@@ -36,34 +36,9 @@ import (
 // ends, empties the FIFOs and the terminal, and waits for the host to
 // confirm it has all the output.
 func ForwardIO(apps []string, interactive string, tty bool) error {
-	if err := os.MkdirAll(contract.IODir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", contract.IODir, err)
-	}
-	// Read-write: the host's acknowledgement comes back on it.
-	stdoutPort, err := openPort(contract.StdoutPort, os.O_RDWR)
+	f, err := startForwarding(apps, interactive, tty)
 	if err != nil {
 		return err
-	}
-	stderrPort, err := openPort(contract.StderrPort, os.O_WRONLY)
-	if err != nil {
-		return err
-	}
-	// One writer per port, shared by every app: a chunk reaches the host
-	// whole, never interleaved with another app's.
-	stdout, stderr := syncio.NewWriter(stdoutPort), syncio.NewWriter(stderrPort)
-	var wg sync.WaitGroup
-	fifos, err := startCopies(apps, stdout, stderr, &wg)
-	if err != nil {
-		return err
-	}
-	if interactive != "" {
-		master, err := startInput(interactive, tty, stdout, &wg)
-		if err != nil {
-			return err
-		}
-		if master != nil {
-			fifos = append(fifos, master)
-		}
 	}
 	term, settled := make(chan os.Signal, 1), make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
@@ -71,30 +46,60 @@ func ForwardIO(apps []string, interactive string, tty bool) error {
 	if err := os.WriteFile(contract.IOPidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", contract.IOPidFile, err)
 	}
-	exits := newExitReporter(apps)
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		return fmt.Errorf("notify systemd: %w", err)
 	}
-	drain := func() {
-		// Wake the copies from their blocking reads: each then takes
-		// what is left in its FIFO without waiting, and ends.
-		for _, f := range fifos {
-			f.SetReadDeadline(time.Now())
+	f.untilEnd(newExitReporter(apps), term, settled)
+	return nil
+}
+
+// forwarder is the I/O forwarder's state: the ports, and the copies from
+// the FIFOs (and the terminal) to them.
+type forwarder struct {
+	stdoutPort     *os.File
+	stdout, stderr *syncio.Writer
+	fifos          []*os.File
+	copies         sync.WaitGroup
+}
+
+// startForwarding opens the ports and starts the copies: from each app's
+// FIFOs to the ports and the journal, and from the stdin port to the
+// interactive app's stdin or terminal.
+func startForwarding(apps []string, interactive string, tty bool) (*forwarder, error) {
+	if err := os.MkdirAll(contract.IODir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", contract.IODir, err)
+	}
+	// Read-write: the host's acknowledgement comes back on it.
+	stdoutPort, err := openPort(contract.StdoutPort, os.O_RDWR)
+	if err != nil {
+		return nil, err
+	}
+	stderrPort, err := openPort(contract.StderrPort, os.O_WRONLY)
+	if err != nil {
+		return nil, err
+	}
+	// One writer per port, shared by every app: a chunk reaches the host
+	// whole, never interleaved with another app's.
+	f := &forwarder{stdoutPort: stdoutPort, stdout: syncio.NewWriter(stdoutPort), stderr: syncio.NewWriter(stderrPort)}
+	if f.fifos, err = startCopies(apps, f.stdout, f.stderr, &f.copies); err != nil {
+		return nil, err
+	}
+	if interactive != "" {
+		master, err := startInput(interactive, tty, f.stdout, &f.copies)
+		if err != nil {
+			return nil, err
 		}
-		wg.Wait()
-		// What the apps wrote last may still wait in journald's socket
-		// (journald starts after the apps, and is slow under
-		// emulation); a power-off, or the host's stop, would drop it.
-		if err := SyncJournal(); err != nil {
-			fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
-		}
-		if err := confirmOutput(stdoutPort, stdout.Written(), stderr.Written()); err != nil {
-			// The host finds the loss too (its counts fall short) and fails.
-			fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+		if master != nil {
+			f.fifos = append(f.fifos, master)
 		}
 	}
-	// The exit reporter starts when the settled notifier says the boot
-	// is over (SIGUSR1), or after reporterDelay if it never does.
+	return f, nil
+}
+
+// untilEnd runs the exit reporter (from when the settled notifier says
+// the boot is over, SIGUSR1, or after reporterDelay) until the pod's end:
+// every app ended (then the pod ends at once) or term (the power-off).
+func (f *forwarder) untilEnd(exits *exitReporter, term, settled <-chan os.Signal) {
 	wake := time.NewTimer(reporterDelay)
 	startReporter := func() {
 		if err := exits.start(); err != nil {
@@ -109,21 +114,42 @@ func ForwardIO(apps []string, interactive string, tty bool) error {
 		case <-wake.C:
 			startReporter()
 		case <-exits.allEnded:
-			if err := endAtOnce(drain); err != nil {
+			if err := endAtOnce(f.drain); err != nil {
 				fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
 			}
 			// The host stops the VM now; a power-off meanwhile finds
 			// nothing left to do.
 			<-term
-			return nil
+			return
 		case <-term:
 			// The apps' units have all stopped: report the ends not
 			// seen yet before the output's.
 			startReporter()
 			exits.sweep()
-			drain()
-			return nil
+			f.drain()
+			return
 		}
+	}
+}
+
+// drain, once the apps have stopped, passes on what is left of their
+// output and waits until journald has stored it and the host has taken it.
+func (f *forwarder) drain() {
+	// Wake the copies from their blocking reads: each then takes what is
+	// left in its FIFO without waiting, and ends.
+	for _, fifo := range f.fifos {
+		fifo.SetReadDeadline(time.Now())
+	}
+	f.copies.Wait()
+	// What the apps wrote last may still wait in journald's socket
+	// (journald starts after the apps, and is slow under emulation); a
+	// power-off, or the host's stop, would drop it.
+	if err := SyncJournal(); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+	}
+	if err := confirmOutput(f.stdoutPort, f.stdout.Written(), f.stderr.Written()); err != nil {
+		// The host finds the loss too (its counts fall short) and fails.
+		fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
 	}
 }
 
