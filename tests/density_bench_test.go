@@ -63,16 +63,9 @@ func measureDensity(b *testing.B, n int, net string) {
 	before := snapshot(b, s.Dir)
 	memBefore := memAvailable(b)
 	pods := make([]idlePod, 0, n)
-	defer func() {
-		// Every pod ends, whatever happened: SIGTERM (an orderly stop),
-		// then the harness's own timeout and stray checks.
-		for _, ip := range pods {
-			syscall.Kill(ip.run.Pid, syscall.SIGTERM)
-		}
-		for _, ip := range pods {
-			ip.run.Wait()
-		}
-	}()
+	// Every pod ends, whatever happened (the harness's own timeout and
+	// stray checks follow).
+	defer func() { stopPods(pods) }()
 	var startMs []float64
 	for i := 0; i < n; i++ {
 		p := s.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 3600")))
@@ -116,18 +109,28 @@ func measureDensity(b *testing.B, n int, net string) {
 		b.Errorf("%d of %d pods did not answer enter", n-entered, n)
 	}
 
-	for _, ip := range pods {
-		syscall.Kill(ip.run.Pid, syscall.SIGTERM)
-	}
-	for _, ip := range pods {
-		ip.run.Wait()
+	// Stopped here, not again by the deferred stop: their PIDs are gone.
+	stopped := pods
+	pods = nil
+	stopPods(stopped)
+	for _, ip := range stopped {
 		// rkt's overlay mounts stay until gc, as with rkt.
 		if code, stderr := s.GC(b, ip.pod, harness.GCOpts{}); code != 0 {
 			b.Errorf("gc of pod %s exited %d: %s", ip.pod.UUID, code, stderr)
 		}
 	}
-	pods = nil
 	assertHostAsBefore(b, before, snapshot(b, s.Dir), fmt.Sprintf("%d pods stopped", n))
+}
+
+// stopPods stops every pod at once (SIGTERM: an orderly stop) and waits
+// for each.
+func stopPods(pods []idlePod) {
+	for _, ip := range pods {
+		syscall.Kill(ip.run.Pid, syscall.SIGTERM)
+	}
+	for _, ip := range pods {
+		ip.run.Wait()
+	}
 }
 
 // clockTicks is the unit of /proc/<pid>/stat's CPU times (USER_HZ).
@@ -139,19 +142,7 @@ func podsCPUTicks(pods []idlePod) int64 {
 	var total int64
 	for _, ip := range pods {
 		for _, pid := range descendants(ip.run.Pid) {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			// Fields after the command (which may hold spaces): utime
-			// and stime are the 12th and 13th.
-			s := string(b)
-			f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-			if len(f) > 12 {
-				u, _ := strconv.ParseInt(f[11], 10, 64)
-				st, _ := strconv.ParseInt(f[12], 10, 64)
-				total += u + st
-			}
+			total += harness.ProcessCPUTicks(pid)
 		}
 	}
 	return total

@@ -150,24 +150,13 @@ func (r *exitReporter) watch(changes <-chan *sdbus.PropertiesUpdate, dropped <-c
 	for {
 		select {
 		case u := <-changes:
-			if app, ok := strings.CutSuffix(u.UnitName, ".service"); ok && slices.Contains(r.apps, app) && mayHaveEnded(u.Changed) {
+			if app, ok := strings.CutSuffix(u.UnitName, ".service"); ok && slices.Contains(r.apps, app) {
 				r.check(app, u.Changed)
 			}
 		case <-dropped:
 			r.sweep()
 		}
 	}
-}
-
-// mayHaveEnded: a unit's change leaves it stopped, or says too little to
-// tell (systemd sends a unit's whole state; a missing state is checked).
-func mayHaveEnded(changed map[string]dbus.Variant) bool {
-	v, ok := changed["ActiveState"]
-	if !ok {
-		return true
-	}
-	s, _ := v.Value().(string)
-	return s == "inactive" || s == "failed"
 }
 
 // sweep checks every app not yet reported. The forwarder calls it once
@@ -216,7 +205,9 @@ func (r *exitReporter) check(app string, changed map[string]dbus.Variant) {
 
 // unitEnd asks systemd whether unit has run and stopped, and how its main
 // process ended. A unit not started yet is inactive too: it has never
-// left the inactive state.
+// left the inactive state. What changed holds is not asked (systemd sends
+// a unit's whole state with each change): a change that leaves the unit
+// running costs no call.
 func (r *exitReporter) unitEnd(unit string, changed map[string]dbus.Variant) (unitEnd, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
 	defer cancel()

@@ -78,14 +78,20 @@ func TestPodEnd(t *testing.T) {
 	}
 }
 
-func TestMayHaveEnded(t *testing.T) {
-	for state, want := range map[string]bool{"inactive": true, "failed": true, "active": false, "activating": false, "deactivating": false} {
-		if got := mayHaveEnded(map[string]dbus.Variant{"ActiveState": dbus.MakeVariant(state)}); got != want {
-			t.Errorf("ActiveState %s: %v, want %v", state, got, want)
+// A unit change that says the unit runs, or has not run yet, is settled
+// from the change alone: no call to systemd (the reporter here has no
+// connection, so a call would fail the check).
+func TestUnitEndFromChange(t *testing.T) {
+	r := newExitReporter([]string{"app"})
+	for _, changed := range []map[string]dbus.Variant{
+		{"ActiveState": dbus.MakeVariant("active")},
+		{"ActiveState": dbus.MakeVariant("activating")},
+		{"ActiveState": dbus.MakeVariant("deactivating")},
+		{"ActiveState": dbus.MakeVariant("inactive"), "InactiveExitTimestampMonotonic": dbus.MakeVariant(uint64(0))},
+	} {
+		end, err := r.unitEnd("app.service", changed)
+		if err != nil || end.ended {
+			t.Errorf("%v: %+v, %v; want not ended, no error", changed, end, err)
 		}
-	}
-	// A change that does not say is checked.
-	if !mayHaveEnded(map[string]dbus.Variant{"SubState": dbus.MakeVariant("dead")}) {
-		t.Error("a change without ActiveState: want it checked")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,4 +72,18 @@ func ProcessState(pid int) string {
 		return ""
 	}
 	return f[0]
+}
+
+// ProcessCPUTicks is the user and system CPU time pid has used, all its
+// threads included, in clock ticks (USER_HZ); 0 if it cannot be read.
+func ProcessCPUTicks(pid int) int64 {
+	_, f, ok := procStat(pid)
+	// After the name: state is the 1st field, utime and stime the 12th
+	// and 13th.
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
 }

@@ -94,8 +94,8 @@ func (t *timer) markReady(kernelMs, totalMs int64) {
 	t.mu.Unlock()
 }
 
-// firstOutput wraps w to note when the first and the last bytes go through.
-func (t *timer) firstOutput(w interface{ Write([]byte) (int, error) }) *outputTimer {
+// outputTimes wraps w to note when the first and the last bytes go through.
+func (t *timer) outputTimes(w interface{ Write([]byte) (int, error) }) *outputTimer {
 	return &outputTimer{t: t, w: w}
 }
 
