@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -58,12 +57,7 @@ func TestBootSelftest(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(bootTimeout))
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		showConsole()
-		t.Fatalf("no boot marker within %v: %v", bootTimeout, err)
-	}
-	bt, err := contract.ParseEvent(line)
+	line, bt, err := selftestReady(conn)
 	if err == nil && (bt.Kind != contract.EventReady || bt.TotalMs == 0) {
 		err = fmt.Errorf("%q is not a ready event with boot timings", line)
 	}

@@ -5,6 +5,9 @@ package tests
 // for a condition, and the "app:key=value" lines test apps report with.
 
 import (
+	"bufio"
+	"crypto/rand"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,5 +188,31 @@ func selftestVM(dir string, accel qemu.Accel, debug bool, sock string) qemu.Conf
 		CPUs:      1,
 		TBSizeMiB: settings.DefaultTCGBufferMiB,
 		Ports:     []qemu.Port{{Name: contract.EventsPort, Socket: sock}},
+	}
+}
+
+// selftestReady plays the host's part on a self-test VM's events port
+// (conn): it sends a pod configuration, as run does, and returns the first
+// event after the pre-init's.
+func selftestReady(conn net.Conn) (string, contract.Event, error) {
+	c := contract.PodConfig{Hostname: "selftest", MachineID: strings.Repeat("5e", 16), Entropy: make([]byte, contract.EntropyBytes), UnixNano: time.Now().UnixNano()}
+	rand.Read(c.Entropy)
+	b, err := c.Encode()
+	if err == nil {
+		_, err = conn.Write(b)
+	}
+	if err != nil {
+		return "", contract.Event{}, err
+	}
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return line, contract.Event{}, err
+		}
+		e, err := contract.ParseEvent(line)
+		if err != nil || e.Kind != contract.EventPreInit {
+			return line, e, err
+		}
 	}
 }

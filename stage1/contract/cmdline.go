@@ -16,9 +16,7 @@ const (
 	ReportingOrderParam = "stage1_page_reporting_order"
 )
 
-// Keys systemd reads from the kernel command line.
-const (
-	UnitParam      = "systemd.unit"
-	HostnameParam  = "systemd.hostname"
-	MachineIDParam = "systemd.machine_id"
-)
+// UnitParam is the systemd unit the guest boots into. (The hostname and
+// machine id are not on the command line: it is the same for every clone
+// of a template; see PodConfig.)
+const UnitParam = "systemd.unit"

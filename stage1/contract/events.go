@@ -2,6 +2,8 @@
 // point what happens in the pod: one event per line on the events
 // virtio-serial port.
 //
+//	pre-init               the pre-init is at the template point and waits
+//	                       for the pod's configuration (PodConfig)
 //	ready [kernel_ms=N total_ms=M]
 //	                       the apps have been started; optionally with the
 //	                       guest's boot timings (CLOCK_BOOTTIME ms at the end of
@@ -42,6 +44,7 @@ type EventKind string
 
 const (
 	EventReady      EventKind = "ready"
+	EventPreInit    EventKind = "pre-init"
 	EventStdinReady EventKind = "stdin-ready"
 	EventAgentReady EventKind = "agent-ready"
 	// EventSettled: the guest's boot is over (no systemd job left).
@@ -126,7 +129,7 @@ func ParseEvent(line string) (Event, error) {
 				return e, nil
 			}
 		}
-	case EventStdinReady, EventAgentReady, EventSettled, EventEnded:
+	case EventPreInit, EventStdinReady, EventAgentReady, EventSettled, EventEnded:
 		if len(f) != 1 {
 			break
 		}

@@ -78,6 +78,15 @@ func PreInit() error {
 	if err := tuneMemory(); err != nil {
 		return err
 	}
+	// The template point: everything above is the same in every pod.
+	var systemdArgs []string
+	if c, ok, err := awaitPodConfig(); err != nil {
+		return err
+	} else if ok {
+		if systemdArgs, err = applyPodConfig(c); err != nil {
+			return err
+		}
+	}
 	if err := mountPod(); err != nil {
 		return err
 	}
@@ -85,6 +94,7 @@ func PreInit() error {
 		return fmt.Errorf("network: %w", err)
 	}
 	argv := append([]string{contract.Systemd}, os.Args[1:]...)
+	argv = append(argv, systemdArgs...)
 	return fmt.Errorf("exec %s: %w", contract.Systemd, syscall.Exec(contract.Systemd, argv, os.Environ()))
 }
 

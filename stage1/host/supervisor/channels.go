@@ -155,8 +155,9 @@ const maxEventLine = 4096
 
 // readEvents parses the guest's event lines on port; the channel is closed
 // when the guest's end closes. Lines that do not parse, or are too long,
-// are passed to skip.
-func (c *channels) readEvents(port string, skip func(error)) <-chan contract.Event {
+// are passed to skip. It first writes greeting() (the pod's configuration) to
+// the guest.
+func (c *channels) readEvents(port string, greeting func() ([]byte, error), skip func(error)) <-chan contract.Event {
 	evc := make(chan contract.Event, 16)
 	c.pumps.Add(1)
 	go func() {
@@ -167,6 +168,16 @@ func (c *channels) readEvents(port string, skip func(error)) <-chan contract.Eve
 			return
 		}
 		defer conn.Close()
+		// The guest reads it when it gets there (QEMU holds it until
+		// the guest opens the port): at once for a clone of a template.
+		b, err := greeting()
+		if err == nil && len(b) > 0 {
+			_, err = conn.Write(b)
+		}
+		if err != nil {
+			skip(err)
+			return
+		}
 		r := bufio.NewReaderSize(conn, maxEventLine)
 		for {
 			line, err := readLine(r)

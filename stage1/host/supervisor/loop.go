@@ -123,7 +123,7 @@ func (l *loop) startRelays() (restore func()) {
 	l.ch.copyOut(contract.StdoutPort, s.timer.outputTimes(s.o.Stdout))
 	l.ch.copyOut(contract.StderrPort, s.o.Stderr)
 	l.ch.feedStdin(contract.StdinPort, s.o.Stdin, l.stdinReady)
-	l.evc = l.ch.readEvents(contract.EventsPort, func(err error) { s.logf("ignoring %v", err) })
+	l.evc = l.ch.readEvents(contract.EventsPort, s.podConfig, func(err error) { s.logf("ignoring %v", err) })
 	return restore
 }
 

@@ -40,7 +40,6 @@ func TestVMPorts(t *testing.T) {
 func testInput() vmInput {
 	return vmInput{
 		podDir: "/var/lib/rkt/pods/run/u", stage1Rootfs: "/var/lib/rkt/pods/run/u/stage1/rootfs",
-		uuid: "4c5f9d2e-8f0e-4d8c-9b3a-2f6f1c0d7e11", hostname: "web",
 		accel: qemu.TCG, memoryMiB: 160, cpus: 1, tcgBufferMiB: 32,
 		kernelArgs: []string{"systemd.log_level=debug"},
 		ports:      vmPorts(true),
@@ -60,9 +59,15 @@ func TestVMConfig(t *testing.T) {
 		t.Errorf("kernel %q image %q", c.Kernel, c.Image)
 	}
 	cmdline := strings.Join(c.Cmdline, " ")
-	for _, want := range []string{"systemd.unit=stage1-pod.target", "systemd.hostname=web", "systemd.machine_id=4c5f9d2e8f0e4d8c9b3a2f6f1c0d7e11", "systemd.log_level=debug", "quiet"} {
+	for _, want := range []string{"systemd.unit=stage1-pod.target", "systemd.log_level=debug", "quiet"} {
 		if !strings.Contains(cmdline, want) {
 			t.Errorf("kernel command line lacks %q: %s", want, cmdline)
+		}
+	}
+	// A template's command line is every clone's: nothing of the pod.
+	for _, not := range []string{"hostname", "machine_id"} {
+		if strings.Contains(cmdline, not) {
+			t.Errorf("kernel command line has the pod's %s: %s", not, cmdline)
 		}
 	}
 	if !strings.HasSuffix(cmdline, "systemd.log_level=debug") {
@@ -137,7 +142,7 @@ func TestReadEventsBounded(t *testing.T) {
 	ch.conns["ev"] <- host
 	var skipped []error
 	var mu sync.Mutex
-	evc := ch.readEvents("ev", func(err error) { mu.Lock(); skipped = append(skipped, err); mu.Unlock() })
+	evc := ch.readEvents("ev", func() ([]byte, error) { return nil, nil }, func(err error) { mu.Lock(); skipped = append(skipped, err); mu.Unlock() })
 	go func() {
 		io.WriteString(guest, "ready\n")
 		io.WriteString(guest, strings.Repeat("x", 10*maxEventLine)+"\n")

@@ -1,12 +1,15 @@
 package supervisor
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
@@ -74,7 +77,6 @@ func (s *session) openChannels(undo *cleanup.Stack) error {
 // vmInput is everything the VM's configuration depends on.
 type vmInput struct {
 	podDir, stage1Rootfs string
-	uuid, hostname       string
 	debug                bool
 	accel                qemu.Accel
 	memoryMiB, cpus      int
@@ -95,11 +97,9 @@ func vmConfig(in vmInput) qemu.Config {
 		// and is confined by our jailer all the same.
 		bin = qemu.Binary{Path: in.hostQEMU, VirtioFSD: hostVirtioFSD, Jailer: filepath.Join(in.stage1Rootfs, contract.Jailer)}
 	}
-	cmdline := append([]string{
-		contract.HostnameParam + "=" + in.hostname,
-		// rkt's convention: the machine ID is the pod UUID.
-		contract.MachineIDParam + "=" + strings.ReplaceAll(in.uuid, "-", ""),
-	}, in.kernelArgs...)
+	// Nothing of the pod on the kernel's command line: a template's is
+	// every clone's (the pod's own configuration is podConfig).
+	cmdline := slices.Clone(in.kernelArgs)
 	cfg := qemu.Config{
 		Binary:    bin,
 		Accel:     in.accel,
@@ -111,7 +111,6 @@ func vmConfig(in vmInput) qemu.Config {
 		TBSizeMiB: in.tcgBufferMiB,
 		Console:   filepath.Join(in.podDir, contract.VMDir, consoleLog),
 		Shares:    in.shares,
-		Taps:      in.taps,
 		QMPSocket: filepath.Join(in.podDir, contract.QMPSocket),
 		// How gc and stop know the pod's QEMU (hostres.QEMUPid).
 		Name: hostres.QEMUName(in.podDir),
@@ -119,6 +118,11 @@ func vmConfig(in vmInput) qemu.Config {
 	if in.debug {
 		cfg.Console = "/proc/self/fd/2"
 		cfg.ConsoleAppend = true
+	}
+	// Every pod's devices have the same addresses; the guest sets the
+	// pod's (podConfig).
+	for i, t := range in.taps {
+		cfg.Taps = append(cfg.Taps, qemu.Tap{File: t.File, MAC: contract.DeviceMAC(i)})
 	}
 	for _, p := range in.ports {
 		cfg.Ports = append(cfg.Ports, qemu.Port{Name: p.Name, Socket: filepath.Join(in.podDir, p.Socket)})
@@ -130,7 +134,6 @@ func vmConfig(in vmInput) qemu.Config {
 func (s *session) vmInput(accel qemu.Accel) vmInput {
 	in := vmInput{
 		podDir: s.o.PodDir, stage1Rootfs: s.pod.Stage1Rootfs,
-		uuid: s.o.Flags.UUID.String(), hostname: s.o.Flags.PodHostname(),
 		debug: s.o.Flags.Debug, accel: accel,
 		memoryMiB: s.size.MemoryMiB, cpus: s.size.CPUs,
 		tcgBufferMiB: s.o.Settings.TCGBufferMiB, hostQEMU: s.o.Settings.QEMU,
@@ -215,4 +218,23 @@ func (s *session) startVirtioFSDs(undo *cleanup.Stack, bin qemu.Binary, shares [
 		tags = append(tags, sh.Tag)
 	}
 	return tags, nil
+}
+
+// podConfig is what makes the booted guest this pod's (contract.PodConfig),
+// sent when QEMU connects to the events port.
+func (s *session) podConfig() ([]byte, error) {
+	c := contract.PodConfig{
+		Hostname: s.o.Flags.PodHostname(),
+		// rkt's convention: the machine ID is the pod UUID.
+		MachineID: strings.ReplaceAll(s.o.Flags.UUID.String(), "-", ""),
+		Entropy:   make([]byte, contract.EntropyBytes),
+		UnixNano:  time.Now().UnixNano(),
+	}
+	if _, err := rand.Read(c.Entropy); err != nil {
+		return nil, fmt.Errorf("entropy for the guest: %w", err)
+	}
+	for _, t := range s.net.taps {
+		c.MACs = append(c.MACs, t.MAC)
+	}
+	return c.Encode()
 }

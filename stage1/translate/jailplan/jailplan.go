@@ -161,6 +161,7 @@ const (
 	JailVMDir    = "/vm"
 	JailConsole  = "/vm/console.log"
 	JailSharesIn = "/shares"
+	JailRAM      = "/vm/ram"
 )
 
 // The device nodes QEMU gets: /dev/urandom for virtio-rng, /dev/null for
@@ -205,6 +206,11 @@ func ForQEMU(c qemu.Config, root string) (Plan, qemu.Config, error) {
 		p.Mounts = append(p.Mounts, Mount{Source: c.Console, Target: JailConsole, Create: true})
 		j.Console = JailConsole
 	}
+	if c.RAMFile != "" {
+		// A clone's QEMU cannot change its template: read-only.
+		p.Mounts = append(p.Mounts, Mount{Source: c.RAMFile, Target: JailRAM, ReadOnly: !c.RAMShared})
+		j.RAMFile = JailRAM
+	}
 	j.Ports = nil
 	for i, port := range c.Ports {
 		m := Mount{Source: port.Socket, Target: path.Join(JailVMDir, "port"+strconv.Itoa(i))}
@@ -235,6 +241,9 @@ func checkInput(c qemu.Config, root string) error {
 	}
 	if c.Console != "" {
 		paths = append(paths, c.Console)
+	}
+	if c.RAMFile != "" {
+		paths = append(paths, c.RAMFile)
 	}
 	for _, port := range c.Ports {
 		paths = append(paths, port.Socket)

@@ -151,6 +151,15 @@ type Config struct {
 	// Name, if set, names the VM on QEMU's command line (-name): the
 	// marker by which the host tells the pod's QEMU from a recycled PID.
 	Name string
+	// RAMFile, if set, is a template's guest RAM (docs/architecture.md,
+	// "Templates"). With RAMShared, guest RAM is the file itself (a
+	// template being made); without, it is mapped from the file,
+	// private and copy-on-write, the file opened read-only (a clone).
+	RAMFile   string
+	RAMShared bool
+	// Incoming: the VM waits, paused, for its device state
+	// (LoadState): a clone of a template.
+	Incoming bool
 }
 
 // Tap is one guest network interface backed by a tap device that the host
@@ -205,7 +214,16 @@ func (c Config) Validate() error {
 			probs = append(probs, fmt.Sprintf("tap %d: bad MAC %q", i, t.MAC))
 		}
 	}
-	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket} {
+	if c.Incoming && (c.RAMFile == "" || c.RAMShared) {
+		probs = append(probs, "an incoming VM needs its template's RAM file, mapped privately")
+	}
+	if c.Incoming && c.QMPSocket == "" && c.QMPFD == 0 {
+		probs = append(probs, "an incoming VM needs QMP")
+	}
+	if c.RAMFile != "" && c.usesVirtiofs() {
+		probs = append(probs, "virtiofs (vhost-user) cannot be saved or restored: no template RAM file")
+	}
+	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket, c.RAMFile} {
 		if strings.Contains(f, ",") {
 			probs = append(probs, fmt.Sprintf("path %q contains a comma (QEMU option syntax)", f))
 		}
@@ -317,7 +335,9 @@ func machineArgs(c Config) []string {
 		"-smp", strconv.Itoa(c.CPUs),
 	}
 	virtiofs := c.usesVirtiofs()
-	if virtiofs || c.Accel == TCG {
+	if c.RAMFile != "" {
+		a = append(a, "-object", ramFileObject(c), "-machine", "memory-backend=ram")
+	} else if virtiofs || c.Accel == TCG {
 		// Guest RAM in a memfd: virtiofsd reads and writes the guest's
 		// buffers itself, so it must be memory it can map. Under TCG
 		// it also keeps huge pages away from guest RAM (QEMU asks for
@@ -345,6 +365,17 @@ func machineArgs(c Config) []string {
 	return append(a, "-accel", accel, "-cpu", "max")
 }
 
+// ramFileObject is guest RAM backed by a template's file. Free page
+// reporting then drops a clone's private copies of pages (they read as
+// the template again), never the file's pages (qemu/patches/0009).
+func ramFileObject(c Config) string {
+	o := "memory-backend-file,id=ram,mem-path=" + c.RAMFile + ",size=" + strconv.Itoa(c.MemoryMiB) + "M"
+	if c.RAMShared {
+		return o + ",share=on"
+	}
+	return o + ",share=off,x-cow=on"
+}
+
 // bootArgs: the kernel, QMP, the serial console and the guest image.
 func bootArgs(c Config) []string {
 	a := []string{
@@ -352,6 +383,11 @@ func bootArgs(c Config) []string {
 		"-append", strings.Join(c.Cmdline, " "),
 	}
 	a = append(a, qmpArgs(c)...)
+	if c.Incoming {
+		// The state comes over QMP (migrate-incoming fd:...): the jail
+		// has no shell for exec: and QEMU opens no file for it.
+		a = append(a, "-incoming", "defer")
+	}
 	if c.Console == "" {
 		a = append(a, "-serial", "null")
 	} else {
