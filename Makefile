@@ -10,7 +10,7 @@ GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 # Entry points and guest programs: static, so they run on any host and in
 # the guest without a libc.
 ENTRYPOINTS := init enter gc stop
-BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) jailer stage1-guest rootfs-builder)
+BINS := $(addprefix $(BUILD)/bin/,$(ENTRYPOINTS) jailer stage1-guest rootfs-builder templates)
 
 .PHONY: all deps test unit-test fuzz fuzz-short e2e-test lint bench bench-density soak demo clean FORCE
 
@@ -33,6 +33,8 @@ $(BUILD)/bin/stage1-guest: FORCE
 	$(GOBUILD) -o $@ ./stage1-guest
 $(BUILD)/bin/rootfs-builder: FORCE
 	$(GOBUILD) -o $@ ./rootfs-builder
+$(BUILD)/bin/templates: FORCE
+	$(GOBUILD) -o $@ ./templates
 
 # CNI plugins for the pods' networks, from the containernetworking/plugins
 # module pinned in go.mod (tool directives).
@@ -65,7 +67,7 @@ $(BUILD)/stage1-kvm.aci: $(BINS) $(BUILD)/bzImage $(BUILD)/guest.img $(BUILD)/ne
 test: all lint unit-test fuzz-short e2e-test
 
 unit-test:
-	go test ./init/... ./enter/... ./gc/... ./stop/... ./jailer/... ./stage1-guest/... ./stage1/... ./rootfs-builder/... ./tests/harness/...
+	go test ./init/... ./enter/... ./gc/... ./stop/... ./jailer/... ./stage1-guest/... ./stage1/... ./rootfs-builder/... ./templates/... ./tests/harness/...
 
 # Go's native fuzzing of what crosses a trust boundary: manifests into
 # units and the QEMU command line, the guest's events and agent protocol,
@@ -106,9 +108,16 @@ fuzz-short:
 		else echo "fuzz $$name: FAILED ($$log)"; grep -v "^fuzz: elapsed" $$log; exit 1; fi'
 
 # End-to-end tests boot real VMs from the built ACI (TCG on these hosts).
+# Pods start from templates (the default), kept in a store of the run's
+# own; then the lifecycle tests again with every pod booted cold.
+COLD_TESTS := ^(TestRunExitCodes|TestStdoutStderrSeparate|TestEnter|TestStopGraceful|TestGCAfterExit|TestNetDefault|TestVolumes|TestEndsAtOnce)$$
 e2e-test:
-	STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -timeout 40m -v ./tests/... 2>&1 | tee $(BUILD)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; \
-		exit $${PIPESTATUS[0]}
+	@tpl=$$(mktemp -d /tmp/tpl-XXXXXX); trap 'rm -rf $$tpl' EXIT; \
+	STAGE1_KVM_TEMPLATE_DIR=$$tpl STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -timeout 40m -v ./tests/... 2>&1 | tee $(BUILD)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; \
+	rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || exit $$rc; \
+	echo "--- the lifecycle tests again, cold (STAGE1_KVM_TEMPLATE=off)"; \
+	STAGE1_KVM_TEMPLATE=off STAGE1_BUILD_DIR=$(BUILD) go test -count=1 -timeout 20m -v -run '$(COLD_TESTS)' ./tests/ 2>&1 | tee $(BUILD)/e2e-cold.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; \
+	exit $${PIPESTATUS[0]}
 
 # A real pod in a VM, through the stage0 stand-in.
 demo: all

@@ -24,7 +24,7 @@ const (
 )
 
 // hostEntryPoints are the host programs' main packages.
-var hostEntryPoints = []string{"init", "enter", "gc", "stop", "jailer"}
+var hostEntryPoints = []string{"init", "enter", "gc", "stop", "jailer", "templates"}
 
 // mayUse lists the layers a layer's packages may depend on within the
 // module (anything outside the module is allowed).

@@ -6,6 +6,7 @@ package settings
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,11 @@ const (
 	// BootTimeoutEnv bounds how long the guest may take to start the
 	// apps (a Go duration, e.g. 90s).
 	BootTimeoutEnv = "STAGE1_KVM_BOOT_TIMEOUT"
+	// TemplateEnv turns starting from a template on or off ("on",
+	// "off"; docs/architecture.md, "Templates").
+	TemplateEnv = "STAGE1_KVM_TEMPLATE"
+	// TemplateDirEnv is where templates are kept (DefaultTemplateDir).
+	TemplateDirEnv = "STAGE1_KVM_TEMPLATE_DIR"
 	// LockFDEnv is rkt's: the inherited descriptor holding the pod lock.
 	LockFDEnv = "RKT_LOCK_FD"
 	// PauseAfterEnv is for fault tests only: run stops itself (SIGSTOP)
@@ -55,6 +61,9 @@ const (
 	// (e.g. a host whose KVM cannot run our kernel) instead of hanging.
 	DefaultBootTimeoutTCG = 120 * time.Second
 	DefaultBootTimeoutKVM = 30 * time.Second
+	// DefaultTemplateDir holds the templates: a host directory outside
+	// every pod, root's only.
+	DefaultTemplateDir = "/var/lib/stage1-kvm/templates"
 )
 
 // ErrInvalid wraps every problem Validate finds.
@@ -74,6 +83,10 @@ type Settings struct {
 	SharedFS qemu.Transport
 	// BootTimeout, when not zero, replaces the accelerator's default.
 	BootTimeout time.Duration
+	// Template: start from a template (made on first use).
+	Template bool
+	// TemplateDir is where templates are kept (absolute).
+	TemplateDir string
 	// LockFD is rkt's pod lock descriptor, -1 when not started by rkt.
 	LockFD int
 	// PauseAfter names the start step after which run stops itself
@@ -83,7 +96,7 @@ type Settings struct {
 
 // Default is what an empty environment gives.
 func Default() Settings {
-	return Settings{Accel: "auto", TCGBufferMiB: DefaultTCGBufferMiB, SharedFS: qemu.NineP, LockFD: -1}
+	return Settings{Accel: "auto", TCGBufferMiB: DefaultTCGBufferMiB, SharedFS: qemu.NineP, LockFD: -1, Template: true, TemplateDir: DefaultTemplateDir}
 }
 
 // FromEnv reads every setting through getenv (os.Getenv in production)
@@ -117,6 +130,18 @@ func FromEnv(getenv func(string) string) (Settings, error) {
 		} else {
 			s.BootTimeout = d
 		}
+	}
+	switch v := getenv(TemplateEnv); v {
+	case "":
+	case "on":
+		s.Template = true
+	case "off":
+		s.Template = false
+	default:
+		bad(TemplateEnv, v, "want on or off")
+	}
+	if v := getenv(TemplateDirEnv); v != "" {
+		s.TemplateDir = v
 	}
 	if v := getenv(LockFDEnv); v != "" {
 		fd, err := strconv.Atoi(v)
@@ -162,6 +187,9 @@ func (s Settings) Validate() error {
 	}
 	if s.BootTimeout < 0 {
 		bad(BootTimeoutEnv, s.BootTimeout, "want a positive duration")
+	}
+	if !filepath.IsAbs(s.TemplateDir) || strings.Contains(s.TemplateDir, ",") {
+		bad(TemplateDirEnv, s.TemplateDir, "want an absolute path without commas")
 	}
 	if strings.ContainsAny(s.QEMU, ",\n") {
 		bad(QEMUEnv, s.QEMU, "a path without commas or newlines")

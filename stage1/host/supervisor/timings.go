@@ -20,6 +20,14 @@ type Timings struct {
 	// namespace, every CNI ADD, the taps and their tc redirects, the
 	// guest's and rkt's files (only these with --net=none).
 	NetworkSetupMs float64 `json:"network_setup_ms"`
+	// StartedFrom is how the VM started: "template" (a clone of one),
+	// "new-template" (after making it) or "cold".
+	StartedFrom string `json:"started_from,omitempty"`
+	// TemplateMakeMs: making the template (0 if there was one);
+	// RestoreMs: QEMU spawned -> a clone's state loaded. (For a clone,
+	// the guest-clock figures below include the template's own boot.)
+	TemplateMakeMs float64 `json:"template_make_ms,omitempty"`
+	RestoreMs      float64 `json:"restore_ms,omitempty"`
 	// QEMUToKernelMs: QEMU spawned -> guest kernel started (QEMU's own
 	// start and firmware), derived from the guest's clock at ready.
 	QEMUToKernelMs float64 `json:"qemu_to_kernel_ms"`
@@ -63,6 +71,9 @@ type timer struct {
 	output time.Time
 	last   time.Time
 	netDur time.Duration
+	// How the VM started (Timings.StartedFrom, TemplateMakeMs, RestoreMs).
+	from             string
+	makeDur, restore time.Duration
 	// The end: see Timings; each the time of its first mark.
 	ends   map[string]time.Time
 	guestK int64
@@ -87,6 +98,13 @@ func (t *timer) markEnd(stage string) {
 }
 
 func (t *timer) markNetwork(d time.Duration) { t.mu.Lock(); t.netDur = d; t.mu.Unlock() }
+
+// markStart notes how the VM started.
+func (t *timer) markStart(from string, makeDur, restore time.Duration) {
+	t.mu.Lock()
+	t.from, t.makeDur, t.restore = from, makeDur, restore
+	t.mu.Unlock()
+}
 
 func (t *timer) markReady(kernelMs, totalMs int64) {
 	t.mu.Lock()
@@ -118,7 +136,7 @@ func (o *outputTimer) Write(p []byte) (int, error) {
 func (t *timer) result() Timings {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := Timings{NetworkSetupMs: ms(t.netDur)}
+	r := Timings{NetworkSetupMs: ms(t.netDur), StartedFrom: t.from, TemplateMakeMs: ms(t.makeDur), RestoreMs: ms(t.restore)}
 	if !t.qemu.IsZero() {
 		r.HostSetupMs = ms(t.qemu.Sub(t.start))
 	}
@@ -126,7 +144,7 @@ func (t *timer) result() Timings {
 		r.ReadyMs = ms(t.ready.Sub(t.start))
 		r.KernelMs = float64(t.guestK)
 		r.SystemdToReadyMs = float64(t.guestT - t.guestK)
-		if t.guestT > 0 {
+		if t.guestT > 0 && t.from == "cold" {
 			r.QEMUToKernelMs = ms(t.ready.Sub(t.qemu)) - float64(t.guestT)
 		}
 	}

@@ -174,10 +174,13 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	// Pushed before QEMU starts, this runs once it is gone.
 	undo.Push("remove the jail directory", func() error { return hostres.RemoveJail(s.o.PodDir) })
 	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
-	s.timer.markQEMU()
-	vm, err := hypervisor.Start(cfg, filepath.Join(s.o.PodDir, contract.JailDir), s.o.Stderr)
-	if err != nil {
-		return err
+	vm := s.startFromTemplate(cfg)
+	if vm == nil {
+		s.timer.markQEMU()
+		s.timer.markStart("cold", 0, 0)
+		if vm, err = hypervisor.Start(cfg, filepath.Join(s.o.PodDir, contract.JailDir), s.o.Stderr); err != nil {
+			return err
+		}
 	}
 	s.vm = vm
 	undo.Push("stop the VM", vm.Kill)

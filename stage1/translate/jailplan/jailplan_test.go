@@ -218,3 +218,29 @@ func TestCapNames(t *testing.T) {
 		t.Error(CapDacOverride, Cap(40))
 	}
 }
+
+// A template's RAM file is in the jail: writable only for the QEMU that
+// makes the template, read-only for every clone, and at the same place in
+// both (the clone's command line is the template's).
+func TestForQEMUTemplateRAM(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		c := podConfig(qemu.TCG)
+		c.RAMFile, c.RAMShared = "/var/lib/stage1-kvm/templates/k/ram", shared
+		p, j, err := ForQEMU(c, "/j")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := mountAt(p, JailRAM)
+		if !ok || m.Source != c.RAMFile || m.ReadOnly == shared || m.Exec || m.Device {
+			t.Errorf("shared=%v: RAM mount %+v %v", shared, m, ok)
+		}
+		if j.RAMFile != JailRAM || j.RAMShared != shared {
+			t.Errorf("shared=%v: QEMU sees RAM file %q", shared, j.RAMFile)
+		}
+	}
+	c := podConfig(qemu.TCG)
+	c.RAMFile = "ram"
+	if _, _, err := ForQEMU(c, "/j"); err == nil {
+		t.Error("a relative RAM file path was taken")
+	}
+}

@@ -1,0 +1,326 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+)
+
+// stateTimeout bounds saving or loading a template's device state (tens
+// of milliseconds when healthy).
+const stateTimeout = 30 * time.Second
+
+// templateVMName names a QEMU making a template (-name).
+const templateVMName = "stage1-kvm-template"
+
+// ErrNotTemplatable: this VM cannot be saved or restored.
+var ErrNotTemplatable = errors.New("no template for this VM")
+
+// templateShape is everything a template of cfg's VM depends on: QEMU's
+// command line as QEMU sees it in its jail (so the same for every pod of
+// the shape: the pod's own paths, name and MACs are not in it) and the
+// identity of the files it loads. It is pure but for stat.
+func templateShape(cfg qemu.Config) ([]string, error) {
+	switch {
+	case !cfg.Binary.Bundled:
+		return nil, fmt.Errorf("%w: a host QEMU lacks our patches", ErrNotTemplatable)
+	case usesVirtiofs(cfg):
+		return nil, fmt.Errorf("%w: virtiofs (vhost-user) cannot be saved", ErrNotTemplatable)
+	}
+	c := cfg
+	c.Name, c.RAMFile, c.RAMShared, c.Incoming = "", "/template/ram", false, false
+	_, jailed, err := jailplan.ForQEMU(c, "/jail")
+	if err != nil {
+		return nil, err
+	}
+	shape := []string{strings.Join(qemu.Argv(jailed), "\x00")}
+	files := []string{cfg.Binary.Path, cfg.Kernel, cfg.Image}
+	if cfg.Binary.DataDir != "" {
+		files = append(files, filepath.Join(cfg.Binary.DataDir, "qboot.rom"))
+	}
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotTemplatable, err)
+		}
+		// The stage1 image's files keep their build's times: a
+		// rebuilt stage1 makes new templates.
+		shape = append(shape, fmt.Sprintf("%s %d %d", filepath.Base(f), st.Size(), st.ModTime().UnixNano()))
+	}
+	return shape, nil
+}
+
+// startFromTemplate starts the pod's VM (cfg) from the template of its
+// shape, making the template first if there is none. It returns nil when
+// the pod must boot cold: templates off, a VM that cannot have one, a
+// template another pod is making right now, or any failure (with a
+// one-line notice: a template never fails a pod).
+func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
+	if !s.o.Settings.Template {
+		return nil
+	}
+	shape, err := templateShape(cfg)
+	if err != nil {
+		s.logf("booting cold: %v", err)
+		return nil
+	}
+	key := template.Key(shape...)
+	store := template.Store{Dir: s.o.Settings.TemplateDir}
+	from, made := "template", time.Now()
+	t, err := store.Lookup(key)
+	if err != nil && !errors.Is(err, template.ErrNotFound) {
+		s.warnf("%v: making it again", err)
+	}
+	if err != nil {
+		from = "new-template"
+		t, err = store.Make(key, func(dir string) error { return s.makeTemplate(cfg, dir) })
+		if errors.Is(err, template.ErrBusy) {
+			s.logf("booting cold: %v", err)
+			return nil
+		} else if err != nil {
+			s.warnf("booting cold: making a template failed: %v", err)
+			return nil
+		}
+		s.logf("made template %s in %d ms", key, t.Meta.MakeMs)
+	}
+	makeDur := time.Since(made)
+	if from == "template" {
+		makeDur = 0
+	}
+	s.timer.markQEMU()
+	vm, err := s.restore(cfg, t)
+	if err != nil {
+		s.warnf("booting cold: starting from template %s failed: %v", key, err)
+		if errors.Is(err, hypervisor.ErrState) {
+			// QEMU refused the state: never again.
+			store.Drop(key)
+		}
+		return nil
+	}
+	s.timer.markStart(from, makeDur, time.Since(s.timer.qemu))
+	s.logf("started from template %s", key)
+	return vm
+}
+
+// restore starts a clone of t as the pod's VM: QEMU maps t's RAM file
+// copy-on-write and loads its device state, and the guest resumes at the
+// template point, where it reads this pod's configuration. On failure
+// nothing of the clone is left (QEMU killed, its port connections
+// dropped).
+func (s *session) restore(cfg qemu.Config, t template.Template) (*hypervisor.VM, error) {
+	c := cfg
+	c.RAMFile, c.Incoming = t.RAM(), true
+	state, err := os.Open(t.State())
+	if err != nil {
+		return nil, err
+	}
+	defer state.Close()
+	// QEMU's own messages wait until the clone runs: if it fails, they
+	// are part of the one-line notice, not lines of their own.
+	stderr := &heldWriter{w: s.o.Stderr}
+	vm, err := hypervisor.Start(c, filepath.Join(s.o.PodDir, contract.JailDir), stderr)
+	if err != nil {
+		return nil, err
+	}
+	if err := vm.LoadState(state, stateTimeout); err != nil {
+		vm.Kill()
+		s.dropPendingConns()
+		if msg := stderr.held(); msg != "" {
+			err = fmt.Errorf("%w (qemu: %s)", err, msg)
+		}
+		return nil, err
+	}
+	stderr.release()
+	return vm, nil
+}
+
+// heldWriter keeps what is written (at most maxHeld bytes) until release,
+// then writes it and everything after to w.
+type heldWriter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	buf      bytes.Buffer
+	released bool
+}
+
+const maxHeld = 4096
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return h.w.Write(p)
+	}
+	h.buf.Write(p[:min(len(p), max(0, maxHeld-h.buf.Len()))])
+	return len(p), nil
+}
+
+func (h *heldWriter) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.w.Write(h.buf.Bytes())
+	h.released = true
+}
+
+// held is what was kept, on one line.
+func (h *heldWriter) held() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(strings.Fields(strings.ReplaceAll(h.buf.String(), "\n", "; ")), " ")
+}
+
+// dropPendingConns closes the connections a failed clone's QEMU made to
+// the pod's ports, so the VM that follows is the one run talks to.
+func (s *session) dropPendingConns() {
+	for _, ln := range s.host.listeners {
+		// Not now: a deadline already past fails Accept before it
+		// looks for a pending connection.
+		ln.SetDeadline(time.Now().Add(10 * time.Millisecond))
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				break
+			}
+			c.Close()
+		}
+		ln.SetDeadline(time.Time{})
+	}
+}
+
+// makeTemplate boots the VM of cfg's shape to the template point and
+// saves it in dir: its RAM file (RAMFile, written through by QEMU) and
+// its device state (StateFile). It uses the pod's taps (a template needs
+// the same devices, and the guest sends nothing before its
+// configuration) but its own ports, an empty directory for each share and
+// its own jail: nothing of the pod enters a template.
+func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
+	m := cfg
+	m.Name, m.RAMFile, m.RAMShared = templateVMName, filepath.Join(dir, template.RAMFile), true
+	m.Console, m.ConsoleAppend = filepath.Join(dir, "console.log"), false
+	// Short names: a socket's path has at most 107 bytes.
+	m.QMPSocket = filepath.Join(dir, "q")
+	ram, err := os.OpenFile(m.RAMFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = ram.Truncate(int64(cfg.MemoryMiB) << 20)
+	ram.Close()
+	if err != nil {
+		return err
+	}
+	m.Shares = nil
+	for i, sh := range cfg.Shares {
+		sh.Path = filepath.Join(dir, "share"+strconv.Itoa(i))
+		if err := os.Mkdir(sh.Path, 0o700); err != nil {
+			return err
+		}
+		m.Shares = append(m.Shares, sh)
+	}
+	m.Ports = nil
+	var events net.Listener
+	for i, p := range cfg.Ports {
+		p.Socket = filepath.Join(dir, "p"+strconv.Itoa(i))
+		ln, err := net.Listen("unix", p.Socket)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		if p.Name == contract.EventsPort {
+			events = ln
+		}
+		m.Ports = append(m.Ports, p)
+	}
+	if events == nil {
+		return fmt.Errorf("%w: no events port", ErrNotTemplatable)
+	}
+	vm, err := hypervisor.Start(m, filepath.Join(dir, "jail"), s.o.Stderr)
+	if err != nil {
+		return err
+	}
+	defer vm.Kill()
+	conn, err := awaitTemplatePoint(events, s.o.Settings.BootTimeoutFor(cfg.Accel))
+	if err != nil {
+		return fmt.Errorf("template VM: %w (console: %s)", err, templateConsole(m.Console))
+	}
+	// Closed only once QEMU is gone: the guest would see the host leave
+	// the port (its read would end) and the template would keep that.
+	defer conn.Close()
+	state, err := os.OpenFile(filepath.Join(dir, template.StateFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	if err := vm.SaveState(state, stateTimeout); err != nil {
+		return err
+	}
+	if err := vm.Kill(); err != nil {
+		return err
+	}
+	// Only the RAM and state files stay.
+	for _, f := range append([]string{m.Console, m.QMPSocket, filepath.Join(dir, "jail")}, sharePaths(m.Shares)...) {
+		os.Remove(f)
+	}
+	return nil
+}
+
+func sharePaths(shares []qemu.Share) []string {
+	var out []string
+	for _, sh := range shares {
+		out = append(out, sh.Path)
+	}
+	return out
+}
+
+// awaitTemplatePoint waits, at most timeout, for the guest's pre-init
+// event on the events port: the guest is at the template point.
+// The connection is returned open.
+func awaitTemplatePoint(events net.Listener, timeout time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	events.(*net.UnixListener).SetDeadline(deadline)
+	conn, err := events.Accept()
+	if err != nil {
+		return nil, fmt.Errorf("no events port: %w", err)
+	}
+	conn.SetReadDeadline(deadline)
+	r := bufio.NewReaderSize(conn, maxEventLine)
+	for {
+		line, err := readLine(r)
+		if err != nil && !errors.Is(err, errLongLine) {
+			conn.Close()
+			return nil, fmt.Errorf("no pre-init event: %w", err)
+		}
+		if e, err := contract.ParseEvent(line); err == nil && e.Kind == contract.EventPreInit {
+			return conn, nil
+		}
+	}
+}
+
+// templateConsole is what an error shows of a template VM's console.
+func templateConsole(path string) string {
+	b, _ := readTail(path, consoleTail)
+	return strings.Join(consoleExcerpt(string(b)), "\n")
+}
+
+func usesVirtiofs(c qemu.Config) bool {
+	for _, sh := range c.Shares {
+		if sh.Transport == qemu.Virtiofs {
+			return true
+		}
+	}
+	return false
+}

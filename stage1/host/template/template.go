@@ -1,0 +1,338 @@
+// Package template keeps templates: guests booted to the template point
+// (the pre-init waiting for its pod's configuration) and saved, guest RAM
+// in one file and QEMU's device state in another, that pods of the same
+// shape start from instead of booting (docs/architecture.md, "Templates").
+//
+// A store is a root-only host directory outside every pod, with one
+// directory per template named by its key (a hash of the shape: Key).
+// Templates are made on first use under an exclusive lock, in a
+// temporary directory renamed into place when complete, so a reader sees a
+// whole template or none; they are checked before each use (Lookup).
+package template
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Version is the layout of a template directory; Key includes it, so a
+// change makes every older template unused (and Prune drops them).
+const Version = 1
+
+// Files of a template directory.
+const (
+	RAMFile   = "ram"
+	StateFile = "state"
+	MetaFile  = "meta.json"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotFound: no template of that key.
+	ErrNotFound = errors.New("no template")
+	// ErrCorrupt: a template whose files do not match its record.
+	ErrCorrupt = errors.New("corrupt template")
+	// ErrBusy: another process is making that template now.
+	ErrBusy = errors.New("template being made by another pod")
+)
+
+// keyRe is what Key returns.
+var keyRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Key is the template key of a shape: every input that a saved guest
+// depends on, in order (QEMU's command line as it sees it in its jail, the
+// identity of the kernel, guest image and QEMU build, ...).
+func Key(shape ...string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "stage1-kvm template v%d\n", Version)
+	for _, s := range shape {
+		fmt.Fprintf(h, "%d:%s\n", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// Meta is a template's record, written last.
+type Meta struct {
+	Version int    `json:"version"`
+	Key     string `json:"key"`
+	// RAMBytes is the RAM file's size; StateBytes and StateSHA256 the
+	// state file's size and hash.
+	RAMBytes    int64  `json:"ramBytes"`
+	StateBytes  int64  `json:"stateBytes"`
+	StateSHA256 string `json:"stateSHA256"`
+	// RAMModNano is the RAM file's modification time once made: a
+	// template's files never change after it is made.
+	RAMModNano int64     `json:"ramModNano"`
+	Made       time.Time `json:"made"`
+	MakeMs     int64     `json:"makeMs"`
+}
+
+// Template is one checked template.
+type Template struct {
+	Dir  string
+	Meta Meta
+}
+
+// RAM and State are the template's files.
+func (t Template) RAM() string   { return filepath.Join(t.Dir, RAMFile) }
+func (t Template) State() string { return filepath.Join(t.Dir, StateFile) }
+
+// Store is a directory of templates.
+type Store struct{ Dir string }
+
+func (s Store) path(key string) string { return filepath.Join(s.Dir, key) }
+
+// Lookup returns the template of key after checking its record and files:
+// ErrNotFound if there is none, ErrCorrupt if it does not check out.
+func (s Store) Lookup(key string) (Template, error) {
+	if !keyRe.MatchString(key) {
+		return Template{}, fmt.Errorf("template key %q: not a key", key)
+	}
+	t := Template{Dir: s.path(key)}
+	b, err := os.ReadFile(filepath.Join(t.Dir, MetaFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return t, fmt.Errorf("%w: %s", ErrNotFound, key)
+	} else if err != nil {
+		return t, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+	}
+	if err := json.Unmarshal(b, &t.Meta); err != nil {
+		return t, fmt.Errorf("%w: %s: record: %w", ErrCorrupt, key, err)
+	}
+	if t.Meta.Version != Version || t.Meta.Key != key {
+		return t, fmt.Errorf("%w: %s: record of version %d, key %q", ErrCorrupt, key, t.Meta.Version, t.Meta.Key)
+	}
+	ram, err := os.Stat(t.RAM())
+	if err != nil {
+		return t, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+	}
+	if ram.Size() != t.Meta.RAMBytes || ram.ModTime().UnixNano() != t.Meta.RAMModNano {
+		return t, fmt.Errorf("%w: %s: RAM file changed since it was made", ErrCorrupt, key)
+	}
+	size, sum, err := hashFile(t.State())
+	if err != nil {
+		return t, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+	}
+	if size != t.Meta.StateBytes || sum != t.Meta.StateSHA256 {
+		return t, fmt.Errorf("%w: %s: state file changed since it was made", ErrCorrupt, key)
+	}
+	return t, nil
+}
+
+// Make makes the template of key by calling fill with an empty directory
+// to leave RAMFile and StateFile in, then records and publishes it. Only
+// one process makes a given template at a time: if another holds the
+// lock, Make returns ErrBusy at once (the caller boots cold rather than
+// wait). A template that appears meanwhile is returned as it is.
+func (s Store) Make(key string, fill func(dir string) error) (Template, error) {
+	if !keyRe.MatchString(key) {
+		return Template{}, fmt.Errorf("template key %q: not a key", key)
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return Template{}, fmt.Errorf("template store: %w", err)
+	}
+	unlock, err := s.lock(key)
+	if err != nil {
+		return Template{}, err
+	}
+	defer unlock()
+	if t, err := s.Lookup(key); err == nil {
+		return t, nil
+	}
+	start := time.Now()
+	tmp, err := os.MkdirTemp(s.Dir, ".making-"+key+"-")
+	if err != nil {
+		return Template{}, fmt.Errorf("template store: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := fill(tmp); err != nil {
+		return Template{}, err
+	}
+	meta, err := record(tmp, key)
+	if err != nil {
+		return Template{}, err
+	}
+	meta.MakeMs = time.Since(start).Milliseconds()
+	if err := writeMeta(tmp, meta); err != nil {
+		return Template{}, err
+	}
+	// A stale or corrupt template of this key goes first; under the lock
+	// no one else replaces it meanwhile.
+	if err := s.remove(key); err != nil {
+		return Template{}, err
+	}
+	if err := os.Rename(tmp, s.path(key)); err != nil {
+		return Template{}, fmt.Errorf("template store: %w", err)
+	}
+	syncDir(s.Dir)
+	return s.Lookup(key)
+}
+
+// record fsyncs the made files and describes them.
+func record(dir, key string) (Meta, error) {
+	m := Meta{Version: Version, Key: key, Made: time.Now().UTC()}
+	for _, name := range []string{RAMFile, StateFile} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return m, fmt.Errorf("template: %w", err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return m, fmt.Errorf("template: sync %s: %w", name, err)
+		}
+	}
+	ram, err := os.Stat(filepath.Join(dir, RAMFile))
+	if err != nil {
+		return m, fmt.Errorf("template: %w", err)
+	}
+	m.RAMBytes, m.RAMModNano = ram.Size(), ram.ModTime().UnixNano()
+	if m.StateBytes, m.StateSHA256, err = hashFile(filepath.Join(dir, StateFile)); err != nil {
+		return m, fmt.Errorf("template: %w", err)
+	}
+	if m.StateBytes == 0 {
+		return m, fmt.Errorf("template: empty state file")
+	}
+	return m, nil
+}
+
+func writeMeta(dir string, m Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, MetaFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("template: write record: %w", err)
+	}
+	return nil
+}
+
+// lock takes the key's lock without waiting (ErrBusy if taken).
+func (s Store) lock(key string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "."+key+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("template lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrBusy, key)
+		}
+		return nil, fmt.Errorf("template lock: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Drop removes the template of key, waiting for no one: a pod already
+// started from it keeps its open files. It is not an error if there is
+// none.
+func (s Store) Drop(key string) error {
+	if !keyRe.MatchString(key) {
+		return fmt.Errorf("template key %q: not a key", key)
+	}
+	return s.remove(key)
+}
+
+// remove moves a template out of the way, then deletes it: a lookup never
+// sees half of one.
+func (s Store) remove(key string) error {
+	p := s.path(key)
+	if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	trash, err := os.MkdirTemp(s.Dir, ".dropping-"+key+"-")
+	if err != nil {
+		return fmt.Errorf("template store: %w", err)
+	}
+	defer os.RemoveAll(trash)
+	if err := os.Rename(p, filepath.Join(trash, key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("drop template %s: %w", key, err)
+	}
+	return nil
+}
+
+// Entry is one template directory as List finds it.
+type Entry struct {
+	Key      string
+	Template Template
+	// Err is why the template cannot be used (nil if it can).
+	Err error
+}
+
+// List returns every template in the store, checked, by key.
+func (s Store) List() ([]Entry, error) {
+	ds, err := os.ReadDir(s.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("template store: %w", err)
+	}
+	var out []Entry
+	for _, d := range ds {
+		if !d.IsDir() || !keyRe.MatchString(d.Name()) {
+			continue
+		}
+		t, err := s.Lookup(d.Name())
+		out = append(out, Entry{Key: d.Name(), Template: t, Err: err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// DiskBytes is how much of the disk a template's files take.
+func (t Template) DiskBytes() int64 {
+	var n int64
+	for _, name := range []string{RAMFile, StateFile, MetaFile} {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(t.Dir, name), &st) == nil {
+			n += st.Blocks * 512
+		}
+	}
+	return n
+}
+
+func hashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		f.Sync()
+		f.Close()
+	}
+}
+
+// IsKey says whether s has the form of a template key.
+func IsKey(s string) bool { return keyRe.MatchString(strings.TrimSpace(s)) }

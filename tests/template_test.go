@@ -1,0 +1,203 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
+	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+)
+
+// identityApp prints what must differ between clones of one template:
+// the boot id, bytes from the CRNG, the hostname and the MAC of eth0
+// ("none" without a network). (The machine id shows in the journal's
+// directory name.)
+const identityApp = `cat /proc/sys/kernel/random/boot_id; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; echo; hostname; cat /sys/class/net/eth0/address 2>/dev/null || echo none`
+
+// templateDir is a template store of the test's own, with a short path
+// (the making puts sockets in it).
+func templateDir(t *testing.T) string {
+	d, err := os.MkdirTemp("", "tpl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// templateEnv points run at a template store of the test's own.
+func templateEnv(dir string) []string {
+	return []string{settings.TemplateEnv + "=on", settings.TemplateDirEnv + "=" + dir}
+}
+
+// startedFrom is how the pod's VM started (timings.json).
+func startedFrom(t *testing.T, p *harness.Pod) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm supervisor.Timings
+	if err := json.Unmarshal(b, &tm); err != nil {
+		t.Fatal(err)
+	}
+	return tm.StartedFrom
+}
+
+// runIdentity runs one identity pod and returns its output lines.
+func runIdentity(t *testing.T, o harness.RunOpts) (*harness.Pod, []string, harness.RunResult) {
+	t.Helper()
+	p, r := runPod(t, o, sh("app", identityApp))
+	if r.ExitCode != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("output %q", r.Stdout)
+	}
+	return p, lines, r
+}
+
+// The first pod of a shape makes its template; the next start from it,
+// each with its own boot id, random numbers, hostname, machine id and
+// MAC; the template is listed, and dropped, by the templates command.
+func TestTemplateClonesDiffer(t *testing.T) {
+	dir := templateDir(t)
+	seen := map[string]string{}
+	for i, want := range []string{"new-template", "template", "template"} {
+		p, lines, _ := runIdentity(t, harness.RunOpts{Env: templateEnv(dir)})
+		if got := startedFrom(t, p); got != want {
+			t.Fatalf("pod %d started %q, want %q", i, got, want)
+		}
+		if lines[2] != "rkt-"+p.UUID {
+			t.Errorf("pod %d: hostname %q, want the pod's", i, lines[2])
+		}
+		machineID := strings.ReplaceAll(p.UUID, "-", "")
+		if _, err := os.Stat(filepath.Join(p.Dir, "stage1/rootfs/var/log/journal", machineID)); err != nil {
+			t.Errorf("pod %d: no journal for its machine id: %v", i, err)
+		}
+		if lines[3] == contract.DeviceMAC(0) || lines[3] == "none" {
+			t.Errorf("pod %d: eth0 has MAC %q, not its own", i, lines[3])
+		}
+		for j, l := range lines {
+			if j == 2 {
+				continue
+			}
+			if other, dup := seen[l]; dup {
+				t.Errorf("pod %d prints %q, as %s did: clones are twins", i, l, other)
+			}
+			seen[l] = "pod " + string(rune('0'+i))
+		}
+	}
+	out, err := exec.Command(filepath.Join(harness.BuildDir(t), "bin", "templates"), "--dir", dir, "list").CombinedOutput()
+	if err != nil || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "\tok") {
+		t.Fatalf("templates list: %v\n%s", err, out)
+	}
+	key := strings.Fields(string(out))[0]
+	if out, err := exec.Command(filepath.Join(harness.BuildDir(t), "bin", "templates"), "--dir", dir, "drop", key).CombinedOutput(); err != nil {
+		t.Fatalf("templates drop: %v\n%s", err, out)
+	}
+	if _, err := (template.Store{Dir: dir}).Lookup(key); err == nil {
+		t.Error("template still there after drop")
+	}
+}
+
+// A corrupt template is made again; a state QEMU refuses gets the pod
+// booted cold, with a notice, and the template dropped. No pod fails.
+func TestTemplateCorrupt(t *testing.T) {
+	dir := templateDir(t)
+	p, _, _ := runIdentity(t, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
+	if got := startedFrom(t, p); got != "new-template" {
+		t.Fatalf("first pod started %q", got)
+	}
+	ents, err := (template.Store{Dir: dir}).List()
+	if err != nil || len(ents) != 1 || ents[0].Err != nil {
+		t.Fatalf("store: %+v %v", ents, err)
+	}
+	tp := ents[0].Template
+
+	// Changed behind the store's back: found out, made again.
+	if err := os.Truncate(tp.RAM(), 4096); err != nil {
+		t.Fatal(err)
+	}
+	p, _, r := runIdentity(t, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
+	if got := startedFrom(t, p); got != "new-template" || !strings.Contains(r.Stderr, "corrupt template") {
+		t.Fatalf("after corrupting the RAM file: started %q, stderr:\n%s", got, r.Stderr)
+	}
+
+	// A state that checks out (its record rewritten to match) but that
+	// QEMU cannot load: cold boot, notice, template dropped.
+	if tp, err = (template.Store{Dir: dir}).Lookup(ents[0].Key); err != nil {
+		t.Fatalf("the template made again: %v", err)
+	}
+	if err := os.WriteFile(tp.State(), []byte("not a QEMU state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rewriteRecord(t, tp)
+	p, _, r = runIdentity(t, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
+	if got := startedFrom(t, p); got != "cold" || !strings.Contains(r.Stderr, "booting cold") {
+		t.Fatalf("with a bad state: started %q, stderr:\n%s", got, r.Stderr)
+	}
+	if strings.Count(r.Stderr, "\n") > 2 {
+		t.Errorf("the fallback takes more than a line's notice:\n%s", r.Stderr)
+	}
+	if _, err := (template.Store{Dir: dir}).Lookup(ents[0].Key); err == nil {
+		t.Error("a template QEMU refused is still there")
+	}
+}
+
+// rewriteRecord makes tp's record match its files again.
+func rewriteRecord(t *testing.T, tp template.Template) {
+	t.Helper()
+	st, err := os.Stat(tp.State())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := exec.Command("sha256sum", tp.State()).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tp.Meta
+	m.StateBytes, m.StateSHA256 = st.Size(), strings.Fields(string(sum))[0]
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(tp.Dir, template.MetaFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Several first pods of a new shape at once: every pod runs, one makes
+// the template, and it is whole afterwards.
+func TestTemplateConcurrentFirstPods(t *testing.T) {
+	const n = 3
+	dir := templateDir(t)
+	s := harness.NewStage0(t)
+	var runs []*harness.Running
+	var pods []*harness.Pod
+	for i := 0; i < n; i++ {
+		p := s.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "echo ok")))
+		pods = append(pods, p)
+		runs = append(runs, p.Start(t, harness.RunOpts{Net: "none", Env: templateEnv(dir)}))
+	}
+	made := 0
+	for i, r := range runs {
+		res := r.Wait()
+		if res.ExitCode != 0 || res.Stdout != "ok\n" {
+			t.Errorf("pod %d: exit %d, stdout %q, stderr:\n%s", i, res.ExitCode, res.Stdout, res.Stderr)
+		}
+		if startedFrom(t, pods[i]) == "new-template" {
+			made++
+		}
+		assertNoLeaks(t, pods[i])
+	}
+	ents, err := (template.Store{Dir: dir}).List()
+	if made != 1 || err != nil || len(ents) != 1 || ents[0].Err != nil {
+		t.Fatalf("%d pods made a template; store %+v, %v", made, ents, err)
+	}
+}
