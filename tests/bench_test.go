@@ -238,11 +238,22 @@ func measureIdlePod(b *testing.B, s samples, prefix string) {
 	run.Wait()
 }
 
-// abBuild is one side of an A/B comparison: a name and a build directory.
-type abBuild struct{ name, dir string }
+// abBuild is one side of an A/B comparison: a name, a build directory
+// and settings of the stage1 (environment variables) for its runs.
+type abBuild struct {
+	name, dir string
+	env       map[string]string
+}
 
-// abBuilds parses BENCH_AB: name=build-dir pairs, comma-separated (e.g.
-// "old=/tmp/old,new=$PWD/build"); the benchmark is skipped without it.
+// dropTemplatesVar, as a setting of a BENCH_AB entry, empties the
+// template store before each of its runs: every run makes its template.
+const dropTemplatesVar = "BENCH_DROP_TEMPLATES"
+
+// abBuilds parses BENCH_AB: name=build-dir entries, comma-separated, each
+// optionally followed by settings, "+VAR=value" (e.g.
+// "old=/tmp/old,new=$PWD/build" or
+// "cold=$PWD/build+STAGE1_KVM_TEMPLATE=off,tpl=$PWD/build"); the benchmark
+// is skipped without it.
 func abBuilds(b *testing.B) []abBuild {
 	spec := os.Getenv("BENCH_AB")
 	if spec == "" {
@@ -250,26 +261,68 @@ func abBuilds(b *testing.B) []abBuild {
 	}
 	var builds []abBuild
 	for _, f := range strings.Split(spec, ",") {
-		name, dir, ok := strings.Cut(f, "=")
-		if !ok || name == "" || dir == "" {
-			b.Fatalf("BENCH_AB entry %q: want name=build-dir", f)
+		name, rest, ok := strings.Cut(f, "=")
+		parts := strings.Split(rest, "+")
+		if !ok || name == "" || parts[0] == "" {
+			b.Fatalf("BENCH_AB entry %q: want name=build-dir[+VAR=value...]", f)
 		}
-		builds = append(builds, abBuild{name, dir})
+		bd := abBuild{name: name, dir: parts[0], env: map[string]string{}}
+		for _, kv := range parts[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				b.Fatalf("BENCH_AB entry %q: setting %q is not VAR=value", f, kv)
+			}
+			bd.env[k] = v
+		}
+		builds = append(builds, bd)
 	}
 	return builds
 }
 
 // abRuns calls run for every build of BENCH_AB in turn (STAGE1_BUILD_DIR
-// set to it), benchRuns times per b.N: alternating, so that the machine's
-// noise hits all builds alike.
+// set to it, and its settings; a setting another entry has is unset),
+// benchRuns times per b.N: alternating, so that the machine's noise hits
+// all builds alike. Templates are kept in a store of the benchmark's own.
 func abRuns(b *testing.B, run func(abBuild)) {
 	builds := abBuilds(b)
+	store := b.TempDir()
+	b.Setenv(settings.TemplateDirEnv, store)
+	vars := map[string]bool{}
+	for _, bd := range builds {
+		for k := range bd.env {
+			vars[k] = true
+			b.Setenv(k, "")
+		}
+	}
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < benchRuns(); r++ {
 			for _, bd := range builds {
-				b.Setenv("STAGE1_BUILD_DIR", bd.dir)
+				os.Setenv("STAGE1_BUILD_DIR", bd.dir)
+				for k := range vars {
+					if v, ok := bd.env[k]; ok {
+						os.Setenv(k, v)
+					} else {
+						os.Unsetenv(k)
+					}
+				}
+				if bd.env[dropTemplatesVar] != "" {
+					dropAll(b, store)
+				}
 				run(bd)
 			}
+		}
+	}
+}
+
+// dropAll empties a template store.
+func dropAll(b *testing.B, store string) {
+	ents, err := os.ReadDir(store)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(store, e.Name())); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
@@ -288,6 +341,12 @@ func BenchmarkPodStartAB(b *testing.B) {
 		s[bd.name+"_first_output_ms"] = append(s[bd.name+"_first_output_ms"], t.FirstOutputMs)
 		s[bd.name+"_qemu_to_kernel_ms"] = append(s[bd.name+"_qemu_to_kernel_ms"], t.QEMUToKernelMs)
 		s[bd.name+"_systemd_to_apps_ms"] = append(s[bd.name+"_systemd_to_apps_ms"], t.SystemdToReadyMs)
+		if t.TemplateMakeMs > 0 {
+			s[bd.name+"_template_make_ms"] = append(s[bd.name+"_template_make_ms"], t.TemplateMakeMs)
+		}
+		if t.RestoreMs > 0 {
+			s[bd.name+"_restore_ms"] = append(s[bd.name+"_restore_ms"], t.RestoreMs)
+		}
 		endStages(s, bd.name, t, res.Duration)
 	})
 	s.report(b)

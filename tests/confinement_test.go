@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -145,9 +146,17 @@ i=0; while [ ! -e /release ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
 		t.Errorf("QEMU's /dev holds %q, want %q", got, devs)
 	}
 	for _, e := range entries(t, filepath.Join(root, "vm")) {
-		if e != "console.log" && !strings.HasPrefix(e, "port") && !strings.HasPrefix(e, "tty") {
+		if e != "console.log" && e != "ram" && !strings.HasPrefix(e, "port") && !strings.HasPrefix(e, "tty") {
 			t.Errorf("QEMU's /vm holds %s", e)
 		}
+	}
+	// A clone's template RAM file (when the pod started from one):
+	// read-only, so no pod can change what other pods start from.
+	if f, err := os.OpenFile(filepath.Join(root, "vm", "ram"), os.O_WRONLY, 0); err == nil {
+		f.Close()
+		t.Error("the template's RAM file is writable in QEMU's jail")
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EROFS) {
+		t.Errorf("opening the template's RAM file for writing: %v, want EROFS", err)
 	}
 	// The pod share (contract.PodTag), QEMU's only 9p export.
 	if got := entries(t, filepath.Join(root, "shares")); !slices.Equal(got, []string{"0"}) {

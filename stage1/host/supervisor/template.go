@@ -113,7 +113,12 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 		return nil
 	}
 	s.timer.markStart(from, makeDur, time.Since(s.timer.qemu))
-	s.logf("started from template %s", key)
+	if s.o.Flags.Debug {
+		// What the guest printed up to the template point, when the
+		// template was made (bounded: our kernel and pre-init wrote it).
+		b, _ := readTail(filepath.Join(t.Dir, template.ConsoleFile), consoleTail)
+		s.logf("started from template %s; its boot, when it was made:\n%s", key, b)
+	}
 	return vm
 }
 
@@ -211,7 +216,7 @@ func (s *session) dropPendingConns() {
 func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 	m := cfg
 	m.Name, m.RAMFile, m.RAMShared = templateVMName, filepath.Join(dir, template.RAMFile), true
-	m.Console, m.ConsoleAppend = filepath.Join(dir, "console.log"), false
+	m.Console, m.ConsoleAppend = filepath.Join(dir, template.ConsoleFile), false
 	// Short names: a socket's path has at most 107 bytes.
 	m.QMPSocket = filepath.Join(dir, "q")
 	ram, err := os.OpenFile(m.RAMFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
@@ -271,8 +276,9 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 	if err := vm.Kill(); err != nil {
 		return err
 	}
-	// Only the RAM and state files stay.
-	for _, f := range append([]string{m.Console, m.QMPSocket, filepath.Join(dir, "jail")}, sharePaths(m.Shares)...) {
+	// Only the RAM and state files stay, and the boot's console log
+	// (--debug shows it: a clone's console starts at the template point).
+	for _, f := range append([]string{m.QMPSocket, filepath.Join(dir, "jail")}, sharePaths(m.Shares)...) {
 		os.Remove(f)
 	}
 	return nil

@@ -36,6 +36,9 @@ const (
 	RAMFile   = "ram"
 	StateFile = "state"
 	MetaFile  = "meta.json"
+	// ConsoleFile is the guest console up to the template point (for
+	// --debug; not checked).
+	ConsoleFile = "console.log"
 )
 
 // Sentinel errors callers branch on.
@@ -304,7 +307,7 @@ func (s Store) List() ([]Entry, error) {
 // DiskBytes is how much of the disk a template's files take.
 func (t Template) DiskBytes() int64 {
 	var n int64
-	for _, name := range []string{RAMFile, StateFile, MetaFile} {
+	for _, name := range []string{RAMFile, StateFile, MetaFile, ConsoleFile} {
 		var st unix.Stat_t
 		if unix.Stat(filepath.Join(t.Dir, name), &st) == nil {
 			n += st.Blocks * 512
