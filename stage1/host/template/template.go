@@ -153,6 +153,11 @@ func (s Store) Make(key string, fill func(dir string) error) (Template, error) {
 	if t, err := s.Lookup(key); err == nil {
 		return t, nil
 	}
+	// What a maker killed midway left (no one else makes this key now).
+	left, _ := filepath.Glob(filepath.Join(s.Dir, ".making-"+key+"-*"))
+	for _, d := range left {
+		os.RemoveAll(d)
+	}
 	start := time.Now()
 	tmp, err := os.MkdirTemp(s.Dir, ".making-"+key+"-")
 	if err != nil {

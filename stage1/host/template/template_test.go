@@ -145,3 +145,19 @@ func TestMakeFails(t *testing.T) {
 		}
 	}
 }
+
+// What a maker killed midway left is cleared by the next maker.
+func TestMakeClearsLeftovers(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	key := Key("shape")
+	left := filepath.Join(s.Dir, ".making-"+key+"-123")
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Make(key, fill("ram", "state")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("leftover %s: %v", left, err)
+	}
+}
