@@ -96,6 +96,14 @@ func TestTemplateClonesDiffer(t *testing.T) {
 			seen[l] = "pod " + string(rune('0'+i))
 		}
 	}
+	// Templates off: the pod boots cold, whatever the store holds.
+	p, lines, _ := runIdentity(t, harness.RunOpts{Env: []string{settings.TemplateEnv + "=off", settings.TemplateDirEnv + "=" + dir}})
+	if got := startedFrom(t, p); got != "cold" {
+		t.Errorf("%s=off: started %q", settings.TemplateEnv, got)
+	}
+	if _, dup := seen[lines[0]]; dup {
+		t.Errorf("a cold pod has a clone's boot id")
+	}
 	out, err := exec.Command(filepath.Join(harness.BuildDir(t), "bin", "templates"), "--dir", dir, "list").CombinedOutput()
 	if err != nil || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), "\tok") {
 		t.Fatalf("templates list: %v\n%s", err, out)

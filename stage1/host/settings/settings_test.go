@@ -26,6 +26,19 @@ func TestDefaults(t *testing.T) {
 	if s.BootTimeoutFor(qemu.TCG) != DefaultBootTimeoutTCG || s.BootTimeoutFor(qemu.KVM) != DefaultBootTimeoutKVM {
 		t.Errorf("default boot timeouts %v / %v", s.BootTimeoutFor(qemu.TCG), s.BootTimeoutFor(qemu.KVM))
 	}
+	if !s.Template || s.TemplateDir != DefaultTemplateDir {
+		t.Errorf("templates %v in %q, want on in %s", s.Template, s.TemplateDir, DefaultTemplateDir)
+	}
+}
+
+func TestTemplateSettings(t *testing.T) {
+	s, err := FromEnv(env(map[string]string{TemplateEnv: "off", TemplateDirEnv: "/srv/tpl"}))
+	if err != nil || s.Template || s.TemplateDir != "/srv/tpl" {
+		t.Errorf("off, /srv/tpl: %+v, %v", s, err)
+	}
+	if s, err := FromEnv(env(map[string]string{TemplateEnv: "on"})); err != nil || !s.Template {
+		t.Errorf("on: %+v, %v", s, err)
+	}
 }
 
 func TestFromEnv(t *testing.T) {
@@ -69,6 +82,10 @@ func TestFromEnvRefuses(t *testing.T) {
 		{SharedFSEnv, "nfs"},
 		{SharedFSEnv, "VIRTIOFS"},
 		{SharedFSEnv, "9P"},
+		{TemplateEnv, "yes"},
+		{TemplateEnv, "OFF"},
+		{TemplateDirEnv, "tpl"},
+		{TemplateDirEnv, "/a,b"},
 		{BootTimeoutEnv, "90"},
 		{BootTimeoutEnv, "soon"},
 		{BootTimeoutEnv, "0s"},

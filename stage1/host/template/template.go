@@ -76,8 +76,11 @@ type Meta struct {
 	StateBytes  int64  `json:"stateBytes"`
 	StateSHA256 string `json:"stateSHA256"`
 	// RAMModNano is the RAM file's modification time once made: a
-	// template's files never change after it is made.
+	// template's files never change after it is made. RAMSHA256 hashes
+	// its data (hashData): a clone of a RAM file changed since would run
+	// a guest no one booted.
 	RAMModNano int64     `json:"ramModNano"`
+	RAMSHA256  string    `json:"ramSHA256"`
 	Made       time.Time `json:"made"`
 	MakeMs     int64     `json:"makeMs"`
 }
@@ -122,6 +125,9 @@ func (s Store) Lookup(key string) (Template, error) {
 	}
 	if ram.Size() != t.Meta.RAMBytes || ram.ModTime().UnixNano() != t.Meta.RAMModNano {
 		return t, fmt.Errorf("%w: %s: RAM file changed since it was made", ErrCorrupt, key)
+	}
+	if sum, err := hashData(t.RAM()); err != nil || sum != t.Meta.RAMSHA256 {
+		return t, fmt.Errorf("%w: %s: RAM file's contents changed since it was made (%v)", ErrCorrupt, key, err)
 	}
 	size, sum, err := hashFile(t.State())
 	if err != nil {
@@ -206,6 +212,9 @@ func record(dir, key string) (Meta, error) {
 		return m, fmt.Errorf("template: %w", err)
 	}
 	m.RAMBytes, m.RAMModNano = ram.Size(), ram.ModTime().UnixNano()
+	if m.RAMSHA256, err = hashData(filepath.Join(dir, RAMFile)); err != nil {
+		return m, fmt.Errorf("template: %w", err)
+	}
 	if m.StateBytes, m.StateSHA256, err = hashFile(filepath.Join(dir, StateFile)); err != nil {
 		return m, fmt.Errorf("template: %w", err)
 	}
@@ -333,6 +342,42 @@ func hashFile(path string) (int64, string, error) {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashData hashes the data of a sparse file: each extent's offset,
+// length and bytes, skipping holes (most of a guest's RAM, which it never
+// touched), so a check costs what the template holds, not the guest's
+// size.
+func hashData(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fd := int(f.Fd())
+	for off := int64(0); off < st.Size(); {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		} else if err != nil {
+			return "", err
+		}
+		end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%d+%d\n", start, end-start)
+		if _, err := io.Copy(h, io.NewSectionReader(f, start, end-start)); err != nil {
+			return "", err
+		}
+		off = end
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func syncDir(dir string) {

@@ -72,9 +72,19 @@ func TestCorruptTemplate(t *testing.T) {
 	s := Store{Dir: t.TempDir()}
 	key := Key("shape")
 	corruptions := map[string]func(Template) error{
-		"state changed":  func(tp Template) error { return os.WriteFile(tp.State(), []byte("STATE"), 0o600) },
-		"state missing":  func(tp Template) error { return os.Remove(tp.State()) },
-		"RAM truncated":  func(tp Template) error { return os.Truncate(tp.RAM(), 1) },
+		"state changed": func(tp Template) error { return os.WriteFile(tp.State(), []byte("STATE"), 0o600) },
+		"state missing": func(tp Template) error { return os.Remove(tp.State()) },
+		"RAM truncated": func(tp Template) error { return os.Truncate(tp.RAM(), 1) },
+		"RAM rewritten, its time kept": func(tp Template) error {
+			st, err := os.Stat(tp.RAM())
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(tp.RAM(), []byte("RAM"), 0o600); err != nil {
+				return err
+			}
+			return os.Chtimes(tp.RAM(), st.ModTime(), st.ModTime())
+		},
 		"record garbled": func(tp Template) error { return os.WriteFile(filepath.Join(tp.Dir, MetaFile), []byte("{"), 0o600) },
 	}
 	for name, corrupt := range corruptions {
