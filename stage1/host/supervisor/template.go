@@ -214,51 +214,19 @@ func (s *session) dropPendingConns() {
 // configuration) but its own ports, an empty directory for each share and
 // its own jail: nothing of the pod enters a template.
 func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
-	m := cfg
-	m.Name, m.RAMFile, m.RAMShared = templateVMName, filepath.Join(dir, template.RAMFile), true
-	m.Console, m.ConsoleAppend = filepath.Join(dir, template.ConsoleFile), false
-	// Short names: a socket's path has at most 107 bytes.
-	m.QMPSocket = filepath.Join(dir, "q")
-	ram, err := os.OpenFile(m.RAMFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	err = ram.Truncate(int64(cfg.MemoryMiB) << 20)
-	ram.Close()
-	if err != nil {
-		return err
-	}
-	m.Shares = nil
-	for i, sh := range cfg.Shares {
-		sh.Path = filepath.Join(dir, "share"+strconv.Itoa(i))
-		if err := os.Mkdir(sh.Path, 0o700); err != nil {
-			return err
-		}
-		m.Shares = append(m.Shares, sh)
-	}
-	m.Ports = nil
-	var events net.Listener
-	for i, p := range cfg.Ports {
-		p.Socket = filepath.Join(dir, "p"+strconv.Itoa(i))
-		ln, err := net.Listen("unix", p.Socket)
-		if err != nil {
-			return err
-		}
+	m, listeners, err := templateVM(cfg, dir)
+	for _, ln := range listeners {
 		defer ln.Close()
-		if p.Name == contract.EventsPort {
-			events = ln
-		}
-		m.Ports = append(m.Ports, p)
 	}
-	if events == nil {
-		return fmt.Errorf("%w: no events port", ErrNotTemplatable)
+	if err != nil {
+		return err
 	}
 	vm, err := hypervisor.Start(m, filepath.Join(dir, "jail"), s.o.Stderr)
 	if err != nil {
 		return err
 	}
 	defer vm.Kill()
-	conn, err := awaitTemplatePoint(events, s.o.Settings.BootTimeoutFor(cfg.Accel))
+	conn, err := awaitTemplatePoint(listeners[contract.EventsPort], s.o.Settings.BootTimeoutFor(cfg.Accel))
 	if err != nil {
 		return fmt.Errorf("template VM: %w (console: %s)", err, templateConsole(m.Console))
 	}
@@ -282,6 +250,49 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 		os.Remove(f)
 	}
 	return nil
+}
+
+// templateVM prepares, in dir, the VM that makes the template of cfg's
+// shape: its RAM file, an empty directory per share, a listening socket
+// per port (returned by port name, to be closed by the caller).
+func templateVM(cfg qemu.Config, dir string) (qemu.Config, map[string]net.Listener, error) {
+	m := cfg
+	m.Name, m.RAMFile, m.RAMShared = templateVMName, filepath.Join(dir, template.RAMFile), true
+	m.Console, m.ConsoleAppend = filepath.Join(dir, template.ConsoleFile), false
+	// Short names: a socket's path has at most 107 bytes.
+	m.QMPSocket = filepath.Join(dir, "q")
+	listeners := map[string]net.Listener{}
+	ram, err := os.OpenFile(m.RAMFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return m, listeners, err
+	}
+	err = ram.Truncate(int64(cfg.MemoryMiB) << 20)
+	ram.Close()
+	if err != nil {
+		return m, listeners, err
+	}
+	m.Shares = nil
+	for i, sh := range cfg.Shares {
+		sh.Path = filepath.Join(dir, "share"+strconv.Itoa(i))
+		if err := os.Mkdir(sh.Path, 0o700); err != nil {
+			return m, listeners, err
+		}
+		m.Shares = append(m.Shares, sh)
+	}
+	m.Ports = nil
+	for i, p := range cfg.Ports {
+		p.Socket = filepath.Join(dir, "p"+strconv.Itoa(i))
+		ln, err := net.Listen("unix", p.Socket)
+		if err != nil {
+			return m, listeners, err
+		}
+		listeners[p.Name] = ln
+		m.Ports = append(m.Ports, p)
+	}
+	if listeners[contract.EventsPort] == nil {
+		return m, listeners, fmt.Errorf("%w: no events port", ErrNotTemplatable)
+	}
+	return m, listeners, nil
 }
 
 func sharePaths(shares []qemu.Share) []string {
