@@ -4,6 +4,7 @@
 // stage1/guest.
 //
 //	stage1-guest                                (as PID 1) pre-init, then exec systemd
+//	stage1-guest configure                     the template point: wait for the pod's configuration, apply it, start the pod
 //	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder and exit reporter (a notify service)
 //	stage1-guest event ready|settled           tell the host the apps are started / the boot is over
 //	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
@@ -32,7 +33,7 @@ func run() error {
 		return guest.PreInit()
 	}
 	if len(os.Args) < 2 {
-		return cli.Usagef("stage1-guest io|event|agent|sysctl|selftest")
+		return cli.Usagef("stage1-guest configure|io|event|agent|sysctl|selftest")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
 	apps := fs.String("apps", "", "comma-separated apps of the pod")
@@ -53,6 +54,8 @@ func run() error {
 		return guest.WriteSysctls(fs.Args())
 	case cmd == "selftest":
 		return guest.Selftest()
+	case cmd == "configure" && fs.NArg() == 0:
+		return guest.Configure()
 	case cmd == "warm" && fs.NArg() == 1:
 		// Best effort: a failure only costs the apps' first request time.
 		if err := guest.Warm(fs.Arg(0)); err != nil {

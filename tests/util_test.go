@@ -211,7 +211,7 @@ func selftestReady(conn net.Conn) (string, contract.Event, error) {
 			return line, contract.Event{}, err
 		}
 		e, err := contract.ParseEvent(line)
-		if err != nil || e.Kind != contract.EventPreInit {
+		if err != nil || e.Kind != contract.EventTemplatePoint {
 			return line, e, err
 		}
 	}

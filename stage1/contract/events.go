@@ -2,8 +2,9 @@
 // point what happens in the pod: one event per line on the events
 // virtio-serial port.
 //
-//	pre-init               the pre-init is at the template point and waits
-//	                       for the pod's configuration (PodConfig)
+//	template-point         the guest is at the template point (systemd up,
+//	                       nothing of a pod) and waits for the pod's
+//	                       configuration (PodConfig)
 //	ready [kernel_ms=N total_ms=M]
 //	                       the apps have been started; optionally with the
 //	                       guest's boot timings (CLOCK_BOOTTIME ms at the end of
@@ -43,10 +44,10 @@ var ErrMalformedEvent = errors.New("malformed event")
 type EventKind string
 
 const (
-	EventReady      EventKind = "ready"
-	EventPreInit    EventKind = "pre-init"
-	EventStdinReady EventKind = "stdin-ready"
-	EventAgentReady EventKind = "agent-ready"
+	EventReady         EventKind = "ready"
+	EventTemplatePoint EventKind = "template-point"
+	EventStdinReady    EventKind = "stdin-ready"
+	EventAgentReady    EventKind = "agent-ready"
 	// EventSettled: the guest's boot is over (no systemd job left).
 	EventSettled EventKind = "settled"
 	// EventEnded: every app has ended, and what the host must keep of
@@ -129,7 +130,7 @@ func ParseEvent(line string) (Event, error) {
 				return e, nil
 			}
 		}
-	case EventPreInit, EventStdinReady, EventAgentReady, EventSettled, EventEnded:
+	case EventTemplatePoint, EventStdinReady, EventAgentReady, EventSettled, EventEnded:
 		if len(f) != 1 {
 			break
 		}

@@ -66,13 +66,21 @@ func AppFIFO(app, stream string) string { return path.Join(IODir, app+"."+stream
 // Units the host generates and the guest image ships that refer to one
 // another by name.
 const (
-	// PodTarget pulls in the whole pod: the guest boots with
-	// systemd.unit=PodTarget.
+	// BootTarget is what the guest boots into (systemd.unit=): systemd
+	// up and ConfigureService waiting for the pod (the template point).
+	BootTarget = "stage1-boot.target"
+	// ConfigureService waits for the pod's configuration (PodConfig),
+	// applies it and starts PodTarget (a static unit of the image).
+	ConfigureService = "stage1-configure.service"
+	// PodTarget pulls in the whole pod: ConfigureService starts it.
 	PodTarget = "stage1-pod.target"
 	// IOService forwards the apps' standard streams to the host.
 	IOService = "stage1-io.service"
 	// AgentService is the guest agent (a static unit of the guest image).
 	AgentService = "stage1-agent.service"
+	// JournalSockets are journald's sockets (units of the image), the
+	// pod's like journald.
+	JournalSockets = "systemd-journald.socket systemd-journald-dev-log.socket"
 	// JournalService is the guest's journald (its unit is in the image).
 	JournalService = "systemd-journald.service"
 	// ReadyService tells the host that every app has been started.

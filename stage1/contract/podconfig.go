@@ -10,7 +10,7 @@ import (
 
 // PodConfig is what makes a booted guest this pod's: the host writes it,
 // one JSON line, on the events port as soon as QEMU connects; the pre-init
-// reads it at the template point (after it sends EventPreInit), before it
+// reads it at the template point (after it sends EventTemplatePoint), before it
 // mounts anything of the pod. A cold boot and a clone of a template
 // (docs/architecture.md, "Templates") take the same path, so a clone
 // does nothing a cold pod does not.

@@ -78,23 +78,9 @@ func PreInit() error {
 	if err := tuneMemory(); err != nil {
 		return err
 	}
-	// The template point: everything above is the same in every pod.
-	var systemdArgs []string
-	if c, ok, err := awaitPodConfig(); err != nil {
-		return err
-	} else if ok {
-		if systemdArgs, err = applyPodConfig(c); err != nil {
-			return err
-		}
-	}
-	if err := mountPod(); err != nil {
-		return err
-	}
-	if err := setupNetwork(); err != nil {
-		return fmt.Errorf("network: %w", err)
-	}
+	// systemd boots to the template point (contract.BootTarget), where
+	// Configure makes the guest a pod's.
 	argv := append([]string{contract.Systemd}, os.Args[1:]...)
-	argv = append(argv, systemdArgs...)
 	return fmt.Errorf("exec %s: %w", contract.Systemd, syscall.Exec(contract.Systemd, argv, os.Environ()))
 }
 

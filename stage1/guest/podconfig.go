@@ -2,14 +2,18 @@ package guest
 
 import (
 	"bufio"
+	"context"
+	"time"
+
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"unsafe"
+
+	sdbus "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/vishvananda/netlink"
@@ -22,33 +26,67 @@ const (
 	rndAddEntropy  = 0x40085203 // _IOW('R', 0x03, int[2])
 	rndReseedCRNG  = 0x5207     // _IO('R', 0x07)
 	randomDevice   = "/dev/urandom"
-	machineIDFlag  = "--machine-id="
 	bitsPerByteRnd = 8
 )
 
-// awaitPodConfig is the template point: the guest has booted its kernel
-// and mounted nothing of the pod. It tells the host so (EventPreInit) and
-// waits for the pod's configuration on the events port. A host making a
-// template saves the VM while this waits; its clones resume here, each
-// with a configuration of its own. ok is false in a VM without the port
-// (the boot self-test).
-func awaitPodConfig() (c contract.PodConfig, ok bool, err error) {
+// Configure is the template point (contract.ConfigureService): systemd
+// is up and nothing of any pod is in the guest. It tells the host so and
+// waits for the pod's configuration; a host making a template saves the
+// VM while it waits, and every clone resumes here with a configuration of
+// its own. Then it makes the guest the pod's and starts the pod's target.
+func Configure() error {
+	c, err := awaitPodConfig()
+	if err != nil {
+		return err
+	}
+	if err := applyPodConfig(c); err != nil {
+		return err
+	}
+	if err := mountPod(); err != nil {
+		return err
+	}
+	if err := setupNetwork(); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	return startPod()
+}
+
+// startPod starts the pod's target over systemd's private bus. Its units
+// are new in /run/systemd/system: systemd finds them when asked for one it
+// has never loaded (the directory changed), so no daemon-reload.
+func startPod() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := sdbus.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to systemd: %w", err)
+	}
+	// Not kept: systemd sends every unit change to every connection,
+	// which slows the pod's start.
+	defer conn.Close()
+	if _, err := conn.StartUnitContext(ctx, contract.PodTarget, "replace", nil); err != nil {
+		return fmt.Errorf("start %s: %w", contract.PodTarget, err)
+	}
+	return nil
+}
+
+// awaitPodConfig tells the host the guest is at the template point
+// (EventTemplatePoint) and reads the pod's configuration on the events
+// port.
+func awaitPodConfig() (c contract.PodConfig, err error) {
 	f, err := openPort(contract.EventsPort, os.O_RDWR)
-	if errors.Is(err, ErrNoPort) {
-		return c, false, nil
-	} else if err != nil {
-		return c, false, err
+	if err != nil {
+		return c, err
 	}
 	defer f.Close()
-	if _, err := f.WriteString(string(contract.EventPreInit) + "\n"); err != nil {
-		return c, false, fmt.Errorf("write to port %s: %w", contract.EventsPort, err)
+	if _, err := f.WriteString(string(contract.EventTemplatePoint) + "\n"); err != nil {
+		return c, fmt.Errorf("write to port %s: %w", contract.EventsPort, err)
 	}
 	line, err := readConfigLine(f)
 	if err != nil {
-		return c, false, err
+		return c, err
 	}
-	c, err = contract.ParsePodConfig(line)
-	return c, err == nil, err
+	return contract.ParsePodConfig(line)
 }
 
 // readConfigLine reads one line of at most contract.MaxPodConfigLine bytes
@@ -70,26 +108,49 @@ func readConfigLine(r io.Reader) ([]byte, error) {
 }
 
 // applyPodConfig makes the guest this pod's, before anything of the pod
-// runs: fresh randomness first, then the clock, the hostname and the
-// network devices' addresses. It returns systemd's extra arguments.
-func applyPodConfig(c contract.PodConfig) ([]string, error) {
+// runs: fresh randomness first, then the clock, the hostname, the machine
+// id and the network devices' addresses.
+func applyPodConfig(c contract.PodConfig) error {
 	if err := seedRandom(c.Entropy); err != nil {
-		return nil, err
+		return err
 	}
 	ts := unix.NsecToTimespec(c.UnixNano)
 	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
-		return nil, fmt.Errorf("set the clock: %w", err)
+		return fmt.Errorf("set the clock: %w", err)
 	}
-	// systemd keeps a hostname already set when none is configured.
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
-		return nil, fmt.Errorf("set the hostname: %w", err)
+		return fmt.Errorf("set the hostname: %w", err)
+	}
+	if err := setMachineID(c.MachineID); err != nil {
+		return err
 	}
 	for i, m := range c.MACs {
 		if err := setDeviceMAC(i, m); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return []string{machineIDFlag + c.MachineID}, nil
+	return nil
+}
+
+// runMachineID is where systemd keeps the machine id it made up at boot
+// (the image's /etc/machine-id is empty on a read-only root), bound over
+// /etc/machine-id. Written in place, the bind shows the pod's id; journald,
+// the pod's, starts later and reads it.
+const runMachineID = "/run/machine-id"
+
+func setMachineID(id string) error {
+	f, err := os.OpenFile(runMachineID, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("set the machine id: %w", err)
+	}
+	_, err = f.WriteString(id + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("set the machine id: %w", err)
+	}
+	return nil
 }
 
 // seedRandom credits b to the kernel's entropy pool and reseeds the CRNG

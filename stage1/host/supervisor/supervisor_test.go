@@ -59,7 +59,7 @@ func TestVMConfig(t *testing.T) {
 		t.Errorf("kernel %q image %q", c.Kernel, c.Image)
 	}
 	cmdline := strings.Join(c.Cmdline, " ")
-	for _, want := range []string{"systemd.unit=stage1-pod.target", "systemd.log_level=debug", "quiet"} {
+	for _, want := range []string{"systemd.unit=stage1-boot.target", "systemd.log_level=debug", "quiet"} {
 		if !strings.Contains(cmdline, want) {
 			t.Errorf("kernel command line lacks %q: %s", want, cmdline)
 		}

@@ -321,7 +321,7 @@ func awaitTemplatePoint(events net.Listener, timeout time.Duration) (net.Conn, e
 			conn.Close()
 			return nil, fmt.Errorf("no pre-init event: %w", err)
 		}
-		if e, err := contract.ParseEvent(line); err == nil && e.Kind == contract.EventPreInit {
+		if e, err := contract.ParseEvent(line); err == nil && e.Kind == contract.EventTemplatePoint {
 			return conn, nil
 		}
 	}

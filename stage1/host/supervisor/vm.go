@@ -105,7 +105,7 @@ func vmConfig(in vmInput) qemu.Config {
 		Accel:     in.accel,
 		Kernel:    filepath.Join(in.stage1Rootfs, contract.Kernel),
 		Image:     filepath.Join(in.stage1Rootfs, contract.GuestImage),
-		Cmdline:   qemu.KernelCmdline(contract.PodTarget, in.accel, in.debug, cmdline...),
+		Cmdline:   qemu.KernelCmdline(contract.BootTarget, in.accel, in.debug, cmdline...),
 		MemoryMiB: in.memoryMiB,
 		CPUs:      in.cpus,
 		TBSizeMiB: in.tcgBufferMiB,

@@ -222,11 +222,14 @@ func serviceNames(names []string) string {
 	return strings.Join(s, " ")
 }
 
-// podTarget is the unit the guest boots into (systemd.unit=contract.PodTarget).
+// podTarget pulls in the whole pod (contract.PodTarget; the guest's configure service starts it).
 // AllowIsolate lets systemd isolate it at boot, as it does with any default
 // target, so nothing else is started.
 func podTarget(names []string, extra ...string) []*unit.UnitOption {
-	wants := serviceNames(names) + " " + contract.AgentService + " " + contract.ReadyService + " " + contract.SettledService
+	// The journal is the pod's: its sockets and journald start with the
+	// pod (a guest waiting for its pod has none; see BootTarget).
+	wants := serviceNames(names) + " " + contract.AgentService + " " + contract.ReadyService + " " + contract.SettledService +
+		" " + contract.JournalSockets + " " + contract.JournalService
 	for _, e := range extra {
 		wants += " " + e
 	}
@@ -259,7 +262,7 @@ func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
 	return []*unit.UnitOption{
 		unitOpt("Description", "I/O forwarding for the pod's apps"),
 		unitOpt("DefaultDependencies", "no"),
-		unitOpt("After", "systemd-journald.socket"),
+		unitOpt("After", contract.JournalSockets),
 		// Stopped by the power-off itself (after the apps), while
 		// journald still runs: it then waits for journald to have
 		// written everything the apps said (guest.SyncJournal).

@@ -314,7 +314,8 @@ func TestPodUnits(t *testing.T) {
 	if got := target.one(t, "Unit", "After"); got != "basic.target" {
 		t.Errorf("target After = %q", got)
 	}
-	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-agent.service stage1-ready.service stage1-settled.service" {
+	// The journal starts with the pod, not before (a template has none).
+	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-agent.service stage1-ready.service stage1-settled.service systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service" {
 		t.Errorf("target Wants = %q", got)
 	}
 
@@ -334,7 +335,7 @@ func TestPodUnits(t *testing.T) {
 	io := units["stage1-io.service"]
 	for name, want := range map[string]string{
 		"DefaultDependencies": "no",
-		"After":               "systemd-journald.socket",
+		"After":               "systemd-journald.socket systemd-journald-dev-log.socket",
 		"Before":              "b.service a.service shutdown.target",
 		"Conflicts":           "shutdown.target",
 	} {
