@@ -21,12 +21,28 @@ const InitStartFile = "/run/stage1/init-start-ms"
 // mountShare mounts the host share tag on target, over virtiofs when the
 // host says so (contract.VirtiofsParam), else over 9p.
 func mountShare(tag, target string, flags uintptr) error {
-	for _, t := range strings.Split(os.Getenv(contract.VirtiofsParam), ",") {
+	for _, t := range strings.Split(kernelParam(contract.VirtiofsParam), ",") {
 		if t == tag {
 			return unix.Mount(tag, target, "virtiofs", flags, "")
 		}
 	}
 	return unix.Mount(tag, target, "9p", flags, contract.NinePMountOptions)
+}
+
+// kernelParam is the value of key=value on the kernel's command line ("" if
+// absent). The kernel hands such keys to PID 1 as environment variables,
+// but systemd's services do not inherit PID 1's environment.
+func kernelParam(key string) string {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return os.Getenv(key)
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // ErrNoPort means the VM has no virtio-serial port of that name.
@@ -85,13 +101,9 @@ func PreInit() error {
 }
 
 // mountPod mounts the pod share, installs the pod's units and accounts,
-// and binds the journal where journald writes. A VM without the share (the
-// boot self-test) skips all of it.
+// and binds the journal where journald writes.
 func mountPod() error {
 	if err := mountShare(contract.PodTag, contract.PodMount, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil // no such tag
-		}
 		return fmt.Errorf("mount the pod share: %w", err)
 	}
 	if err := installUnits(); err != nil {
@@ -134,7 +146,12 @@ func installUnits() error {
 			return fmt.Errorf("install unit %s: %w", e.Name(), err)
 		}
 	}
-	return nil
+	// systemd rescans its unit directories when their times change. A
+	// directory's time has the kernel's coarse tick: if systemd scanned
+	// it while the files above were being written, within one tick, it
+	// would not see the rest. A time no scan can have seen forces one.
+	t := time.Now().Add(time.Second)
+	return os.Chtimes(contract.RuntimeUnitDir, t, t)
 }
 
 // installAccounts puts the pod's passwd and group over the image's (which

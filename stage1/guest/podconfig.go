@@ -3,6 +3,7 @@ package guest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"time"
 
 	"bytes"
@@ -14,6 +15,7 @@ import (
 	"unsafe"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/vishvananda/netlink"
@@ -64,11 +66,23 @@ func startPod() error {
 	// Not kept: systemd sends every unit change to every connection,
 	// which slows the pod's start.
 	defer conn.Close()
-	if _, err := conn.StartUnitContext(ctx, contract.PodTarget, "replace", nil); err != nil {
+	_, err = conn.StartUnitContext(ctx, contract.PodTarget, "replace", nil)
+	var derr godbus.Error
+	if errors.As(err, &derr) && derr.Name == noSuchUnit {
+		// The units were not found after all (installUnits makes sure
+		// they are): make systemd read its directories again.
+		if err = conn.ReloadContext(ctx); err == nil {
+			_, err = conn.StartUnitContext(ctx, contract.PodTarget, "replace", nil)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("start %s: %w", contract.PodTarget, err)
 	}
 	return nil
 }
+
+// noSuchUnit is systemd's D-Bus error for a unit it has no file for.
+const noSuchUnit = "org.freedesktop.systemd1.NoSuchUnit"
 
 // awaitPodConfig tells the host the guest is at the template point
 // (EventTemplatePoint) and reads the pod's configuration on the events
