@@ -1,6 +1,7 @@
 package template
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -169,5 +170,29 @@ func TestMakeClearsLeftovers(t *testing.T) {
 	}
 	if _, err := os.Stat(left); !os.IsNotExist(err) {
 		t.Errorf("leftover %s: %v", left, err)
+	}
+}
+
+// A template recorded by an older layout (Version) is stale: not used,
+// made again.
+func TestStaleTemplate(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	key := Key("shape")
+	tp, err := s.Make(key, fill("ram", "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := tp.Meta
+	m.Version = Version - 1
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(tp.Dir, MetaFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lookup(key); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("stale template: Lookup = %v, want ErrCorrupt", err)
+	}
+	made := false
+	if _, err := s.Make(key, func(dir string) error { made = true; return fill("ram", "state")(dir) }); err != nil || !made {
+		t.Fatalf("stale template not made again: %v", err)
 	}
 }
