@@ -37,7 +37,12 @@ func kernelParam(key string) string {
 	if err != nil {
 		return os.Getenv(key)
 	}
-	for _, f := range strings.Fields(string(b)) {
+	return paramIn(string(b), key)
+}
+
+// paramIn is the value of key=value in a kernel command line.
+func paramIn(cmdline, key string) string {
+	for _, f := range strings.Fields(cmdline) {
 		if v, ok := strings.CutPrefix(f, key+"="); ok {
 			return v
 		}

@@ -95,3 +95,13 @@ func TestUnitEndFromChange(t *testing.T) {
 		}
 	}
 }
+
+func TestParamIn(t *testing.T) {
+	cmdline := "console=ttyS0 stage1_virtiofs=pod,vol-1 systemd.unit=stage1-boot.target stage1_virtiofsx=no\n"
+	if got := paramIn(cmdline, "stage1_virtiofs"); got != "pod,vol-1" {
+		t.Errorf("stage1_virtiofs = %q", got)
+	}
+	if got := paramIn(cmdline, "stage1_page_reporting_order"); got != "" {
+		t.Errorf("absent key = %q", got)
+	}
+}

@@ -186,7 +186,7 @@ func (h *heldWriter) release() {
 func (h *heldWriter) held() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return strings.Join(strings.Fields(strings.ReplaceAll(h.buf.String(), "\n", "; ")), " ")
+	return strings.TrimSuffix(strings.Join(strings.Fields(strings.ReplaceAll(h.buf.String(), "\n", "; ")), " "), ";")
 }
 
 // dropPendingConns closes the connections a failed clone's QEMU made to

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
@@ -69,5 +70,28 @@ func TestTemplateShapeRefuses(t *testing.T) {
 		if _, err := templateShape(c); !errors.Is(err, ErrNotTemplatable) {
 			t.Errorf("%s: %v, want ErrNotTemplatable", name, err)
 		}
+	}
+}
+
+// QEMU's messages during a restore are held: on failure they go into the
+// one-line notice; once the clone runs, they and what follows pass on.
+func TestHeldWriter(t *testing.T) {
+	var out strings.Builder
+	h := &heldWriter{w: &out}
+	h.Write([]byte("qemu: Not a migration stream\nqemu: load failed\n"))
+	if out.Len() != 0 {
+		t.Fatalf("written before release: %q", out.String())
+	}
+	if got := h.held(); got != "qemu: Not a migration stream; qemu: load failed" {
+		t.Errorf("held() = %q", got)
+	}
+	h.Write(make([]byte, 2*maxHeld))
+	if h.buf.Len() > maxHeld {
+		t.Errorf("held %d bytes, bound %d", h.buf.Len(), maxHeld)
+	}
+	h.release()
+	h.Write([]byte("later\n"))
+	if !strings.HasPrefix(out.String(), "qemu: Not a migration stream\n") || !strings.HasSuffix(out.String(), "later\n") {
+		t.Errorf("after release: %q", out.String())
 	}
 }
