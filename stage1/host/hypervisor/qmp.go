@@ -39,30 +39,45 @@ func (v *VM) ReleaseBootMemory(timeout time.Duration) error {
 // qmpRun runs QMP commands in order on one connection, going on past a
 // failed one; it returns every failure.
 func (v *VM) qmpRun(timeout time.Duration, cmds ...string) error {
-	if v.qmp == "" {
-		return ErrNoQMP
-	}
-	m, err := qmp.NewSocketMonitor("unix", v.qmp, timeout)
+	m, err := v.qmpConnect(timeout)
 	if err != nil {
-		return fmt.Errorf("qmp: %w", err)
-	}
-	if err := m.Connect(); err != nil {
-		return fmt.Errorf("qmp: %w", err)
+		return err
 	}
 	defer m.Disconnect()
 	var errs *multierror.Error
 	for _, cmd := range cmds {
 		reply, err := m.Run([]byte(cmd))
-		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("qmp %s: %w", cmd, err))
-			continue
-		}
-		var r struct {
-			Return json.RawMessage `json:"return"`
-		}
-		if err := json.Unmarshal(reply, &r); err != nil || r.Return == nil {
-			errs = multierror.Append(errs, fmt.Errorf("qmp %s: unexpected reply %s", cmd, reply))
-		}
+		errs = multierror.Append(errs, checkReply(cmd, reply, err))
 	}
 	return errs.ErrorOrNil()
+}
+
+// qmpConnect opens a QMP session with the VM's QEMU.
+func (v *VM) qmpConnect(timeout time.Duration) (*qmp.SocketMonitor, error) {
+	if v.qmp == "" {
+		return nil, ErrNoQMP
+	}
+	m, err := qmp.NewSocketMonitor("unix", v.qmp, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("qmp: %w", err)
+	}
+	if err := m.Connect(); err != nil {
+		return nil, fmt.Errorf("qmp: %w", err)
+	}
+	return m, nil
+}
+
+// checkReply turns a failed command, or a reply without a return value
+// (an error reply), into an error.
+func checkReply(cmd string, reply []byte, err error) error {
+	if err != nil {
+		return fmt.Errorf("qmp %s: %w", cmd, err)
+	}
+	var r struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if json.Unmarshal(reply, &r) != nil || r.Return == nil {
+		return fmt.Errorf("qmp %s: unexpected reply %.200s", cmd, reply)
+	}
+	return nil
 }

@@ -67,15 +67,11 @@ func (v *VM) LoadState(f *os.File, timeout time.Duration) error {
 // on it, then polls done until it says the transfer is over, QEMU exits
 // or timeout passes.
 func (v *VM) transferState(f *os.File, cmd string, timeout time.Duration, done func(*qmp.SocketMonitor) (bool, error)) error {
-	if v.qmp == "" {
-		return ErrNoQMP
-	}
-	m, err := qmp.NewSocketMonitor("unix", v.qmp, timeout)
-	if err != nil {
-		return fmt.Errorf("%w: qmp: %w", ErrState, err)
-	}
-	if err := m.Connect(); err != nil {
-		return fmt.Errorf("%w: qmp: %w", ErrState, err)
+	m, err := v.qmpConnect(timeout)
+	if errors.Is(err, ErrNoQMP) {
+		return err
+	} else if err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	defer m.Disconnect()
 	if err := v.qmpQuery(m, ignoreShared, nil); err != nil {
@@ -119,16 +115,10 @@ func (v *VM) qmpQuery(m *qmp.SocketMonitor, cmd string, out any) error {
 	return nil
 }
 
-// replyError turns a failed command or an error reply into an error.
+// replyError is checkReply's error as an ErrState.
 func replyError(cmd string, reply []byte, err error) error {
-	if err != nil {
-		return fmt.Errorf("%w: qmp %s: %w", ErrState, cmd, err)
-	}
-	var r struct {
-		Return json.RawMessage `json:"return"`
-	}
-	if json.Unmarshal(reply, &r) != nil || r.Return == nil {
-		return fmt.Errorf("%w: qmp %s: unexpected reply %.200s", ErrState, cmd, reply)
+	if err := checkReply(cmd, reply, err); err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	return nil
 }

@@ -39,7 +39,7 @@ func templateShape(cfg qemu.Config) ([]string, error) {
 	switch {
 	case !cfg.Binary.Bundled:
 		return nil, fmt.Errorf("%w: a host QEMU lacks our patches", ErrNotTemplatable)
-	case usesVirtiofs(cfg):
+	case cfg.UsesVirtiofs():
 		return nil, fmt.Errorf("%w: virtiofs (vhost-user) cannot be saved", ErrNotTemplatable)
 	}
 	c := cfg
@@ -81,14 +81,16 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	}
 	key := template.Key(shape...)
 	store := template.Store{Dir: s.o.Settings.TemplateDir}
-	from, made := "template", time.Now()
+	from, makeDur := "template", time.Duration(0)
 	t, err := store.Lookup(key)
 	if err != nil && !errors.Is(err, template.ErrNotFound) {
 		s.warnf("%v: making it again", err)
 	}
 	if err != nil {
 		from = "new-template"
+		made := time.Now()
 		t, err = store.Make(key, func(dir string) error { return s.makeTemplate(cfg, dir) })
+		makeDur = time.Since(made)
 		if errors.Is(err, template.ErrBusy) {
 			s.logf("booting cold: %v", err)
 			return nil
@@ -97,10 +99,6 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 			return nil
 		}
 		s.logf("made template %s in %d ms", key, t.Meta.MakeMs)
-	}
-	makeDur := time.Since(made)
-	if from == "template" {
-		makeDur = 0
 	}
 	s.timer.markQEMU()
 	vm, err := s.restore(cfg, t)
@@ -331,13 +329,4 @@ func awaitTemplatePoint(events net.Listener, timeout time.Duration) (net.Conn, e
 func templateConsole(path string) string {
 	b, _ := readTail(path, consoleTail)
 	return strings.Join(consoleExcerpt(string(b)), "\n")
-}
-
-func usesVirtiofs(c qemu.Config) bool {
-	for _, sh := range c.Shares {
-		if sh.Transport == qemu.Virtiofs {
-			return true
-		}
-	}
-	return false
 }

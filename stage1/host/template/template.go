@@ -190,7 +190,8 @@ func (s Store) Make(key string, fill func(dir string) error) (Template, error) {
 		return Template{}, fmt.Errorf("template store: %w", err)
 	}
 	syncDir(s.Dir)
-	return s.Lookup(key)
+	// What record just hashed, under the lock: not hashed again.
+	return Template{Dir: s.path(key), Meta: meta}, nil
 }
 
 // record fsyncs the made files and describes them.

@@ -107,8 +107,8 @@ type Share struct {
 	Socket    string
 }
 
-// usesVirtiofs reports whether any share is served over virtiofs.
-func (c Config) usesVirtiofs() bool {
+// UsesVirtiofs reports whether any share is served over virtiofs.
+func (c Config) UsesVirtiofs() bool {
 	for _, s := range c.Shares {
 		if s.Transport == Virtiofs {
 			return true
@@ -220,7 +220,7 @@ func (c Config) Validate() error {
 	if c.Incoming && c.QMPSocket == "" && c.QMPFD == 0 {
 		probs = append(probs, "an incoming VM needs QMP")
 	}
-	if c.RAMFile != "" && c.usesVirtiofs() {
+	if c.RAMFile != "" && c.UsesVirtiofs() {
 		probs = append(probs, "virtiofs (vhost-user) cannot be saved or restored: no template RAM file")
 	}
 	for _, f := range []string{c.Kernel, c.Image, c.Console, c.QMPSocket, c.RAMFile} {
@@ -334,7 +334,7 @@ func machineArgs(c Config) []string {
 		"-m", strconv.Itoa(c.MemoryMiB),
 		"-smp", strconv.Itoa(c.CPUs),
 	}
-	virtiofs := c.usesVirtiofs()
+	virtiofs := c.UsesVirtiofs()
 	if c.RAMFile != "" {
 		a = append(a, "-object", ramFileObject(c), "-machine", "memory-backend=ram")
 	} else if virtiofs || c.Accel == TCG {
