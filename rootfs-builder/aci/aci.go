@@ -6,6 +6,7 @@ package aci
 
 import (
 	"archive/tar"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -146,7 +147,45 @@ func stageRootfs(c Config, t tree.Tree) error {
 			return err
 		}
 	}
-	return stageQEMU(c, t)
+	if err := stageQEMU(c, t); err != nil {
+		return err
+	}
+	return writeVMContents(t)
+}
+
+// writeVMContents records the digest of every file the VM is made of
+// (contract.VMContents), in a fixed order (WalkDir's is lexical).
+func writeVMContents(t tree.Tree) error {
+	var lines []string
+	add := func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return fmt.Errorf("digest %s: %w", p, err)
+		}
+		rel, err := filepath.Rel(t.Root, p)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, fmt.Sprintf("%x  %s", h.Sum(nil), filepath.ToSlash(rel)))
+		return nil
+	}
+	for _, rel := range []string{contract.Kernel, contract.GuestImage, contract.QEMUDir} {
+		if err := filepath.WalkDir(filepath.Join(t.Root, rel), add); err != nil {
+			return fmt.Errorf("VM contents: %w", err)
+		}
+	}
+	return t.WriteFile(contract.VMContents, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 }
 
 // NetPluginsDir is where the CNI plugins go in the rootfs (the network

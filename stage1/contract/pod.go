@@ -18,6 +18,14 @@ const (
 	// Jailer confines QEMU and virtiofsd before executing them (the
 	// jailer program; docs/security.md).
 	Jailer = "jailer"
+	// VMContents lists the SHA-256 of every file the VM is made of
+	// (Kernel, GuestImage, everything under QEMUDir), one "<hex>  <path>"
+	// line each, written when the ACI is built. A template is keyed by
+	// it: the ACI's files all have the same time, so a rebuilt guest
+	// image of the same size is told apart by its contents only.
+	VMContents = "vm-contents.sha256"
+	// MaxVMContents bounds what run reads of VMContents.
+	MaxVMContents = 64 << 10
 	// StatusDir must exist (empty) in the image: rkt touches it. It
 	// holds one file per app with its exit status (decimal), which
 	// `rkt status` reads. The run entry point writes them from the

@@ -33,14 +33,17 @@ var ErrNotTemplatable = errors.New("no template for this VM")
 
 // templateShape is everything a template of cfg's VM depends on: QEMU's
 // command line as QEMU sees it in its jail (so the same for every pod of
-// the shape: the pod's own paths, name and MACs are not in it) and the
-// identity of the files it loads. It is pure but for stat.
-func templateShape(cfg qemu.Config) ([]string, error) {
+// the shape: the pod's own paths, name and MACs are not in it) and
+// contents, the digests of the files the VM is made of
+// (contract.VMContents). It is pure.
+func templateShape(cfg qemu.Config, contents []byte) ([]string, error) {
 	switch {
 	case !cfg.Binary.Bundled:
 		return nil, fmt.Errorf("%w: a host QEMU lacks our patches", ErrNotTemplatable)
 	case cfg.UsesVirtiofs():
 		return nil, fmt.Errorf("%w: virtiofs (vhost-user) cannot be saved", ErrNotTemplatable)
+	case len(contents) == 0:
+		return nil, fmt.Errorf("%w: the stage1 lists no digests of its VM's files", ErrNotTemplatable)
 	}
 	c := cfg
 	c.Name, c.RAMFile, c.RAMShared, c.Incoming = "", "/template/ram", false, false
@@ -48,21 +51,25 @@ func templateShape(cfg qemu.Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	shape := []string{strings.Join(qemu.Argv(jailed), "\x00")}
-	files := []string{cfg.Binary.Path, cfg.Kernel, cfg.Image}
-	if cfg.Binary.DataDir != "" {
-		files = append(files, filepath.Join(cfg.Binary.DataDir, "qboot.rom"))
+	return []string{strings.Join(qemu.Argv(jailed), "\x00"), string(contents)}, nil
+}
+
+// readVMContents reads the stage1's contract.VMContents (bounded). A
+// stage1 without one has no templates.
+func readVMContents(stage1Rootfs string) ([]byte, error) {
+	f, err := os.Open(filepath.Join(stage1Rootfs, contract.VMContents))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotTemplatable, err)
 	}
-	for _, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNotTemplatable, err)
-		}
-		// The stage1 image's files keep their build's times: a
-		// rebuilt stage1 makes new templates.
-		shape = append(shape, fmt.Sprintf("%s %d %d", filepath.Base(f), st.Size(), st.ModTime().UnixNano()))
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, contract.MaxVMContents+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotTemplatable, err)
 	}
-	return shape, nil
+	if len(b) > contract.MaxVMContents {
+		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrNotTemplatable, contract.VMContents, contract.MaxVMContents)
+	}
+	return b, nil
 }
 
 // startFromTemplate starts the pod's VM (cfg) from the template of its
@@ -74,7 +81,12 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	if !s.o.Settings.Template {
 		return nil
 	}
-	shape, err := templateShape(cfg)
+	contents, err := readVMContents(s.pod.Stage1Rootfs)
+	if err != nil {
+		s.logf("booting cold: %v", err)
+		return nil
+	}
+	shape, err := templateShape(cfg, contents)
 	if err != nil {
 		s.logf("booting cold: %v", err)
 		return nil
@@ -82,7 +94,9 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	key := template.Key(shape...)
 	store := template.Store{Dir: s.o.Settings.TemplateDir}
 	from, makeDur := "template", time.Duration(0)
+	looked := time.Now()
 	t, err := store.Lookup(key)
+	check := time.Since(looked)
 	if err != nil && !errors.Is(err, template.ErrNotFound) {
 		s.warnf("%v: making it again", err)
 	}
@@ -110,7 +124,7 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 		}
 		return nil
 	}
-	s.timer.markStart(from, makeDur, time.Since(s.timer.qemu))
+	s.timer.markStart(from, check, makeDur, time.Since(s.timer.qemu))
 	if s.o.Flags.Debug {
 		// What the guest printed up to the template point, when the
 		// template was made (bounded: our kernel and pre-init wrote it).

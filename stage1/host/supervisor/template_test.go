@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
@@ -21,29 +22,21 @@ func podVM(t *testing.T, root, podDir string, memory int, mac string) qemu.Confi
 	return vmConfig(in)
 }
 
-func stage1Files(t *testing.T) string {
-	root := t.TempDir()
-	for _, f := range []string{"bzImage", "guest.img", "qemu/bin/qemu-system-x86_64", "qemu/share/qboot.rom"} {
-		p := filepath.Join(root, f)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+const contents = "1b4f0e98  bzImage\n2c26b46b  guest.img\n"
 
 // Two pods of one shape have one template, whatever their directories,
-// names and MACs; memory, and a changed kernel, make another.
+// names and MACs; memory, and changed contents (a rebuilt guest image of
+// the same size and time), make another.
 func TestTemplateShape(t *testing.T) {
-	root := stage1Files(t)
-	key := func(c qemu.Config) string {
-		shape, err := templateShape(c)
+	root := "/var/lib/rkt/pods/run/a/stage1/rootfs"
+	keyOf := func(c qemu.Config, contents string) string {
+		shape, err := templateShape(c, []byte(contents))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return template.Key(shape...)
 	}
+	key := func(c qemu.Config) string { return keyOf(c, contents) }
 	a := key(podVM(t, root, "/var/lib/rkt/pods/run/a", 160, "0a:58:0a:01:00:02"))
 	b := key(podVM(t, root, "/var/lib/rkt/pods/run/b", 160, "0a:58:0a:01:00:03"))
 	if a != b {
@@ -52,24 +45,42 @@ func TestTemplateShape(t *testing.T) {
 	if c := key(podVM(t, root, "/var/lib/rkt/pods/run/a", 192, "0a:58:0a:01:00:02")); c == a {
 		t.Error("more memory, same template")
 	}
-	if err := os.WriteFile(filepath.Join(root, "bzImage"), []byte("another kernel"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if d := key(podVM(t, root, "/var/lib/rkt/pods/run/a", 160, "0a:58:0a:01:00:02")); d == a {
-		t.Error("another kernel, same template")
+	if d := keyOf(podVM(t, root, "/var/lib/rkt/pods/run/a", 160, "0a:58:0a:01:00:02"), "1b4f0e98  bzImage\n9f86d081  guest.img\n"); d == a {
+		t.Error("another guest image, same template")
 	}
 }
 
 func TestTemplateShapeRefuses(t *testing.T) {
-	root := stage1Files(t)
+	root := "/p/stage1/rootfs"
 	host := podVM(t, root, "/p", 160, "0a:58:0a:01:00:02")
 	host.Binary.Bundled = false
 	vfs := podVM(t, root, "/p", 160, "0a:58:0a:01:00:02")
 	vfs.Shares[0].Transport, vfs.Shares[0].Socket = qemu.Virtiofs, "/p/fs.sock"
 	for name, c := range map[string]qemu.Config{"host QEMU": host, "virtiofs": vfs} {
-		if _, err := templateShape(c); !errors.Is(err, ErrNotTemplatable) {
+		if _, err := templateShape(c, []byte(contents)); !errors.Is(err, ErrNotTemplatable) {
 			t.Errorf("%s: %v, want ErrNotTemplatable", name, err)
 		}
+	}
+	if _, err := templateShape(podVM(t, root, "/p", 160, "0a:58:0a:01:00:02"), nil); !errors.Is(err, ErrNotTemplatable) {
+		t.Errorf("no contents: %v, want ErrNotTemplatable", err)
+	}
+}
+
+// The digests file is read whole, within its bound; a stage1 without one
+// (or with one too long) has no templates.
+func TestReadVMContents(t *testing.T) {
+	root := t.TempDir()
+	if _, err := readVMContents(root); !errors.Is(err, ErrNotTemplatable) {
+		t.Errorf("missing: %v, want ErrNotTemplatable", err)
+	}
+	p := filepath.Join(root, contract.VMContents)
+	os.WriteFile(p, []byte(contents), 0o644)
+	if b, err := readVMContents(root); err != nil || string(b) != contents {
+		t.Errorf("read %q, %v", b, err)
+	}
+	os.WriteFile(p, make([]byte, contract.MaxVMContents+1), 0o644)
+	if _, err := readVMContents(root); !errors.Is(err, ErrNotTemplatable) {
+		t.Errorf("over the bound: %v, want ErrNotTemplatable", err)
 	}
 }
 

@@ -28,6 +28,9 @@ type Timings struct {
 	// the guest-clock figures below include the template's own boot.)
 	TemplateMakeMs float64 `json:"template_make_ms,omitempty"`
 	RestoreMs      float64 `json:"restore_ms,omitempty"`
+	// TemplateCheckMs: finding the template and checking its files (part
+	// of HostSetupMs).
+	TemplateCheckMs float64 `json:"template_check_ms,omitempty"`
 	// QEMUToKernelMs: QEMU spawned -> guest kernel started (QEMU's own
 	// start and firmware), derived from the guest's clock at ready.
 	QEMUToKernelMs float64 `json:"qemu_to_kernel_ms"`
@@ -72,8 +75,8 @@ type timer struct {
 	last   time.Time
 	netDur time.Duration
 	// How the VM started (Timings.StartedFrom, TemplateMakeMs, RestoreMs).
-	from             string
-	makeDur, restore time.Duration
+	from                    string
+	makeDur, restore, check time.Duration
 	// The end: see Timings; each the time of its first mark.
 	ends   map[string]time.Time
 	guestK int64
@@ -100,9 +103,9 @@ func (t *timer) markEnd(stage string) {
 func (t *timer) markNetwork(d time.Duration) { t.mu.Lock(); t.netDur = d; t.mu.Unlock() }
 
 // markStart notes how the VM started.
-func (t *timer) markStart(from string, makeDur, restore time.Duration) {
+func (t *timer) markStart(from string, check, makeDur, restore time.Duration) {
 	t.mu.Lock()
-	t.from, t.makeDur, t.restore = from, makeDur, restore
+	t.from, t.check, t.makeDur, t.restore = from, check, makeDur, restore
 	t.mu.Unlock()
 }
 
@@ -136,7 +139,7 @@ func (o *outputTimer) Write(p []byte) (int, error) {
 func (t *timer) result() Timings {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := Timings{NetworkSetupMs: ms(t.netDur), StartedFrom: t.from, TemplateMakeMs: ms(t.makeDur), RestoreMs: ms(t.restore)}
+	r := Timings{NetworkSetupMs: ms(t.netDur), StartedFrom: t.from, TemplateMakeMs: ms(t.makeDur), RestoreMs: ms(t.restore), TemplateCheckMs: ms(t.check)}
 	if !t.qemu.IsZero() {
 		r.HostSetupMs = ms(t.qemu.Sub(t.start))
 	}

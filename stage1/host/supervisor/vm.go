@@ -177,7 +177,7 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	vm := s.startFromTemplate(cfg)
 	if vm == nil {
 		s.timer.markQEMU()
-		s.timer.markStart("cold", 0, 0)
+		s.timer.markStart("cold", 0, 0, 0)
 		if vm, err = hypervisor.Start(cfg, filepath.Join(s.o.PodDir, contract.JailDir), s.o.Stderr); err != nil {
 			return err
 		}
