@@ -253,12 +253,20 @@ r=/proc/1/root
 ports=$r/dev/virtio-ports
 [ -e $ports/org.stage1-kvm.events ] || { p reach no; exit 0; }
 p reach yes
+# Our own programs hold the port for a moment to send their events; an
+# attacker simply tries again until it has the port.
+i=0
+until exec 4>$ports/org.stage1-kvm.events; do
+	i=$((i+1)); [ $i -lt 200 ] || { p open failed; exit 0; }
+	sleep 0.05
+done 2>/dev/null
 {
 	i=0
 	while [ $i -lt 3000 ]; do echo "exited ghost$i 7"; echo "junk $i"; i=$((i+1)); done
 	echo "exited ../../etc 0"
 	head -c 4000000 /dev/zero | tr '\0' x; echo
-} > $ports/org.stage1-kvm.events && p flood done
+} >&4 && p flood done
+exec 4>&-
 for d in $r/proc/[0-9]*; do
 	if tr '\0' ' ' < $d/cmdline 2>/dev/null | grep -q '^/usr/lib/stage1/stage1-guest agent'; then
 		kill -9 ${d##*/} && p agent killed
