@@ -70,9 +70,10 @@ const (
 	// up and ConfigureService waiting for the pod (the template point).
 	BootTarget = "stage1-boot.target"
 	// ConfigureService waits for the pod's configuration (PodConfig),
-	// applies it and starts PodTarget (a static unit of the image).
+	// applies it and exits; its OnSuccess= (a static unit of the image)
+	// starts PodTarget.
 	ConfigureService = "stage1-configure.service"
-	// PodTarget pulls in the whole pod: ConfigureService starts it.
+	// PodTarget pulls in the whole pod: ConfigureService's end starts it.
 	PodTarget = "stage1-pod.target"
 	// IOService forwards the apps' standard streams to the host.
 	IOService = "stage1-io.service"

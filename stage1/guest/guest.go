@@ -133,6 +133,9 @@ func mountPod() error {
 }
 
 // installUnits copies the pod's units to systemd's runtime unit directory.
+// systemd loads them when the configure service's OnSuccess= asks for
+// the pod's target: it loaded that name as not found at boot, and tries
+// again because the directory changed since (no daemon-reload).
 func installUnits() error {
 	if err := os.MkdirAll(contract.RuntimeUnitDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", contract.RuntimeUnitDir, err)

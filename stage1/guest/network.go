@@ -22,13 +22,6 @@ const linkWait = 3 * time.Second
 // setupNetwork brings up loopback and applies the pod's network
 // configuration, if the host wrote one.
 func setupNetwork() error {
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("find lo: %w", err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
 	b, err := os.ReadFile(filepath.Join(contract.ConfigMount, contract.NetConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -54,6 +47,18 @@ func setupNetwork() error {
 		if err := overlayEtc(f.name, []byte(f.content)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up (the same in every pod).
+func loopbackUp() error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set lo up: %w", err)
 	}
 	return nil
 }

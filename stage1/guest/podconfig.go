@@ -2,10 +2,6 @@ package guest
 
 import (
 	"bufio"
-	"context"
-	"errors"
-	"time"
-
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -13,9 +9,6 @@ import (
 	"net"
 	"os"
 	"unsafe"
-
-	sdbus "github.com/coreos/go-systemd/v22/dbus"
-	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/vishvananda/netlink"
@@ -35,8 +28,15 @@ const (
 // is up and nothing of any pod is in the guest. It tells the host so and
 // waits for the pod's configuration; a host making a template saves the
 // VM while it waits, and every clone resumes here with a configuration of
-// its own. Then it makes the guest the pod's and starts the pod's target.
+// its own. Then it makes the guest the pod's and installs the pod's units;
+// when it exits, systemd starts the pod's target (the service's
+// OnSuccess=).
 func Configure() error {
+	// What is the same in every pod is done before the template point,
+	// once for all of a template's clones.
+	if err := loopbackUp(); err != nil {
+		return err
+	}
 	c, err := awaitPodConfig()
 	if err != nil {
 		return err
@@ -50,39 +50,8 @@ func Configure() error {
 	if err := setupNetwork(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	return startPod()
-}
-
-// startPod starts the pod's target over systemd's private bus. Its units
-// are new in /run/systemd/system: systemd finds them when asked for one it
-// has never loaded (the directory changed), so no daemon-reload.
-func startPod() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := sdbus.NewSystemdConnectionContext(ctx)
-	if err != nil {
-		return fmt.Errorf("connect to systemd: %w", err)
-	}
-	// Not kept: systemd sends every unit change to every connection,
-	// which slows the pod's start.
-	defer conn.Close()
-	_, err = conn.StartUnitContext(ctx, contract.PodTarget, "replace", nil)
-	var derr godbus.Error
-	if errors.As(err, &derr) && derr.Name == noSuchUnit {
-		// The units were not found after all (installUnits makes sure
-		// they are): make systemd read its directories again.
-		if err = conn.ReloadContext(ctx); err == nil {
-			_, err = conn.StartUnitContext(ctx, contract.PodTarget, "replace", nil)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("start %s: %w", contract.PodTarget, err)
-	}
 	return nil
 }
-
-// noSuchUnit is systemd's D-Bus error for a unit it has no file for.
-const noSuchUnit = "org.freedesktop.systemd1.NoSuchUnit"
 
 // awaitPodConfig tells the host the guest is at the template point
 // (EventTemplatePoint) and reads the pod's configuration on the events
