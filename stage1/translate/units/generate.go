@@ -385,6 +385,10 @@ func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
 		// Nothing is lost meanwhile: its sockets already exist and
 		// queue what the I/O forwarder and the apps log.
 		unitOpt("Before", contract.JournalService),
+		// So does the agent: on one vCPU its start (~0.1 s) would
+		// come before the app's first output. "ready" waits for both,
+		// so enter after ready finds the agent up.
+		unitOpt("Before", contract.AgentService),
 		// exec, not simple: the app counts as started once its own
 		// binary runs in its root, so "ready" (and enter right after
 		// it) finds the app's process in the app's view of the world.

@@ -171,11 +171,14 @@ func TestAppUnit(t *testing.T) {
 	for name, want := range map[string]string{
 		"Requires": "stage1-io.service",
 		"After":    "stage1-io.service",
-		"Before":   "systemd-journald.service",
 	} {
 		if got := u.one(t, "Unit", name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
+	}
+	// journald and the agent start after the apps.
+	if got := strings.Join(u.all("Unit", "Before"), " "); got != "systemd-journald.service stage1-agent.service" {
+		t.Errorf("Before = %q", got)
 	}
 	if v := u.all("Unit", "DefaultDependencies"); len(v) != 0 {
 		t.Errorf("DefaultDependencies = %q, want the default", v)
