@@ -14,6 +14,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
@@ -264,4 +265,111 @@ func mustHex(t *testing.T, s string) uint64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// qemuArg is the value after flag on QEMU's command line ("" if none).
+func qemuArg(t *testing.T, pid int, flag string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(string(b), "\x00")
+	for i, a := range args[:len(args)-1] {
+		if a == flag {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// A pod's VM is bounded in host memory by design: its QEMU runs in a
+// memory cgroup of the pod's own, limited to guest RAM, the TCG cache and
+// memcg.OverheadMiB. A guest that takes all of its RAM (an app allocating
+// until the guest's kernel kills it) stays within the bound: the VM lives
+// on, the app's end is reported as usual (systemd stops a unit one of
+// whose processes the kernel killed: OOMPolicy=stop), and the cgroup is
+// gone after.
+func TestVMMemoryBounded(t *testing.T) {
+	app := sh("hog", `
+touch /started
+i=0; while [ ! -e /go ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
+tail /dev/zero
+sleep 600
+`)
+	_, p, run := startPod(t, app)
+	rootfs := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/hog/rootfs")
+	if !waitProbe(run, filepath.Join(rootfs, "started")) {
+		os.WriteFile(filepath.Join(rootfs, "go"), nil, 0o644)
+		r := run.Wait()
+		t.Fatalf("the app never got going\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	}
+	pid, ok := qemuPid(p)
+	if !ok {
+		t.Fatal("no QEMU")
+	}
+	cg := qemuMemcg(t, pid)
+	if filepath.Base(cg.Dir) != memcg.Name(p.UUID) {
+		t.Fatalf("QEMU's memory cgroup is %s, not the pod's own", cg.Dir)
+	}
+	mem, _ := strconv.Atoi(qemuArg(t, pid, "-m"))
+	tb := 0
+	if accel := qemuArg(t, pid, "-accel"); strings.HasPrefix(accel, "tcg") {
+		_, v, _ := strings.Cut(accel, "tb-size=")
+		tb, _ = strconv.Atoi(v)
+	}
+	limit, err := cg.Limit()
+	if want := memcg.LimitBytes(mem, tb); err != nil || mem == 0 || limit != want {
+		t.Errorf("QEMU's memory limit: %d (%v), want %d for %d MiB of RAM and a %d MiB cache", limit, err, want, mem, tb)
+	}
+	// The cgroup's peak, read until run removes the cgroup.
+	var peak int64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if v, err := cg.Peak(); err == nil {
+				peak = v
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	os.WriteFile(filepath.Join(rootfs, "go"), nil, 0o644)
+	r := run.Wait()
+	close(done)
+	<-sampled
+	assertNoLeaks(t, p)
+	status, recorded := p.AppStatus("hog")
+	if !recorded || r.ExitCode == 0 || r.ExitCode != status {
+		t.Errorf("run exited %d; the app's recorded status %d (%v): want the app's own, non-zero", r.ExitCode, status, recorded)
+	}
+	for _, bad := range []string{hypervisor.ErrOutOfMemory.Error(), "stopped before its apps finished"} {
+		if strings.Contains(r.Stderr, bad) {
+			t.Errorf("the VM did not survive its guest taking all its RAM: %q\nstderr:\n%s", bad, r.Stderr)
+		}
+	}
+	// The guest's RAM was all in use: QEMU held most of it, in the pod's
+	// cgroup, within the bound.
+	if peak < int64(mem)<<20*3/4 || peak > limit {
+		t.Errorf("the cgroup's peak: %d bytes; RAM %d MiB, limit %d", peak, mem, limit)
+	}
+}
+
+// qemuMemcg is the memory cgroup pid is in.
+func qemuMemcg(t *testing.T, pid int) memcg.Group {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := memcg.Locate(string(b), memcg.Root)
+	if !ok {
+		t.Skip("this host has no memory cgroup")
+	}
+	return g
 }

@@ -88,6 +88,9 @@ func assertNoLeaks(t *testing.T, p *harness.Pod) {
 	for _, sock := range harness.SocketsUnder(p.Dir) {
 		t.Errorf("LEAK: socket %s of pod %s", sock, p.UUID)
 	}
+	for _, cg := range harness.PodCgroups(p.UUID) {
+		t.Errorf("LEAK: cgroup %s of pod %s", cg, p.UUID)
+	}
 }
 
 // killRunThenGC kills run without any chance to clean up, then runs gc,

@@ -80,6 +80,8 @@ const (
 	AgentSocket = "agent.sock"
 	// QEMUPidFile holds the QEMU process ID, for stop --force and gc.
 	QEMUPidFile = "vm/qemu.pid"
+	// MemcgFile names the pod's memory cgroup (its directory), for gc.
+	MemcgFile = "vm/memcg"
 	// JailDir is where the jailer mounts QEMU's root, in a mount
 	// namespace of its own: on the host it stays an empty directory.
 	JailDir = "vm/jail"

@@ -87,3 +87,25 @@ func ProcessCPUTicks(pid int) int64 {
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + s
 }
+
+// PodCgroups lists the cgroup directories named for the pod of uuid
+// (stage1-kvm-<uuid>, the pod's memory bound) anywhere under the cgroup
+// file systems.
+func PodCgroups(uuid string) []string {
+	var found []string
+	name := "stage1-kvm-" + uuid
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() && d.Name() == name {
+			found = append(found, p)
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return found
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/fsutil"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/network"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/sharetree"
 )
@@ -144,6 +145,47 @@ func RemoveJail(podDir string) error {
 	return nil
 }
 
+// CreateMemcg makes the pod's memory cgroup below run's own, bounded to
+// limit bytes. It is recorded for RemoveMemcg first, so that a run killed
+// at any point leaves nothing gc cannot find.
+func CreateMemcg(podDir string, limit int64) (memcg.Group, error) {
+	parent, err := memcg.Parent()
+	if err != nil {
+		return memcg.Group{}, err
+	}
+	name := memcg.Name(filepath.Base(podDir))
+	rec := filepath.Join(podDir, contract.MemcgFile)
+	if err := fsutil.WriteFileAtomic(rec, []byte(filepath.Join(parent.Dir, name)), 0o600); err != nil {
+		return memcg.Group{}, err
+	}
+	g, err := memcg.Create(parent, name, limit)
+	if err != nil {
+		os.Remove(rec)
+		return memcg.Group{}, err
+	}
+	return g, nil
+}
+
+// RemoveMemcg removes the pod's memory cgroup (once QEMU is gone) and its
+// record. Only a cgroup directory named for this pod is touched.
+func RemoveMemcg(podDir string) error {
+	rec := filepath.Join(podDir, contract.MemcgFile)
+	b, err := os.ReadFile(rec)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	dir := filepath.Clean(string(b))
+	if !strings.HasPrefix(dir, memcg.Root+"/") || filepath.Base(dir) != memcg.Name(filepath.Base(podDir)) {
+		return fmt.Errorf("%s names %q, not this pod's memory cgroup", rec, dir)
+	}
+	if err := (memcg.Group{Dir: dir}).Remove(); err != nil {
+		return err
+	}
+	return os.Remove(rec)
+}
+
 // RemoveSockets removes the pod's sockets.
 func RemoveSockets(podDir string) error {
 	var errs *multierror.Error
@@ -168,6 +210,7 @@ func ReleaseAll(podDir string) error {
 		do   func(string) error
 	}{
 		{"stop qemu", KillQEMU},
+		{"remove the memory cgroup", RemoveMemcg},
 		{"remove the pod share", func(podDir string) error {
 			return sharetree.Remove(filepath.Join(podDir, contract.ShareDir))
 		}},

@@ -121,3 +121,23 @@ func TestRemoveJail(t *testing.T) {
 		t.Error("a jail directory with contents was removed")
 	}
 }
+
+// gc removes only a cgroup named for the pod, under the cgroup file
+// systems; a pod without a record has nothing to remove.
+func TestRemoveMemcgChecksTheRecord(t *testing.T) {
+	pod := filepath.Join(t.TempDir(), "2d0c6d3a-9d8e-4a55-b1f1-0fb4f2c3e1aa")
+	os.MkdirAll(filepath.Join(pod, contract.VMDir), 0o755)
+	if err := RemoveMemcg(pod); err != nil {
+		t.Errorf("no record: %v", err)
+	}
+	victim := t.TempDir()
+	for _, named := range []string{victim, "/sys/fs/cgroup/memory/other", "/sys/fs/cgroup/memory/../../../" + victim} {
+		os.WriteFile(filepath.Join(pod, contract.MemcgFile), []byte(named), 0o600)
+		if err := RemoveMemcg(pod); err == nil {
+			t.Errorf("record %q: removed", named)
+		}
+	}
+	if _, err := os.Stat(victim); err != nil {
+		t.Errorf("the directory named was touched: %v", err)
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 )
 
-// oomCounter counts the out-of-memory kills in run's own memory cgroup,
-// which QEMU is started in: a QEMU killed by SIGKILL while the count rose
+// oomCounter counts the out-of-memory kills in QEMU's memory cgroup (the
+// pod's, or run's own when the host gives the pod none): a QEMU killed by SIGKILL while the count rose
 // was most likely the kernel's doing, and the error can say so.
 type oomCounter struct {
 	// file is the cgroup file holding the count ("" when none is known).
@@ -25,30 +27,22 @@ func ownOOMCounter() oomCounter {
 	return oomCounter{file: oomFile(string(b), "/sys/fs/cgroup")}
 }
 
-// oomFile is the file that counts OOM kills for the cgroup named in a
-// /proc/<pid>/cgroup listing, with cgroup file systems mounted under root:
-// v1's memory controller (memory.oom_control) if it has one, else v2's
-// memory.events. "" if neither is named.
+// cgroupOOMCounter counts the out-of-memory kills in the memory cgroup
+// dir: v1's memory.oom_control, or v2's memory.events.
+func cgroupOOMCounter(dir string) oomCounter {
+	_, err := os.Stat(filepath.Join(dir, "memory.oom_control"))
+	return oomCounter{file: memcg.Group{Dir: dir, V2: err != nil}.OOMFile()}
+}
+
+// oomFile is the file that counts OOM kills for the memory cgroup named
+// in a /proc/<pid>/cgroup listing, with cgroup file systems mounted under
+// root; "" if none is named.
 func oomFile(procCgroup, root string) string {
-	var v2 string
-	for _, line := range strings.Split(procCgroup, "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
-			continue
-		}
-		for _, c := range strings.Split(f[1], ",") {
-			if c == "memory" {
-				return filepath.Join(root, "memory", f[2], "memory.oom_control")
-			}
-		}
-		if f[0] == "0" && f[1] == "" {
-			v2 = filepath.Join(root, f[2], "memory.events")
-			if _, err := os.Stat(filepath.Join(root, "unified")); err == nil {
-				v2 = filepath.Join(root, "unified", f[2], "memory.events")
-			}
-		}
+	g, ok := memcg.Locate(procCgroup, root)
+	if !ok {
+		return ""
 	}
-	return v2
+	return g.OOMFile()
 }
 
 // kills reads the count; ok is false when it cannot.

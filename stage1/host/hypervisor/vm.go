@@ -97,6 +97,9 @@ func listenQMP(path string) (*os.File, error) {
 func started(cmd *exec.Cmd, c qemu.Config) *VM {
 	vm := &VM{cmd: cmd, done: make(chan struct{}), qmp: c.QMPSocket, accel: c.Accel}
 	oom := ownOOMCounter()
+	if c.Cgroup != "" {
+		oom = cgroupOOMCounter(c.Cgroup)
+	}
 	before, counted := oom.kills()
 	go func() {
 		vm.err = cmd.Wait()

@@ -31,14 +31,21 @@ func Exec(plan string, argv []string) error {
 	return err
 }
 
-// confine does it all, in this order: the jail (needs CAP_SYS_ADMIN), the
-// bounding set (CAP_SETPCAP), the user, no_new_privs, then exec. It returns
-// only on failure.
+// confine does it all, in this order: the cgroup, the jail (needs
+// CAP_SYS_ADMIN), the bounding set (CAP_SETPCAP), the user, no_new_privs,
+// then exec. It returns only on failure.
 func confine(p jailplan.Plan, argv []string, status int) error {
 	if len(argv) == 0 {
 		return errors.New("no program")
 	}
 	syscall.CloseOnExec(status)
+	if p.Cgroup != "" {
+		// Before anything is allocated; "0" is this process (a PID
+		// would be this namespace's).
+		if err := os.WriteFile(filepath.Join(p.Cgroup, "cgroup.procs"), []byte("0"), 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", p.Cgroup, err)
+		}
+	}
 	if p.Root != "" {
 		if err := buildJail(p); err != nil {
 			return err

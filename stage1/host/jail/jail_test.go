@@ -9,10 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 )
 
@@ -286,4 +288,33 @@ func BenchmarkStart(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// With a cgroup in the plan, the program runs in it from its first
+// instruction (the jailer joined before executing it); a cgroup that
+// cannot be joined is the jailer's error, and nothing runs.
+func TestJoinsCgroup(t *testing.T) {
+	needRootAndBusybox(t)
+	parent, err := memcg.Parent()
+	if err != nil {
+		t.Skip(err)
+	}
+	g, err := memcg.Create(parent, memcg.Name("jail-test-"+strconv.Itoa(os.Getpid())), 256<<20)
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { g.Remove() })
+	p := jailplan.ForVirtioFSD()
+	p.Files, p.Cgroup = 0, g.Dir
+	out, err := run(t, p, nil, busybox, "cat", "/proc/self/cgroup")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if in, ok := memcg.Locate(out, memcg.Root); !ok || in.Dir != g.Dir {
+		t.Errorf("the program's memory cgroup: %+v, want %s\n%s", in, g.Dir, out)
+	}
+	p.Cgroup = filepath.Join(g.Dir, "missing")
+	if _, err := run(t, p, nil, busybox, "true"); !errors.Is(err, ErrJailer) || !strings.Contains(err.Error(), "join cgroup") {
+		t.Errorf("a cgroup that cannot be joined: %v", err)
+	}
 }

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
+	"runtime"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
@@ -76,10 +78,19 @@ func Run(o Options) (code int, err error) {
 		}
 		if o.Settings.PauseAfter == step.id {
 			// Fault tests kill run here (settings.PauseAfterEnv).
-			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			pause()
 		}
 	}
 	return s.supervise()
+}
+
+// pause stops run right here: SIGSTOP to this very thread, which stops
+// on its way out of the call. (Sent to the process, the signal may be
+// taken by another thread while this one goes on with the next steps.)
+func pause() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	unix.Tgkill(os.Getpid(), unix.Gettid(), unix.SIGSTOP)
 }
 
 // step is one start step: an ID (for settings.PauseAfterEnv), what it

@@ -15,6 +15,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 )
 
@@ -173,6 +174,7 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	})
 	// Pushed before QEMU starts, this runs once it is gone.
 	undo.Push("remove the jail directory", func() error { return hostres.RemoveJail(s.o.PodDir) })
+	cfg.Cgroup = s.boundMemory(undo, cfg)
 	s.logf("VM: %s, %d MiB, %d vCPU(s)", accel, cfg.MemoryMiB, cfg.CPUs)
 	vm := s.startFromTemplate(cfg)
 	if vm == nil {
@@ -189,6 +191,33 @@ func (s *session) startVM(undo *cleanup.Stack) error {
 	}
 	undo.Push("forget the QEMU pid", func() error { return hostres.KillQEMU(s.o.PodDir) })
 	return nil
+}
+
+// boundMemory makes the pod's memory cgroup, which QEMU joins before it
+// runs (memcg): guest RAM, TCG's translation cache and memcg.OverheadMiB.
+// It returns its directory, or "" when the host gives the pod none (QEMU
+// is then bounded by run's own cgroup only; said in the debug log).
+// Pushed before QEMU starts, its removal runs once QEMU is gone.
+func (s *session) boundMemory(undo *cleanup.Stack, cfg qemu.Config) string {
+	tcg := 0
+	if cfg.Accel == qemu.TCG {
+		if cfg.TBSizeMiB == 0 {
+			// QEMU's default cache is sized from the host's memory.
+			s.logf("QEMU's memory is not bounded: no TCG cache size")
+			return ""
+		}
+		tcg = cfg.TBSizeMiB
+	}
+	g, err := hostres.CreateMemcg(s.o.PodDir, memcg.LimitBytes(cfg.MemoryMiB, tcg))
+	if errors.Is(err, memcg.ErrUnavailable) {
+		s.logf("QEMU's memory is not bounded on its own: %v", err)
+		return ""
+	} else if err != nil {
+		s.warnf("QEMU's memory is not bounded on its own: %v", err)
+		return ""
+	}
+	undo.Push("remove the memory cgroup", func() error { return hostres.RemoveMemcg(s.o.PodDir) })
+	return g.Dir
 }
 
 // startVirtioFSDs switches the writable shares (the pod share) to virtiofs

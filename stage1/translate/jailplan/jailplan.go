@@ -150,6 +150,9 @@ type Plan struct {
 	Files int `json:"files"`
 	// Env is the program's whole environment.
 	Env []string `json:"env,omitempty"`
+	// Cgroup, if set, is a cgroup's directory the jailer joins first,
+	// so that all the program allocates is counted there.
+	Cgroup string `json:"cgroup,omitempty"`
 }
 
 // Paths in QEMU's jail.
@@ -188,8 +191,9 @@ func ForQEMU(c qemu.Config, root string) (Plan, qemu.Config, error) {
 	p := Plan{
 		Root: root, Proc: true,
 		User: true, UID: QEMUUID, GID: QEMUGID,
-		Caps: slices.Clone(QEMUCaps),
-		Env:  c.Binary.Env(),
+		Caps:   slices.Clone(QEMUCaps),
+		Env:    c.Binary.Env(),
+		Cgroup: c.Cgroup,
 	}
 	p.Mounts, j.Binary = binaryMounts(c.Binary)
 	p.Mounts = append(p.Mounts,

@@ -50,9 +50,14 @@ func mountAt(p Plan, target string) (Mount, bool) {
 
 func TestForQEMU(t *testing.T) {
 	c := podConfig(qemu.TCG)
+	c.Cgroup = "/sys/fs/cgroup/memory/stage1-kvm-u"
 	p, j, err := ForQEMU(c, pod+"/vm/jail")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The jailer joins the pod's memory cgroup; QEMU is not told.
+	if p.Cgroup != c.Cgroup || slices.ContainsFunc(qemu.Argv(j), func(a string) bool { return strings.Contains(a, "cgroup") }) {
+		t.Errorf("cgroup %q, argv %q", p.Cgroup, qemu.Argv(j))
 	}
 	if p.Root != pod+"/vm/jail" || !p.Proc || !p.User || p.UID != QEMUUID || p.GID != QEMUGID {
 		t.Errorf("plan %+v", p)

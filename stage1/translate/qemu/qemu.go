@@ -160,6 +160,9 @@ type Config struct {
 	// Incoming: the VM waits, paused, for its device state
 	// (LoadState): a clone of a template.
 	Incoming bool
+	// Cgroup, if set, is the directory of a cgroup QEMU joins before it
+	// runs: the pod's memory bound (memcg). Not on QEMU's command line.
+	Cgroup string
 }
 
 // Tap is one guest network interface backed by a tap device that the host
