@@ -30,10 +30,18 @@ const densityIdle = 20 * time.Second
 // pods burn (% of one core), the start time (run exec to ready) of the
 // first and the N-th pod, and how many answer `enter`. Then it stops every
 // pod, collects it (gc) and checks that the host is as before. `make bench-density`.
+//
+// BENCH_DENSITY_KSM=on|off turns the host's KSM on or off for the run
+// (restored after; on: scanning ksmPagesToScan pages per wake-up); either
+// way the memory KSM shares and the CPU ksmd burns while the pods idle
+// are reported.
 func BenchmarkDensity(b *testing.B) {
 	spec := os.Getenv("BENCH_DENSITY_N")
 	if spec == "" {
 		b.Skip("BENCH_DENSITY_N not set (make bench-density)")
+	}
+	if v := os.Getenv("BENCH_DENSITY_KSM"); v != "" {
+		setKSM(b, v == "on")
 	}
 	net := os.Getenv("BENCH_DENSITY_NET")
 	if net == "" {
@@ -78,10 +86,13 @@ func measureDensity(b *testing.B, n int, net string) {
 	}
 	time.Sleep(densitySettle)
 
-	cpu0, t0 := podsCPUTicks(pods), time.Now()
+	ksmd := ksmdPid()
+	cpu0, k0, t0 := podsCPUTicks(pods), harness.ProcessCPUTicks(ksmd), time.Now()
 	time.Sleep(densityIdle)
-	cpu1, t1 := podsCPUTicks(pods), time.Now()
+	cpu1, k1, t1 := podsCPUTicks(pods), harness.ProcessCPUTicks(ksmd), time.Now()
 	cpuPct := float64(cpu1-cpu0) / float64(clockTicks) / t1.Sub(t0).Seconds() * 100
+	ksmdPct := float64(k1-k0) / float64(clockTicks) / t1.Sub(t0).Seconds() * 100
+	ksmShared := float64(ksmValue("pages_sharing")*int64(os.Getpagesize())) / (1 << 20)
 
 	var pssKiB int64
 	for _, ip := range pods {
@@ -103,8 +114,10 @@ func measureDensity(b *testing.B, n int, net string) {
 	b.ReportMetric(startMs[0], "first_start_ms")
 	b.ReportMetric(startMs[n-1], "last_start_ms")
 	b.ReportMetric(float64(entered), "entered")
-	b.Logf("N=%d net=%s: PSS %.1f MiB/pod, MemAvailable -%.1f MiB/pod, idle CPU %.2f%% of a core/pod (%.1f%% all), start first %.0f ms, N-th %.0f ms, %d/%d answer enter",
-		n, net, float64(pssKiB)/1024/float64(n), memDrop/float64(n), cpuPct/float64(n), cpuPct, startMs[0], startMs[n-1], entered, n)
+	b.ReportMetric(ksmShared, "ksm_shared_MiB")
+	b.ReportMetric(ksmdPct, "ksmd_cpu_%core")
+	b.Logf("N=%d net=%s: PSS %.1f MiB/pod, MemAvailable -%.1f MiB/pod, idle CPU %.2f%% of a core/pod (%.1f%% all), start first %.0f ms, N-th %.0f ms, %d/%d answer enter; KSM (run=%d) shares %.1f MiB, ksmd %.1f%% of a core",
+		n, net, float64(pssKiB)/1024/float64(n), memDrop/float64(n), cpuPct/float64(n), cpuPct, startMs[0], startMs[n-1], entered, n, ksmValue("run"), ksmShared, ksmdPct)
 	if entered != n {
 		b.Errorf("%d of %d pods did not answer enter", n-entered, n)
 	}
@@ -146,4 +159,64 @@ func podsCPUTicks(pods []idlePod) int64 {
 		}
 	}
 	return total
+}
+
+// ksmDir holds the host's KSM knobs and counters.
+const ksmDir = "/sys/kernel/mm/ksm"
+
+// ksmPagesToScan is what the benchmark's KSM scans per wake-up (every 20
+// ms): 5 times the kernel's default, so that the pods' memory is scanned
+// a few times within the settling time.
+const ksmPagesToScan = 500
+
+// ksmValue reads one of KSM's numbers (-1 if it cannot).
+func ksmValue(name string) int64 {
+	b, err := os.ReadFile(ksmDir + "/" + name)
+	if err != nil {
+		return -1
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// setKSM turns KSM on or off for the benchmark and restores the host's
+// settings when it ends. Off also unmerges what was merged (run=2).
+func setKSM(b *testing.B, on bool) {
+	run, scan := ksmValue("run"), ksmValue("pages_to_scan")
+	if run < 0 || scan < 0 {
+		b.Fatalf("no KSM on this host (%s)", ksmDir)
+	}
+	write := func(name string, v int64) {
+		if err := os.WriteFile(ksmDir+"/"+name, []byte(strconv.FormatInt(v, 10)), 0o644); err != nil {
+			b.Fatalf("KSM %s: %v", name, err)
+		}
+	}
+	b.Cleanup(func() {
+		write("pages_to_scan", scan)
+		write("run", run)
+	})
+	if on {
+		write("pages_to_scan", ksmPagesToScan)
+		write("run", 1)
+	} else {
+		write("run", 2)
+	}
+}
+
+// ksmdPid is the PID of the kernel's KSM thread (0 if none).
+func ksmdPid() int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "ksmd" {
+			return pid
+		}
+	}
+	return 0
 }
