@@ -26,6 +26,7 @@ type hostState struct {
 	Links    int      // network interfaces of the host namespace
 	Rules    int      // iptables rules (all tables)
 	Leases   int      // CNI host-local IP leases
+	Cgroups  []string // the pods' memory cgroups
 	OwnFDs   int      // this (long-lived) process's open descriptors
 	MemAvail int      // MemAvailable, KiB: compared with a tolerance
 }
@@ -69,6 +70,7 @@ func snapshot(t testing.TB, stage0Dir string) hostState {
 			st.Leases++
 		}
 	}
+	st.Cgroups = harness.Stage1Cgroups()
 	fds, _ := os.ReadDir("/proc/self/fd")
 	st.OwnFDs = len(fds)
 	st.MemAvail = memAvailable(t)

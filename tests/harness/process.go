@@ -93,7 +93,18 @@ func ProcessCPUTicks(pid int) int64 {
 // file systems.
 func PodCgroups(uuid string) []string {
 	var found []string
-	name := "stage1-kvm-" + uuid
+	for _, d := range Stage1Cgroups() {
+		if filepath.Base(d) == "stage1-kvm-"+uuid {
+			found = append(found, d)
+		}
+	}
+	return found
+}
+
+// Stage1Cgroups lists every cgroup directory a stage1-kvm pod made
+// (stage1-kvm-*) under the cgroup file systems.
+func Stage1Cgroups() []string {
+	var found []string
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if d != nil && d.IsDir() {
@@ -101,7 +112,7 @@ func PodCgroups(uuid string) []string {
 			}
 			return nil
 		}
-		if d.IsDir() && d.Name() == name {
+		if d.IsDir() && strings.HasPrefix(d.Name(), "stage1-kvm-") {
 			found = append(found, p)
 			return fs.SkipDir
 		}
