@@ -21,6 +21,26 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
+// startProbed starts a pod of app and waits until the app made the file
+// probe in its rootfs; if it never does, the test ends (the app is let go
+// by the file release). It returns the pod, its run, the app's rootfs
+// on the host and QEMU's PID.
+func startProbed(t *testing.T, app harness.AppSpec, probe, release string) (*harness.Pod, *harness.Running, string, int) {
+	t.Helper()
+	_, p, run := startPod(t, app)
+	rootfs := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2", app.Name, "rootfs")
+	if !waitProbe(run, filepath.Join(rootfs, probe)) {
+		os.WriteFile(filepath.Join(rootfs, release), nil, 0o644)
+		r := run.Wait()
+		t.Fatalf("the app never got going\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
+	}
+	pid, ok := qemuPid(p)
+	if !ok {
+		t.Fatal("no QEMU")
+	}
+	return p, run, rootfs, pid
+}
+
 // qemuPid is the pod's QEMU, from the PID file run writes (the jailed
 // QEMU's command line names no host path but its marker).
 func qemuPid(p *harness.Pod) (int, bool) {
@@ -105,17 +125,7 @@ mknod /probe/null c 1 3 2>/dev/null && p mknod allowed || p mknod refused
 touch /probed
 i=0; while [ ! -e /release ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
 `)
-	_, p, run := startPod(t, app)
-	rootfs := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/app/rootfs")
-	if !waitProbe(run, filepath.Join(rootfs, "probed")) {
-		os.WriteFile(filepath.Join(rootfs, "release"), nil, 0o644)
-		r := run.Wait()
-		t.Fatalf("the app never got going\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
-	}
-	pid, ok := qemuPid(p)
-	if !ok {
-		t.Fatal("no QEMU")
-	}
+	p, run, rootfs, pid := startProbed(t, app, "probed", "release")
 	st := procStatus(t, pid)
 	caps := jailplan.Mask(jailplan.QEMUCaps)
 	id := fmt.Sprintf("%d\t%d\t%d\t%d", jailplan.QEMUUID, jailplan.QEMUUID, jailplan.QEMUUID, jailplan.QEMUUID)
@@ -297,17 +307,7 @@ i=0; while [ ! -e /go ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
 tail /dev/zero
 sleep 600
 `)
-	_, p, run := startPod(t, app)
-	rootfs := filepath.Join(p.Dir, "stage1/rootfs/opt/stage2/hog/rootfs")
-	if !waitProbe(run, filepath.Join(rootfs, "started")) {
-		os.WriteFile(filepath.Join(rootfs, "go"), nil, 0o644)
-		r := run.Wait()
-		t.Fatalf("the app never got going\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
-	}
-	pid, ok := qemuPid(p)
-	if !ok {
-		t.Fatal("no QEMU")
-	}
+	p, run, rootfs, pid := startProbed(t, app, "started", "go")
 	cg := qemuMemcg(t, pid)
 	if filepath.Base(cg.Dir) != memcg.Name(p.UUID) {
 		t.Fatalf("QEMU's memory cgroup is %s, not the pod's own", cg.Dir)
