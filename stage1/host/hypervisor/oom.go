@@ -20,11 +20,11 @@ type oomCounter struct {
 
 // ownOOMCounter finds run's memory cgroup (v2, or v1's memory controller).
 func ownOOMCounter() oomCounter {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
+	g, ok := memcg.Own()
+	if !ok {
 		return oomCounter{}
 	}
-	return oomCounter{file: oomFile(string(b), "/sys/fs/cgroup")}
+	return oomCounter{file: g.OOMFile()}
 }
 
 // cgroupOOMCounter counts the out-of-memory kills in the memory cgroup
@@ -32,17 +32,6 @@ func ownOOMCounter() oomCounter {
 func cgroupOOMCounter(dir string) oomCounter {
 	_, err := os.Stat(filepath.Join(dir, "memory.oom_control"))
 	return oomCounter{file: memcg.Group{Dir: dir, V2: err != nil}.OOMFile()}
-}
-
-// oomFile is the file that counts OOM kills for the memory cgroup named
-// in a /proc/<pid>/cgroup listing, with cgroup file systems mounted under
-// root; "" if none is named.
-func oomFile(procCgroup, root string) string {
-	g, ok := memcg.Locate(procCgroup, root)
-	if !ok {
-		return ""
-	}
-	return g.OOMFile()
 }
 
 // kills reads the count; ok is false when it cannot.

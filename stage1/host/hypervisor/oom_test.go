@@ -6,18 +6,6 @@ import (
 	"testing"
 )
 
-// The counter's file is the memory cgroup's (memcg.Locate finds it; its
-// tests cover the listings).
-func TestOOMFile(t *testing.T) {
-	root := t.TempDir()
-	if got, want := oomFile("8:memory:/stage1-test-1\n0::/x\n", root), filepath.Join(root, "memory/stage1-test-1/memory.oom_control"); got != want {
-		t.Errorf("v1: %q, want %q", got, want)
-	}
-	if got := oomFile("garbage\n", root); got != "" {
-		t.Errorf("nothing named: %q", got)
-	}
-}
-
 func TestOOMKills(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{

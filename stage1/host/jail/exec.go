@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 )
 
@@ -42,7 +43,7 @@ func confine(p jailplan.Plan, argv []string, status int) error {
 	if p.Cgroup != "" {
 		// Before anything is allocated; "0" is this process (a PID
 		// would be this namespace's).
-		if err := os.WriteFile(filepath.Join(p.Cgroup, "cgroup.procs"), []byte("0"), 0); err != nil {
+		if err := os.WriteFile(memcg.Group{Dir: p.Cgroup}.Procs(), []byte("0"), 0); err != nil {
 			return fmt.Errorf("join cgroup %s: %w", p.Cgroup, err)
 		}
 	}

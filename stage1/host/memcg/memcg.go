@@ -61,14 +61,19 @@ func Locate(procCgroup, root string) (g Group, ok bool) {
 	return Group{Dir: filepath.Join(root, unified), V2: true}, true
 }
 
-// Parent is run's own memory cgroup, below which a pod's is made: run's
-// process's (Locate), if it has the memory controller.
-func Parent() (Group, error) {
+// Own is this process's memory cgroup (Locate of /proc/self/cgroup).
+func Own() (Group, bool) {
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return Group{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return Group{}, false
 	}
-	g, ok := Locate(string(b), Root)
+	return Locate(string(b), Root)
+}
+
+// Parent is run's own memory cgroup (Own), below which a pod's is made,
+// if it has the memory controller.
+func Parent() (Group, error) {
+	g, ok := Own()
 	if !ok {
 		return Group{}, fmt.Errorf("%w: no memory controller", ErrUnavailable)
 	}
