@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/appc/spec/schema"
@@ -203,7 +204,7 @@ func (s *Stage0) Prepare(t testing.TB, opts PodOpts, acis ...string) *Pod {
 	if err != nil {
 		t.Fatalf("rkt: error creating new pod: %v", err)
 	}
-	defer lock.Close()
+	defer unlock(lock)
 	p := &Pod{S: s, UUID: uuid, overlay: !opts.NoOverlay}
 	s.mu.Lock()
 	s.pods = append(s.pods, p)
@@ -565,7 +566,7 @@ func (p *Pod) LockHeld() bool {
 	if err != nil {
 		return errors.Is(err, unix.EWOULDBLOCK)
 	}
-	f.Close()
+	unlock(f)
 	return false
 }
 
@@ -606,6 +607,18 @@ func lockDir(dir string, nonBlocking bool) (*os.File, error) {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	return f, nil
+}
+
+// unlock releases a lock lockDir took. rkt's commands are processes of
+// their own; here they share the test process, whose other goroutines may
+// be starting programs, and a child forked while the lock is open holds it
+// until it executes its program (the descriptor is close-on-exec). Go
+// forks holding syscall.ForkLock, and its child has executed by the time
+// the fork returns: closed under ForkLock, no copy of the lock is left.
+func unlock(f *os.File) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	f.Close()
 }
 
 func writeFile(p string, b []byte, mode os.FileMode) error {

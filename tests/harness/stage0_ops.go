@@ -81,7 +81,7 @@ func (s *Stage0) GC(t testing.TB, p *Pod, opts ...GCOpts) (exitCode int, stderr 
 	if err != nil {
 		t.Fatalf("rkt gc: unable to lock pod %s: %v", p.UUID, err)
 	}
-	defer lock.Close()
+	defer unlock(lock)
 	if p.overlay {
 		if err := p.mountStage1Overlay(); err != nil {
 			t.Fatalf("rkt gc: %v", err)
