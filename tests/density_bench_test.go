@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,17 +88,24 @@ func measureDensity(b *testing.B, n int, net string) {
 	time.Sleep(densitySettle)
 
 	ksmd := ksmdPid()
-	cpu0, k0, t0 := podsCPUTicks(pods), harness.ProcessCPUTicks(ksmd), time.Now()
+	cpu0, ns0, k0, t0 := podsCPUTicks(pods), podsCPUNanos(pods), harness.ProcessCPUTicks(ksmd), time.Now()
 	time.Sleep(densityIdle)
-	cpu1, k1, t1 := podsCPUTicks(pods), harness.ProcessCPUTicks(ksmd), time.Now()
+	cpu1, ns1, k1, t1 := podsCPUTicks(pods), podsCPUNanos(pods), harness.ProcessCPUTicks(ksmd), time.Now()
 	cpuPct := float64(cpu1-cpu0) / float64(clockTicks) / t1.Sub(t0).Seconds() * 100
+	schedPct := float64(ns1-ns0) / float64(t1.Sub(t0).Nanoseconds()) * 100
 	ksmdPct := float64(k1-k0) / float64(clockTicks) / t1.Sub(t0).Seconds() * 100
 	ksmShared := float64(ksmValue("pages_sharing")*int64(os.Getpagesize())) / (1 << 20)
 
 	var pssKiB int64
+	byProc := map[string]int64{} // process name -> KiB, all pods
 	for _, ip := range pods {
-		kib, _ := pss(ip.run.Pid)
+		kib, procs := pss(ip.run.Pid)
 		pssKiB += kib
+		for _, pr := range procs {
+			name, v, _ := strings.Cut(pr, "=")
+			k, _ := strconv.ParseInt(strings.TrimSuffix(v, "KiB"), 10, 64)
+			byProc[name] += k
+		}
 	}
 	memDrop := float64(memBefore-memAvailable(b)) / 1024
 
@@ -118,6 +126,8 @@ func measureDensity(b *testing.B, n int, net string) {
 	b.ReportMetric(ksmdPct, "ksmd_cpu_%core")
 	b.Logf("N=%d net=%s: PSS %.1f MiB/pod, MemAvailable -%.1f MiB/pod, idle CPU %.2f%% of a core/pod (%.1f%% all), start first %.0f ms, N-th %.0f ms, %d/%d answer enter; KSM (run=%d) shares %.1f MiB, ksmd %.1f%% of a core",
 		n, net, float64(pssKiB)/1024/float64(n), memDrop/float64(n), cpuPct/float64(n), cpuPct, startMs[0], startMs[n-1], entered, n, ksmValue("run"), ksmShared, ksmdPct)
+	b.ReportMetric(schedPct/float64(n), "idle_cpu_sched_%core/pod")
+	b.Logf("PSS per pod by process: %s; idle CPU by the scheduler's clock %.2f%% of a core/pod", perPod(byProc, n), schedPct/float64(n))
 	if entered != n {
 		b.Errorf("%d of %d pods did not answer enter", n-entered, n)
 	}
@@ -156,6 +166,31 @@ func podsCPUTicks(pods []idlePod) int64 {
 	for _, ip := range pods {
 		for _, pid := range descendants(ip.run.Pid) {
 			total += harness.ProcessCPUTicks(pid)
+		}
+	}
+	return total
+}
+
+// podsCPUNanos sums the time every thread of every host process of the
+// pods has spent on a CPU, from the scheduler's own clock
+// (/proc/<pid>/task/<tid>/schedstat): exact, where the ticks of
+// podsCPUTicks are samples that charge a whole tick to whatever runs when
+// it falls.
+func podsCPUNanos(pods []idlePod) int64 {
+	var total int64
+	for _, ip := range pods {
+		for _, pid := range descendants(ip.run.Pid) {
+			tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+			for _, task := range tasks {
+				b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
+				if err != nil {
+					continue
+				}
+				if f := strings.Fields(string(b)); len(f) > 0 {
+					ns, _ := strconv.ParseInt(f[0], 10, 64)
+					total += ns
+				}
+			}
 		}
 	}
 	return total
@@ -219,4 +254,18 @@ func ksmdPid() int {
 		}
 	}
 	return 0
+}
+
+// perPod formats KiB summed over n pods, per process name, as MiB per pod.
+func perPod(byProc map[string]int64, n int) string {
+	names := make([]string, 0, len(byProc))
+	for name := range byProc {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", name, float64(byProc[name])/1024/float64(n)))
+	}
+	return strings.Join(parts, ", ")
 }

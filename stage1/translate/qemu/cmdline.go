@@ -11,6 +11,10 @@ import (
 // (hw/intc/apic_common.c).
 const tcgAPICBusHz = 1_000_000_000
 
+// tcgTSCkHz is the rate of the guest's TSC under TCG: our QEMU counts it
+// in nanoseconds of QEMU_CLOCK_VIRTUAL (qemu/patches/0010).
+const tcgTSCkHz = 1_000_000
+
 // KernelCmdline is the guest kernel's command line booting systemd into unit.
 // Extra arguments (hostname, machine id, ...) are appended by the caller.
 func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []string {
@@ -40,6 +44,11 @@ func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []stri
 		// PIT, noapictimer's way, woke an idle guest ~50 times a second:
 		// its 16-bit counter cannot sleep longer than 27 ms.)
 		c = append(c, fmt.Sprintf("lapic_bus_hz=%d", tcgAPICBusHz))
+		// Likewise the TSC: calibrating it against the PIT fails on a
+		// slow or busy host, and the guest then falls back to jiffies as
+		// its clock, which rules out high-resolution timers and a
+		// tickless idle (an idle guest ticked 100 times a second).
+		c = append(c, fmt.Sprintf("tsc_early_khz=%d", tcgTSCkHz))
 		// Guest RAM is in 4 KiB host pages (a memfd): free memory can be
 		// handed back page by page (see contract.ReportingOrderParam).
 		c = append(c, contract.ReportingOrderParam+"=0")

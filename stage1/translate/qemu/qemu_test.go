@@ -283,16 +283,22 @@ func assertContainsAll(t *testing.T, joined string, wants ...string) {
 	}
 }
 
-// Under TCG the guest's tick is the local APIC timer, its rate given (no
-// calibration against the PIT, whose short counter keeps an idle guest
-// waking); under KVM the TSC-deadline timer needs neither.
+// Under TCG the guest's tick is the local APIC timer and its clock the
+// TSC, both rates given (no calibration against the PIT, whose short
+// counter keeps an idle guest waking and which fails on a busy host);
+// under KVM the TSC-deadline timer and kvmclock need neither.
 func TestKernelCmdlineTimer(t *testing.T) {
 	tcg := KernelCmdline("a.target", TCG, false)
 	if !slices.Contains(tcg, "lapic_bus_hz=1000000000") || slices.Contains(tcg, "noapictimer") {
 		t.Errorf("TCG: want the APIC timer at QEMU's 1 GHz bus: %v", tcg)
 	}
+	if !slices.Contains(tcg, "tsc_early_khz=1000000") {
+		t.Errorf("TCG: want the TSC at the virtual clock's 1 GHz: %v", tcg)
+	}
 	kvm := KernelCmdline("a.target", KVM, false)
-	if slices.ContainsFunc(kvm, func(a string) bool { return strings.HasPrefix(a, "lapic_bus_hz=") || a == "noapictimer" }) {
+	if slices.ContainsFunc(kvm, func(a string) bool {
+		return strings.HasPrefix(a, "lapic_bus_hz=") || strings.HasPrefix(a, "tsc_early_khz=") || a == "noapictimer"
+	}) {
 		t.Errorf("KVM: timer arguments: %v", kvm)
 	}
 }
