@@ -288,16 +288,21 @@ func assertContainsAll(t *testing.T, joined string, wants ...string) {
 // counter keeps an idle guest waking and which fails on a busy host);
 // under KVM the TSC-deadline timer and kvmclock need neither.
 func TestKernelCmdlineTimer(t *testing.T) {
+	for _, accel := range []Accel{TCG, KVM} {
+		if c := KernelCmdline("a.target", accel, false); !slices.Contains(c, "sysctl.vm.compaction_proactiveness=0") {
+			t.Errorf("%v: proactive compaction would wake an idle guest: %v", accel, c)
+		}
+	}
 	tcg := KernelCmdline("a.target", TCG, false)
 	if !slices.Contains(tcg, "lapic_bus_hz=1000000000") || slices.Contains(tcg, "noapictimer") {
 		t.Errorf("TCG: want the APIC timer at QEMU's 1 GHz bus: %v", tcg)
 	}
-	if !slices.Contains(tcg, "tsc_early_khz=1000000") {
-		t.Errorf("TCG: want the TSC at the virtual clock's 1 GHz: %v", tcg)
+	if !slices.Contains(tcg, "tsc_early_khz=1000000") || !slices.Contains(tcg, "tsc=reliable") {
+		t.Errorf("TCG: want the TSC at the virtual clock's 1 GHz, unwatched: %v", tcg)
 	}
 	kvm := KernelCmdline("a.target", KVM, false)
 	if slices.ContainsFunc(kvm, func(a string) bool {
-		return strings.HasPrefix(a, "lapic_bus_hz=") || strings.HasPrefix(a, "tsc_early_khz=") || a == "noapictimer"
+		return strings.HasPrefix(a, "lapic_bus_hz=") || strings.HasPrefix(a, "tsc") || a == "noapictimer"
 	}) {
 		t.Errorf("KVM: timer arguments: %v", kvm)
 	}
