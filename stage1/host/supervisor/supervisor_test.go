@@ -59,7 +59,7 @@ func TestVMConfig(t *testing.T) {
 		t.Errorf("kernel %q image %q", c.Kernel, c.Image)
 	}
 	cmdline := strings.Join(c.Cmdline, " ")
-	for _, want := range []string{"systemd.unit=stage1-boot.target", "systemd.log_level=debug", "quiet"} {
+	for _, want := range []string{"systemd.unit=stage1-boot.target", "systemd.log_level=debug", "quiet", "tsc_early_khz=1000000"} {
 		if !strings.Contains(cmdline, want) {
 			t.Errorf("kernel command line lacks %q: %s", want, cmdline)
 		}
@@ -97,6 +97,10 @@ func TestVMConfigDebugAndHostQEMU(t *testing.T) {
 	}
 	if c.Binary.Path != in.hostQEMU || c.Binary.VirtioFSD != hostVirtioFSD || c.Binary.DataDir != "" {
 		t.Errorf("host QEMU binary %+v", c.Binary)
+	}
+	// Its TSC is the host's, at a rate the guest must calibrate.
+	if strings.Contains(strings.Join(c.Cmdline, " "), "tsc") {
+		t.Errorf("host QEMU: TSC arguments meant for ours: %q", c.Cmdline)
 	}
 }
 

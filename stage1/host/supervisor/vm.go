@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +99,7 @@ func vmConfig(in vmInput) qemu.Config {
 	}
 	// Nothing of the pod on the kernel's command line: a template's is
 	// every clone's (the pod's own configuration is podConfig).
-	cmdline := slices.Clone(in.kernelArgs)
+	cmdline := append(qemu.TSCArgs(in.accel, bin), in.kernelArgs...)
 	cfg := qemu.Config{
 		Binary:    bin,
 		Accel:     in.accel,

@@ -48,15 +48,6 @@ func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []stri
 		// PIT, noapictimer's way, woke an idle guest ~50 times a second:
 		// its 16-bit counter cannot sleep longer than 27 ms.)
 		c = append(c, fmt.Sprintf("lapic_bus_hz=%d", tcgAPICBusHz))
-		// Likewise the TSC: calibrating it against the PIT fails on a
-		// slow or busy host, and the guest then falls back to jiffies as
-		// its clock, which rules out high-resolution timers and a
-		// tickless idle (an idle guest ticked 100 times a second).
-		c = append(c, fmt.Sprintf("tsc_early_khz=%d", tcgTSCkHz))
-		// That TSC is the virtual clock itself, the same for every
-		// vCPU: nothing for the clocksource watchdog to check, whose
-		// timer would wake an idle guest twice a second.
-		c = append(c, "tsc=reliable")
 		// Guest RAM is in 4 KiB host pages (a memfd): free memory can be
 		// handed back page by page (see contract.ReportingOrderParam).
 		c = append(c, contract.ReportingOrderParam+"=0")
@@ -65,4 +56,25 @@ func KernelCmdline(unit string, accel Accel, debug bool, extra ...string) []stri
 		c = append(c, "quiet", "systemd.show_status=0", "loglevel=1")
 	}
 	return append(c, extra...)
+}
+
+// TSCArgs are the kernel arguments for the guest's TSC under TCG with our
+// QEMU, whose TSC counts virtual-clock nanoseconds (qemu/patches/0010);
+// none for KVM or another QEMU (its TCG TSC runs at the host's rate, which
+// the guest has to calibrate).
+func TSCArgs(accel Accel, bin Binary) []string {
+	if accel != TCG || !bin.Bundled {
+		return nil
+	}
+	return []string{
+		// Calibrating the TSC against the PIT fails on a slow or busy
+		// host, and the guest then falls back to jiffies as its clock,
+		// which rules out high-resolution timers and a tickless idle (an
+		// idle guest ticked 100 times a second).
+		fmt.Sprintf("tsc_early_khz=%d", tcgTSCkHz),
+		// That TSC is the virtual clock itself, the same for every
+		// vCPU: nothing for the clocksource watchdog to check, whose
+		// timer would wake an idle guest twice a second.
+		"tsc=reliable",
+	}
 }
