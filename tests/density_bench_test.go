@@ -97,7 +97,8 @@ func measureDensity(b *testing.B, n int, net string) {
 	ksmShared := float64(ksmValue("pages_sharing")*int64(os.Getpagesize())) / (1 << 20)
 
 	var pssKiB int64
-	byProc := map[string]int64{} // process name -> KiB, all pods
+	byProc := map[string]int64{}    // process name -> KiB, all pods
+	byQEMUMap := map[string]int64{} // kind of QEMU mapping -> KiB, all pods
 	for _, ip := range pods {
 		kib, procs := pss(ip.run.Pid)
 		pssKiB += kib
@@ -105,6 +106,11 @@ func measureDensity(b *testing.B, n int, net string) {
 			name, v, _ := strings.Cut(pr, "=")
 			k, _ := strconv.ParseInt(strings.TrimSuffix(v, "KiB"), 10, 64)
 			byProc[name] += k
+		}
+		if pid, ok := qemuPid(ip.pod); ok {
+			for kind, k := range qemuPSSByKind(pid) {
+				byQEMUMap[kind] += k
+			}
 		}
 	}
 	memDrop := float64(memBefore-memAvailable(b)) / 1024
@@ -127,6 +133,7 @@ func measureDensity(b *testing.B, n int, net string) {
 	b.Logf("N=%d net=%s: PSS %.1f MiB/pod, MemAvailable -%.1f MiB/pod, idle CPU %.2f%% of a core/pod (%.1f%% all), start first %.0f ms, N-th %.0f ms, %d/%d answer enter; KSM (run=%d) shares %.1f MiB, ksmd %.1f%% of a core",
 		n, net, float64(pssKiB)/1024/float64(n), memDrop/float64(n), cpuPct/float64(n), cpuPct, startMs[0], startMs[n-1], entered, n, ksmValue("run"), ksmShared, ksmdPct)
 	b.ReportMetric(schedPct/float64(n), "idle_cpu_sched_%core/pod")
+	b.Logf("QEMU's PSS per pod by mapping: %s", perPod(byQEMUMap, n))
 	b.Logf("PSS per pod by process: %s; idle CPU by the scheduler's clock %.2f%% of a core/pod", perPod(byProc, n), schedPct/float64(n))
 	if entered != n {
 		b.Errorf("%d of %d pods did not answer enter", n-entered, n)
@@ -268,4 +275,42 @@ func perPod(byProc map[string]int64, n int) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f MiB", name, float64(byProc[name])/1024/float64(n)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// qemuPSSByKind sums a QEMU process's PSS (KiB) by what its mappings hold:
+// guest RAM (a template's RAM file or a memfd), TCG's translation cache
+// (the one anonymous executable mapping), QEMU's own binary, and the rest
+// (heap, stacks, other anonymous memory).
+func qemuPSSByKind(pid int) map[string]int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return nil
+	}
+	sums := map[string]int64{}
+	kind := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			path := ""
+			if len(f) >= 6 {
+				path = strings.Join(f[5:], " ")
+			}
+			switch {
+			case strings.HasPrefix(path, "/memfd:") || strings.HasSuffix(path, "/ram") || strings.Contains(path, "/ram "):
+				kind = "guest RAM"
+			case path == "" && strings.Contains(f[1], "x"):
+				kind = "translation cache"
+			case strings.Contains(path, "qemu-system"):
+				kind = "binary"
+			default:
+				kind = "heap and other"
+			}
+			continue
+		}
+		if len(f) >= 2 && f[0] == "Pss:" && kind != "" {
+			k, _ := strconv.ParseInt(f[1], 10, 64)
+			sums[kind] += k
+		}
+	}
+	return sums
 }
