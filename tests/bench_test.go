@@ -170,8 +170,16 @@ func descendants(pid int) []int {
 	return pids
 }
 
+// procPSS is one process's proportional set size.
+type procPSS struct {
+	name string // its comm
+	kib  int64
+}
+
+func (p procPSS) String() string { return fmt.Sprintf("%s=%dKiB", p.name, p.kib) }
+
 // pss sums the proportional set size (KiB) of pid and its descendants.
-func pss(pid int) (total int64, procs []string) {
+func pss(pid int) (total int64, procs []procPSS) {
 	pids := descendants(pid)
 	for _, p := range pids {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
@@ -183,7 +191,7 @@ func pss(pid int) (total int64, procs []string) {
 			if strings.HasPrefix(l, "Pss:") {
 				kb, _ := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
 				total += kb
-				procs = append(procs, fmt.Sprintf("%s=%dKiB", strings.TrimSpace(string(comm)), kb))
+				procs = append(procs, procPSS{strings.TrimSpace(string(comm)), kb})
 			}
 		}
 	}

@@ -103,9 +103,7 @@ func measureDensity(b *testing.B, n int, net string) {
 		kib, procs := pss(ip.run.Pid)
 		pssKiB += kib
 		for _, pr := range procs {
-			name, v, _ := strings.Cut(pr, "=")
-			k, _ := strconv.ParseInt(strings.TrimSuffix(v, "KiB"), 10, 64)
-			byProc[name] += k
+			byProc[pr.name] += pr.kib
 		}
 		if pid, ok := qemuPid(ip.pod); ok {
 			for kind, k := range qemuPSSByKind(pid) {
@@ -263,16 +261,17 @@ func ksmdPid() int {
 	return 0
 }
 
-// perPod formats KiB summed over n pods, per process name, as MiB per pod.
-func perPod(byProc map[string]int64, n int) string {
-	names := make([]string, 0, len(byProc))
-	for name := range byProc {
+// perPod formats KiB summed over n pods, per name (a process's, a kind of
+// mapping), as MiB per pod.
+func perPod(kib map[string]int64, n int) string {
+	names := make([]string, 0, len(kib))
+	for name := range kib {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	var parts []string
 	for _, name := range names {
-		parts = append(parts, fmt.Sprintf("%s %.1f MiB", name, float64(byProc[name])/1024/float64(n)))
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", name, float64(kib[name])/1024/float64(n)))
 	}
 	return strings.Join(parts, ", ")
 }
