@@ -12,8 +12,6 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
@@ -165,7 +163,7 @@ func aceImage(t *testing.T, aceDir, which string, bin []byte) string {
 // with that reason, and TestACEValidatorChecks runs every check of the
 // validator with that one deadline raised.
 func TestACEValidator(t *testing.T) {
-	if accel, _, _ := qemu.ChooseAccel(os.Getenv(settings.AccelEnv), hypervisor.ProbeHost()); accel != qemu.KVM {
+	if accel, _ := chooseAccel(t); accel != qemu.KVM {
 		t.Skip("the ACE validator's 100 ms metadata deadline is out of reach under TCG (a fresh Go program's first request takes 100-300 ms); TestACEValidatorChecks runs its checks")
 	}
 	runACEValidator(t, "")

@@ -150,7 +150,7 @@ i=0; while [ ! -e /release ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done
 		t.Errorf("QEMU sees /etc/shadow: %v", err)
 	}
 	devs := []string{"null", "urandom"}
-	if accel, _, _ := qemu.ChooseAccel(os.Getenv(settings.AccelEnv), hypervisor.ProbeHost()); accel == qemu.KVM {
+	if accel, _ := chooseAccel(t); accel == qemu.KVM {
 		devs = []string{"kvm", "null", "urandom"}
 	}
 	if got := entries(t, filepath.Join(root, "dev")); !slices.Equal(got, devs) {

@@ -168,11 +168,19 @@ func unpackStage1(tb testing.TB) (dir string, accel qemu.Accel, notice string) {
 	if err := harness.Unpack(harness.ACI(tb), dir); err != nil {
 		tb.Fatal(err)
 	}
+	accel, notice = chooseAccel(tb)
+	return dir, accel, notice
+}
+
+// chooseAccel is the accelerator run picks on this host (STAGE1_KVM_ACCEL
+// and the host's KVM); notice says why it fell back to TCG, if it did.
+func chooseAccel(tb testing.TB) (qemu.Accel, string) {
+	tb.Helper()
 	accel, notice, err := qemu.ChooseAccel(os.Getenv(settings.AccelEnv), hypervisor.ProbeHost())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return dir, accel, notice
+	return accel, notice
 }
 
 // selftestVM is the VM that boots the guest image of the stage1 unpacked
