@@ -5,9 +5,8 @@
 //
 //	stage1-guest                                (as PID 1) pre-init, then exec systemd
 //	stage1-guest configure                     the template point: wait for the pod's configuration, apply it, start the pod
-//	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder and exit reporter (a notify service)
+//	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder, exit reporter and guest agent (enter and stop requests; a notify service)
 //	stage1-guest event ready|settled           tell the host the apps are started / the boot is over
-//	stage1-guest agent                         the guest agent: enter and stop requests (a notify service)
 //	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
 //	stage1-guest selftest                      report boot timings
 //	stage1-guest warm URL                      a first request to the metadata service
@@ -33,7 +32,7 @@ func run() error {
 		return guest.PreInit()
 	}
 	if len(os.Args) < 2 {
-		return cli.Usagef("stage1-guest configure|io|event|agent|sysctl|selftest")
+		return cli.Usagef("stage1-guest configure|io|event|sysctl|selftest|warm")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
 	apps := fs.String("apps", "", "comma-separated apps of the pod")
@@ -48,8 +47,6 @@ func run() error {
 		return guest.ForwardIO(appList, *interactive, *tty)
 	case cmd == "event" && fs.NArg() == 1:
 		return guest.ReportEvent(contract.EventKind(fs.Arg(0)))
-	case cmd == "agent" && fs.NArg() == 0:
-		return guest.RunAgent()
 	case cmd == "sysctl":
 		return guest.WriteSysctls(fs.Args())
 	case cmd == "selftest":
@@ -62,7 +59,7 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
 		}
 		return nil
-	case cmd == "event" || cmd == "agent" || cmd == "warm":
+	case cmd == "event" || cmd == "configure" || cmd == "warm":
 		return cli.Usagef("stage1-guest %s: wrong arguments %q", cmd, fs.Args())
 	default:
 		return cli.Usagef("unknown command %q", fmt.Sprint(cmd))

@@ -62,7 +62,7 @@ func TestStaticUnitsRunGuestProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The check above found the units it is about.
-	for _, unit := range []string{contract.AgentService, "stage1-selftest.service"} {
+	for _, unit := range []string{contract.ConfigureService, "stage1-selftest.service"} {
 		if !users[unit] {
 			t.Errorf("%s: no Exec line runs our guest program (found in %v)", unit, users)
 		}

@@ -77,8 +77,6 @@ const (
 	PodTarget = "stage1-pod.target"
 	// IOService forwards the apps' standard streams to the host.
 	IOService = "stage1-io.service"
-	// AgentService is the guest agent (a static unit of the guest image).
-	AgentService = "stage1-agent.service"
 	// JournalSockets are journald's sockets (units of the image), the
 	// pod's like journald.
 	JournalSockets = "systemd-journald.socket systemd-journald-dev-log.socket"

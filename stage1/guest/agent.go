@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema/types"
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 
@@ -36,70 +35,100 @@ const (
 	// shutdownGrace bounds how long the agent, told to stop, waits for
 	// running requests (their commands are hung up) to send their end.
 	shutdownGrace = 2 * time.Second
+	// killGrace is how long, after killing what ignored the hang-up,
+	// the agent waits for those commands' ends to go out.
+	killGrace = time.Second
 )
 
-// RunAgent runs the guest agent service: it serves the host's requests
-// (enter, stop) over a yamux session on the agent port until SIGTERM.
-func RunAgent() error {
+// agent serves the host's requests (enter, stop) over a yamux session on
+// the agent port. It runs inside the I/O forwarder's process, not as a
+// service of its own: a second Go program in every guest cost about 1 MiB
+// of guest memory and ~0.1 s of emulated start.
+type agent struct {
+	sess     *yamux.Session
+	h        *AgentHandler
+	inflight sync.WaitGroup
+}
+
+// startAgent opens the agent port, serves it from goroutines and tells the
+// host "agent-ready": the guest kernel drops what arrives on a port nobody
+// holds open, so the host speaks only after that.
+func startAgent() (*agent, error) {
 	port, err := openPort(contract.AgentPort, os.O_RDWR)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	a, err := serveAgent(port, NewAgentHandler(contract.PodMount))
+	if err != nil {
+		port.Close()
+		return nil, err
+	}
+	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventAgentReady}.String()); err != nil {
+		a.sess.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// serveAgent serves h's requests on conn, the guest's end of the session.
+func serveAgent(conn io.ReadWriteCloser, h *AgentHandler) (*agent, error) {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	// Under emulation the host may not answer pings in time; the VM's
 	// end is the session's end anyway.
 	cfg.EnableKeepAlive = false
-	sess, err := yamux.Server(port, cfg)
+	sess, err := yamux.Server(conn, cfg)
 	if err != nil {
-		return fmt.Errorf("agent session: %w", err)
+		return nil, fmt.Errorf("agent session: %w", err)
 	}
-	h := NewAgentHandler(contract.PodMount)
-	var inflight sync.WaitGroup
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			c, err := sess.Accept()
-			if err != nil {
-				ended <- err
-				return
+	a := &agent{sess: sess, h: h}
+	go a.serve()
+	return a, nil
+}
+
+// serve accepts the host's streams, one request each, until the session
+// ends. The forwarder goes on without it: the apps' output matters more
+// than enter.
+func (a *agent) serve() {
+	for {
+		c, err := a.sess.Accept()
+		if err != nil {
+			if errors.Is(err, yamux.ErrSessionShutdown) {
+				fmt.Fprintln(os.Stderr, "stage1-io: agent session ended: the host closed the agent port")
+			} else {
+				fmt.Fprintf(os.Stderr, "stage1-io: agent session: %v\n", err)
 			}
-			inflight.Add(1)
-			go func() {
-				defer inflight.Done()
-				agentproto.ServeConn(c, h)
-			}()
+			return
 		}
-	}()
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
-	// The session reads the port from now on: the host may speak.
-	if err := Send(contract.EventsPort, contract.Event{Kind: contract.EventAgentReady}.String()); err != nil {
-		return err
+		a.inflight.Add(1)
+		go func() {
+			defer a.inflight.Done()
+			agentproto.ServeConn(c, a.h)
+		}()
 	}
-	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-		return fmt.Errorf("notify systemd: %w", err)
-	}
-	select {
-	case err := <-ended:
-		if errors.Is(err, yamux.ErrSessionShutdown) {
-			return errors.New("agent session ended: the host closed the agent port")
-		}
-		return fmt.Errorf("agent session: %w", err)
-	case <-term:
-	}
-	// The VM is going down: commands still running are hung up (systemd
-	// has sent them SIGTERM too; an interactive shell ignores it), then
-	// their exit statuses and pending replies go out.
-	h.HangupAll()
+}
+
+// stop is for the VM's power-off: commands still running are hung up
+// (systemd has sent them SIGTERM too, as they live in this service's
+// cgroup; an interactive shell ignores it), then their exit statuses and
+// pending replies go out, for at most shutdownGrace; what still runs
+// then is killed, so a command ignoring both signals cannot hold the
+// power-off for the forwarder's whole stop timeout.
+func (a *agent) stop() {
+	a.h.eachRunning((*agentProcess).Hangup)
 	done := make(chan struct{})
-	go func() { inflight.Wait(); close(done) }()
+	go func() { a.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(shutdownGrace):
+		a.h.eachRunning((*agentProcess).kill)
+		// Their ends, too, go out if they can in a moment.
+		select {
+		case <-done:
+		case <-time.After(killGrace):
+		}
 	}
-	sess.Close()
-	return nil
+	a.sess.Close()
 }
 
 // AgentHandler carries out the agent's requests in the guest.
@@ -124,12 +153,12 @@ func (h *AgentHandler) Stop() error {
 	return nil
 }
 
-// HangupAll hangs up every running command.
-func (h *AgentHandler) HangupAll() {
+// eachRunning calls f for every running command.
+func (h *AgentHandler) eachRunning(f func(*agentProcess)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for p := range h.running {
-		p.Hangup()
+		f(p)
 	}
 }
 
@@ -518,6 +547,16 @@ func (p *agentProcess) Hangup() {
 	pgid := p.cmd.Process.Pid
 	unix.Kill(-pgid, unix.SIGHUP)
 	unix.Kill(-pgid, unix.SIGCONT)
+}
+
+// kill sends SIGKILL to the command's process group while it runs.
+func (p *agentProcess) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	unix.Kill(-p.cmd.Process.Pid, unix.SIGKILL)
 }
 
 // drainReader reads a command's output. Before the command ends, reads

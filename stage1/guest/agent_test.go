@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema/types"
+	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
@@ -315,4 +317,72 @@ func killLeftovers(t *testing.T, h *AgentHandler) {
 			}
 		}
 	})
+}
+
+// At the power-off the agent hangs up enter's commands and kills, after
+// shutdownGrace, one that ignores the hang-up, so it cannot hold the
+// power-off; the client still gets the command's end.
+func TestAgentStopEndsCommands(t *testing.T) {
+	pod, _ := fakePod(t)
+	h := NewAgentHandler(pod)
+	killLeftovers(t, h)
+	guestEnd, hostEnd := net.Pipe()
+	a, err := serveAgent(guestEnd, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.EnableKeepAlive = false
+	client, err := yamux.Client(hostEnd, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	type result struct {
+		code int
+		err  error
+	}
+	start := func(script string) (*syncio.Buffer, chan result) {
+		stream, err := client.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, done := &syncio.Buffer{}, make(chan result, 1)
+		go func() {
+			code, err := agentproto.Exec(stream, agentproto.ExecRequest{App: "app", Argv: []string{"sh", "-c", script}}, blockingReader{}, out, nil, nil)
+			done <- result{code, err}
+		}()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "ready"); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no ready: %q", out.String())
+			}
+		}
+		return out, done
+	}
+	_, polite := start(`trap 'exit 3' HUP; echo ready; while :; do sleep 0.05; done`)
+	_, stubborn := start(`trap '' HUP TERM; echo ready; while :; do sleep 0.05; done`)
+
+	began := time.Now()
+	a.stop()
+	took := time.Since(began)
+	if took < shutdownGrace || took > shutdownGrace+killGrace+time.Second {
+		t.Errorf("stop took %v, want about shutdownGrace (%v): it waits for the stubborn command, then kills it", took, shutdownGrace)
+	}
+	for name, c := range map[string]chan result{"polite": polite, "stubborn": stubborn} {
+		select {
+		case r := <-c:
+			if name == "polite" && (r.err != nil || r.code != 3) {
+				t.Errorf("%s: code %d, %v; want 3 from its HUP trap", name, r.code, r.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: its client never heard the end", name)
+		}
+	}
+	h.mu.Lock()
+	n := len(h.running)
+	h.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d commands still run after stop", n)
+	}
 }

@@ -27,7 +27,8 @@ import (
 // and to the journal under the app's name, and the host's stdin to the
 // interactive app. With tty, the interactive app gets a terminal instead
 // (contract.TTYPath, a pseudo-terminal the forwarder holds): what it shows
-// goes to the stdout port, the host's stdin is typed into it.
+// goes to the stdout port, the host's stdin is typed into it. The same
+// process serves the guest agent (enter, stop; see agent).
 //
 // The output ends in one of two ways, each after the apps have stopped:
 // every app has ended (the exit reporter says so), and the pod ends at
@@ -46,10 +47,17 @@ func ForwardIO(apps []string, interactive string, tty bool) error {
 	if err := os.WriteFile(contract.IOPidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", contract.IOPidFile, err)
 	}
+	// Before systemd hears "ready" (and starts the apps): "ready" and
+	// enter right after it find the agent up.
+	ag, err := startAgent()
+	if err != nil {
+		// The pod runs without enter rather than not at all.
+		fmt.Fprintf(os.Stderr, "stage1-io: no guest agent: %v\n", err)
+	}
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		return fmt.Errorf("notify systemd: %w", err)
 	}
-	f.untilEnd(newExitReporter(apps), term, settled)
+	f.untilEnd(newExitReporter(apps), ag, term, settled)
 	return nil
 }
 
@@ -99,7 +107,7 @@ func startForwarding(apps []string, interactive string, tty bool) (*forwarder, e
 // untilEnd runs the exit reporter (from when the settled notifier says
 // the boot is over, SIGUSR1, or after reporterDelay) until the pod's end:
 // every app ended (then the pod ends at once) or term (the power-off).
-func (f *forwarder) untilEnd(exits *exitReporter, term, settled <-chan os.Signal) {
+func (f *forwarder) untilEnd(exits *exitReporter, ag *agent, term, settled <-chan os.Signal) {
 	wake := time.NewTimer(reporterDelay)
 	startReporter := func() {
 		if err := exits.start(); err != nil {
@@ -123,10 +131,19 @@ func (f *forwarder) untilEnd(exits *exitReporter, term, settled <-chan os.Signal
 			return
 		case <-term:
 			// The apps' units have all stopped: report the ends not
-			// seen yet before the output's.
+			// seen yet before the output's. Meanwhile enter's
+			// commands are hung up.
+			agentStopped := make(chan struct{})
+			go func() {
+				if ag != nil {
+					ag.stop()
+				}
+				close(agentStopped)
+			}()
 			startReporter()
 			exits.sweep()
 			f.drain()
+			<-agentStopped
 			return
 		}
 	}

@@ -358,7 +358,7 @@ func checkAppUnit(t *testing.T, p Pod, a App, opts []*unit.UnitOption) {
 	}
 	for _, name := range []string{"Requires", "After", "Before"} {
 		for _, v := range values(opts, "Unit", name) {
-			if v != contract.IOService && v != contract.JournalService && v != contract.AgentService && v != SysctlService {
+			if v != contract.IOService && v != contract.JournalService && v != SysctlService {
 				fail("%s=%q", name, v)
 			}
 		}

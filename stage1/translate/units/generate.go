@@ -228,7 +228,7 @@ func serviceNames(names []string) string {
 func podTarget(names []string, extra ...string) []*unit.UnitOption {
 	// The journal is the pod's: its sockets and journald start with the
 	// pod (a guest waiting for its pod has none; see BootTarget).
-	wants := serviceNames(names) + " " + contract.AgentService + " " + contract.ReadyService + " " + contract.SettledService +
+	wants := serviceNames(names) + " " + contract.ReadyService + " " + contract.SettledService +
 		" " + contract.JournalSockets + " " + contract.JournalService
 	for _, e := range extra {
 		wants += " " + e
@@ -246,7 +246,8 @@ func podTarget(names []string, extra ...string) []*unit.UnitOption {
 // as journald can log for it, creates every app's FIFOs and tells systemd
 // it is ready (Type=notify) before any app starts (Before=). Since apps are
 // ordered after it, at shutdown they stop first and it drains their output,
-// then waits for journald to store it.
+// then waits for journald to store it. The same process is the guest agent
+// (enter, stop), whose commands therefore live in this unit's cgroup.
 func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
 	args := []string{"io", appsFlag(names)}
 	if interactive {
@@ -260,7 +261,7 @@ func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
 		return nil, err
 	}
 	return []*unit.UnitOption{
-		unitOpt("Description", "I/O forwarding for the pod's apps"),
+		unitOpt("Description", "I/O forwarding and guest agent for the pod's apps"),
 		unitOpt("DefaultDependencies", "no"),
 		unitOpt("After", contract.JournalSockets),
 		// Stopped by the power-off itself (after the apps), while
@@ -284,8 +285,9 @@ func readyUnit(names []string) ([]*unit.UnitOption, error) {
 	}
 	return []*unit.UnitOption{
 		unitOpt("Description", "Notify that the pod's apps are started"),
-		// Ready means enter works too.
-		unitOpt("After", serviceNames(names)+" "+contract.AgentService),
+		// Ready means enter works too: the agent is up before the
+		// apps start (it is part of the I/O forwarder).
+		unitOpt("After", serviceNames(names)),
 		service("Type", "oneshot"),
 		service("ExecStart", exec),
 	}, nil
@@ -385,10 +387,6 @@ func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
 		// Nothing is lost meanwhile: its sockets already exist and
 		// queue what the I/O forwarder and the apps log.
 		unitOpt("Before", contract.JournalService),
-		// So does the agent: on one vCPU its start (~0.1 s) would
-		// come before the app's first output. "ready" waits for both,
-		// so enter after ready finds the agent up.
-		unitOpt("Before", contract.AgentService),
 		// exec, not simple: the app counts as started once its own
 		// binary runs in its root, so "ready" (and enter right after
 		// it) finds the app's process in the app's view of the world.

@@ -176,8 +176,8 @@ func TestAppUnit(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	// journald and the agent start after the apps.
-	if got := strings.Join(u.all("Unit", "Before"), " "); got != "systemd-journald.service stage1-agent.service" {
+	// journald starts after the apps.
+	if got := strings.Join(u.all("Unit", "Before"), " "); got != "systemd-journald.service" {
 		t.Errorf("Before = %q", got)
 	}
 	if v := u.all("Unit", "DefaultDependencies"); len(v) != 0 {
@@ -318,7 +318,7 @@ func TestPodUnits(t *testing.T) {
 		t.Errorf("target After = %q", got)
 	}
 	// The journal starts with the pod, not before (a template has none).
-	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-agent.service stage1-ready.service stage1-settled.service systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service" {
+	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-ready.service stage1-settled.service systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service" {
 		t.Errorf("target Wants = %q", got)
 	}
 
@@ -354,7 +354,7 @@ func TestPodUnits(t *testing.T) {
 	}
 
 	ready := units["stage1-ready.service"]
-	if got := ready.one(t, "Unit", "After"); got != "b.service a.service stage1-agent.service" {
+	if got := ready.one(t, "Unit", "After"); got != "b.service a.service" {
 		t.Errorf("ready After = %q", got)
 	}
 	if got := ready.one(t, "Service", "Type"); got != "oneshot" {
