@@ -257,8 +257,7 @@ func (h *fakeHandler) Stop() error {
 func pair(t *testing.T, h Handler) *yamux.Session {
 	t.Helper()
 	a, b := net.Pipe()
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
+	cfg := SessionConfig()
 	srv, err := yamux.Server(b, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -72,12 +72,7 @@ func startAgent() (*agent, error) {
 
 // serveAgent serves h's requests on conn, the guest's end of the session.
 func serveAgent(conn io.ReadWriteCloser, h *AgentHandler) (*agent, error) {
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	// Under emulation the host may not answer pings in time; the VM's
-	// end is the session's end anyway.
-	cfg.EnableKeepAlive = false
-	sess, err := yamux.Server(conn, cfg)
+	sess, err := yamux.Server(conn, agentproto.SessionConfig())
 	if err != nil {
 		return nil, fmt.Errorf("agent session: %w", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -331,10 +330,7 @@ func TestAgentStopEndsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = false
-	client, err := yamux.Client(hostEnd, cfg)
+	client, err := yamux.Client(hostEnd, agentproto.SessionConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
 )
 
 // agentReplyTimeout bounds how long the guest agent may take to start
@@ -54,12 +56,7 @@ func newAgentProxy(path string) (*agentProxy, error) {
 // attach starts the yamux client over the port connection once the guest
 // agent said it holds the port open.
 func (p *agentProxy) attach(port net.Conn) error {
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	// The guest may be descheduled for long stretches under emulation;
-	// the VM's own exit is how we learn it is gone.
-	cfg.EnableKeepAlive = false
-	sess, err := yamux.Client(port, cfg)
+	sess, err := yamux.Client(port, agentproto.SessionConfig())
 	if err != nil {
 		return fmt.Errorf("agent session: %w", err)
 	}

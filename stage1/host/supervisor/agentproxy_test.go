@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
 )
 
 // A guest agent that accepts streams but never answers: the client's
@@ -22,10 +24,7 @@ func TestAgentProxyBoundsSilentAgent(t *testing.T) {
 	defer p.close()
 	p.replyTimeout = 300 * time.Millisecond
 	host, guest := net.Pipe()
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = false
-	srv, err := yamux.Server(guest, cfg)
+	srv, err := yamux.Server(guest, agentproto.SessionConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
