@@ -533,25 +533,22 @@ func (p *agentProcess) Wait() (int, error) {
 
 // Hangup sends SIGHUP (and SIGCONT, as the kernel does when a terminal
 // hangs up) to the command's process group while the command runs.
-func (p *agentProcess) Hangup() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	pgid := p.cmd.Process.Pid
-	unix.Kill(-pgid, unix.SIGHUP)
-	unix.Kill(-pgid, unix.SIGCONT)
-}
+func (p *agentProcess) Hangup() { p.signalGroup(unix.SIGHUP, unix.SIGCONT) }
 
 // kill sends SIGKILL to the command's process group while it runs.
-func (p *agentProcess) kill() {
+func (p *agentProcess) kill() { p.signalGroup(unix.SIGKILL) }
+
+// signalGroup sends sigs, in order, to the command's process group, unless
+// the command has ended (its group may be gone, its ID reused).
+func (p *agentProcess) signalGroup(sigs ...unix.Signal) {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
-	unix.Kill(-p.cmd.Process.Pid, unix.SIGKILL)
+	for _, sig := range sigs {
+		unix.Kill(-p.cmd.Process.Pid, sig)
+	}
 }
 
 // drainReader reads a command's output. Before the command ends, reads
