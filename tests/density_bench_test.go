@@ -16,8 +16,13 @@ import (
 // densitySettle is how long the pods are left alone once the last is
 // ready: besides the guest settling (idleAfterReady), run frees the
 // boot-time memory and the guest hands back its free pages, a burst of
-// work for the newest pods.
-const densitySettle = 30 * time.Second
+// work for the newest pods; 30 s after its boot a guest writes back the
+// boot's dirty pages, ~40 s after it run drops the translations of that
+// aftermath (supervisor's lateFlushDelay), and what the guest runs now
+// and then is translated anew over the next minute (10 idle pods: 0.04%
+// of a core each 20-40 s after that flush, 0.00% 110 s after). Idle is
+// after all that.
+const densitySettle = 2 * time.Minute
 
 // densityIdle is how long idle pods are watched for the CPU they burn,
 // after they have settled (idleAfterReady).
@@ -70,7 +75,7 @@ type idlePod struct {
 func measureDensity(b *testing.B, n int, net string) {
 	s := harness.NewStage0(b)
 	before := snapshot(b, s.Dir)
-	memBefore := memAvailable(b)
+	memBefore := meminfo(b)
 	pods := make([]idlePod, 0, n)
 	// Every pod ends, whatever happened (the harness's own timeout and
 	// stray checks follow).
@@ -111,7 +116,8 @@ func measureDensity(b *testing.B, n int, net string) {
 			}
 		}
 	}
-	memDrop := float64(memBefore-memAvailable(b)) / 1024
+	memAfter := meminfo(b)
+	memDrop := float64(memBefore["MemAvailable"]-memAfter["MemAvailable"]) / 1024
 
 	entered := 0
 	for _, ip := range pods {
@@ -132,6 +138,7 @@ func measureDensity(b *testing.B, n int, net string) {
 		n, net, float64(pssKiB)/1024/float64(n), memDrop/float64(n), cpuPct/float64(n), cpuPct, startMs[0], startMs[n-1], entered, n, ksmValue("run"), ksmShared, ksmdPct)
 	b.ReportMetric(schedPct/float64(n), "idle_cpu_sched_%core/pod")
 	b.Logf("QEMU's PSS per pod by mapping: %s", perPod(byQEMUMap, n))
+	b.Logf("host memory per pod by kind (growth of /proc/meminfo's fields): %s", meminfoGrowth(memBefore, memAfter, n))
 	b.Logf("PSS per pod by process: %s; idle CPU by the scheduler's clock %.2f%% of a core/pod", perPod(byProc, n), schedPct/float64(n))
 	if entered != n {
 		b.Errorf("%d of %d pods did not answer enter", n-entered, n)
@@ -274,6 +281,18 @@ func perPod(kib map[string]int64, n int) string {
 		parts = append(parts, fmt.Sprintf("%s %.1f MiB", name, float64(kib[name])/1024/float64(n)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// meminfoGrowth is how much each of the kernel's memory counters that
+// explain a drop in MemAvailable grew, per pod: what the pods' processes
+// hold (anonymous, shared memory, mapped files) and what the kernel holds
+// for them (slab, page tables, stacks, per-CPU data).
+func meminfoGrowth(before, after map[string]int64, n int) string {
+	grown := map[string]int64{}
+	for _, f := range []string{"MemFree", "Cached", "AnonPages", "Shmem", "Mapped", "SReclaimable", "SUnreclaim", "PageTables", "KernelStack", "Percpu", "VmallocUsed"} {
+		grown[f] = after[f] - before[f]
+	}
+	return perPod(grown, n)
 }
 
 // qemuPSSByKind sums a QEMU process's PSS (KiB) by what its mappings hold:

@@ -78,19 +78,26 @@ func snapshot(t testing.TB, stage0Dir string) hostState {
 }
 
 func memAvailable(t testing.TB) int {
+	return int(meminfo(t)["MemAvailable"])
+}
+
+// meminfo reads /proc/meminfo: each field's value in KiB (or pages, for
+// the few counted so).
+func meminfo(t testing.TB) map[string]int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	m := map[string]int64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
-			n, _ := strconv.Atoi(strings.Fields(v)[0])
-			return n
+		name, v, ok := strings.Cut(sc.Text(), ":")
+		if fields := strings.Fields(v); ok && len(fields) > 0 {
+			m[name], _ = strconv.ParseInt(fields[0], 10, 64)
 		}
 	}
-	return 0
+	return m
 }
 
 // TestSoak runs a pod on the default network and collects it, again and
