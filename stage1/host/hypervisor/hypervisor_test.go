@@ -14,6 +14,17 @@ func TestReleaseWithoutQMP(t *testing.T) {
 	}
 }
 
+// Only TCG has translations to flush: under KVM there is nothing to ask
+// QEMU, under TCG the request needs QMP.
+func TestFlushTranslationsOnlyTCG(t *testing.T) {
+	if err := (&VM{accel: qemu.KVM}).FlushTranslations(time.Second); err != nil {
+		t.Errorf("KVM: %v, want nothing done", err)
+	}
+	if err := (&VM{accel: qemu.TCG}).FlushTranslations(time.Second); !errors.Is(err, ErrNoQMP) {
+		t.Errorf("TCG without QMP: %v, want ErrNoQMP", err)
+	}
+}
+
 func TestStartVirtioFSDWithout(t *testing.T) {
 	if _, err := StartVirtioFSD(qemu.Binary{Path: "/usr/bin/qemu-system-x86_64"}, qemu.Share{Tag: "a", Path: "/a", Socket: t.TempDir() + "/s"}, nil); !errors.Is(err, ErrNoVirtioFSD) {
 		t.Errorf("StartVirtioFSD without virtiofsd: %v, want ErrNoVirtioFSD", err)

@@ -145,7 +145,7 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 			s.warnf("%v", err)
 		}
 	case contract.EventSettled:
-		go s.releaseBootMemory()
+		go s.releaseBootMemory(l.done)
 	case contract.EventAgentReady:
 		go s.attachAgent(l.ch.conn(contract.AgentPort))
 	case contract.EventStdinReady:
@@ -323,15 +323,27 @@ func (s *session) powerOff() {
 // releaseBootMemory frees, settleDelay after the guest says its boot is
 // over, what QEMU only needed for booting: its copy of the kernel and, under
 // TCG, the boot's translated code (tens of MiB that mostly never run
-// again). It only saves memory, so a failure (a host QEMU without our
-// patches, say) is logged and otherwise ignored.
-func (s *session) releaseBootMemory() {
+// again); lateFlushDelay later it drops the translations of the boot's
+// aftermath too, unless the pod has ended (done). It only saves memory,
+// so a failure (a host QEMU without our patches, say) is logged and
+// otherwise ignored.
+func (s *session) releaseBootMemory(done <-chan struct{}) {
 	time.Sleep(settleDelay)
 	if err := s.vm.ReleaseBootMemory(qmpTimeout); err != nil {
 		s.logf("keeping boot-time memory: %v", err)
 		return
 	}
 	s.logf("released boot-time memory")
+	select {
+	case <-done:
+		return
+	case <-time.After(lateFlushDelay):
+	}
+	if err := s.vm.FlushTranslations(qmpTimeout); err != nil {
+		s.logf("keeping the boot's late translations: %v", err)
+		return
+	}
+	s.logf("released the boot's late translations")
 }
 
 // attachAgent connects the agent proxy once the guest agent holds its port.

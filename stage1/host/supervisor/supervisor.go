@@ -45,6 +45,14 @@ const (
 	// ms, and code they translate after the flush would stay. Measured on
 	// an idle pod: 0 s keeps ~10 MiB of translations, 1 s ~1 MiB, 3 s the same.
 	settleDelay = time.Second
+	// lateFlushDelay is how long after that first flush the translated
+	// code is dropped once more. An idle guest still runs new code for
+	// a while after its boot: the kernel writes the boot's dirty pages
+	// back 30 s after they were dirtied (vm.dirty_expire_centisecs), and
+	// the cache of an idle pod grew from ~1.6 to ~3.1 MiB in the first
+	// 35 s after ready, then no more; flushed once more, it settles at
+	// ~1.3 MiB (docs/benchmarks.md).
+	lateFlushDelay = 40 * time.Second
 )
 
 // Options is what the run entry point was given.
