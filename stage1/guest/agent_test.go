@@ -310,6 +310,10 @@ func killLeftovers(t *testing.T, h *AgentHandler) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for p := range h.running {
+			// Reaped: it has ended; the map forgets it a moment later.
+			if ended(p) {
+				continue
+			}
 			if pid := p.cmd.Process.Pid; pid > 0 {
 				t.Errorf("LEAK: command %v (pid %d) still runs at the end of the test; killed", p.cmd.Args, pid)
 				syscall.Kill(-pid, syscall.SIGKILL)
@@ -359,6 +363,16 @@ func TestAgentStopEndsCommands(t *testing.T) {
 	_, polite := start(`trap 'exit 3' HUP; echo ready; while :; do sleep 0.05; done`)
 	_, stubborn := start(`trap '' HUP TERM; echo ready; while :; do sleep 0.05; done`)
 
+	h.mu.Lock()
+	var procs []*agentProcess
+	for p := range h.running {
+		procs = append(procs, p)
+	}
+	h.mu.Unlock()
+	if len(procs) != 2 {
+		t.Fatalf("%d commands run, want 2", len(procs))
+	}
+
 	began := time.Now()
 	a.stop()
 	took := time.Since(began)
@@ -375,10 +389,21 @@ func TestAgentStopEndsCommands(t *testing.T) {
 			t.Errorf("%s: its client never heard the end", name)
 		}
 	}
-	h.mu.Lock()
-	n := len(h.running)
-	h.mu.Unlock()
-	if n != 0 {
-		t.Errorf("%d commands still run after stop", n)
+	// Each has been reaped by the time its end went out (the running
+	// set itself forgets a command a moment after that).
+	for _, p := range procs {
+		if !ended(p) {
+			t.Errorf("command %v still runs after stop", p.cmd.Args)
+		}
+	}
+}
+
+// ended says whether p's process has ended and been reaped.
+func ended(p *agentProcess) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
