@@ -519,6 +519,16 @@ func (p *agentProcess) Resize(s agentproto.Size) error {
 
 func (p *agentProcess) wait() { <-p.done }
 
+// ended says whether the command has ended and been reaped.
+func (p *agentProcess) ended() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Wait returns the status once the command ended and releases its files;
 // the server calls it after reading the output to its end.
 func (p *agentProcess) Wait() (int, error) {
@@ -541,10 +551,8 @@ func (p *agentProcess) kill() { p.signalGroup(unix.SIGKILL) }
 // signalGroup sends sigs, in order, to the command's process group, unless
 // the command has ended (its group may be gone, its ID reused).
 func (p *agentProcess) signalGroup(sigs ...unix.Signal) {
-	select {
-	case <-p.done:
+	if p.ended() {
 		return
-	default:
 	}
 	for _, sig := range sigs {
 		unix.Kill(-p.cmd.Process.Pid, sig)

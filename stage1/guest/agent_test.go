@@ -311,7 +311,7 @@ func killLeftovers(t *testing.T, h *AgentHandler) {
 		defer h.mu.Unlock()
 		for p := range h.running {
 			// Reaped: it has ended; the map forgets it a moment later.
-			if ended(p) {
+			if p.ended() {
 				continue
 			}
 			if pid := p.cmd.Process.Pid; pid > 0 {
@@ -392,18 +392,8 @@ func TestAgentStopEndsCommands(t *testing.T) {
 	// Each has been reaped by the time its end went out (the running
 	// set itself forgets a command a moment after that).
 	for _, p := range procs {
-		if !ended(p) {
+		if !p.ended() {
 			t.Errorf("command %v still runs after stop", p.cmd.Args)
 		}
-	}
-}
-
-// ended says whether p's process has ended and been reaped.
-func ended(p *agentProcess) bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
 	}
 }
