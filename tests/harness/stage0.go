@@ -36,15 +36,13 @@ const (
 )
 
 // Stage0 stands in for the rkt binary: it prepares pod directories exactly as
-// `rkt run --no-overlay` does and hands them to the stage1 entry points with
-// rkt's argv, cwd, environment, lock and exec semantics. It is safe for use
-// by parallel subtests.
+// `rkt prepare` does (rkt's default overlay mode, or --no-overlay with
+// PodOpts.NoOverlay) and hands them to the stage1 entry points with rkt's
+// argv, cwd, environment, lock and exec semantics. It is safe for use by
+// parallel subtests.
 //
 // Where it knowingly differs from rkt, and why that does not hide stage1
 // bugs:
-//   - Pods are always rendered as with --no-overlay (a real rkt mounts
-//     overlays by default). The one thing overlay mode demands of the image,
-//     an existing rkt/status/, is still enforced.
 //   - There is no image store, fetching or signature checking; image IDs are
 //     computed the way rkt's store computes them.
 //   - The lock is released between Prepare and Run and retaken, as with
