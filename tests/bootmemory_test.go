@@ -103,3 +103,64 @@ func tailLines(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// Code the guest ran once (here an enter) is dropped from QEMU's
+// translation cache once the guest is idle again, so an idle pod costs
+// what it did before it was used.
+func TestIdleTrimsTranslations(t *testing.T) {
+	st := harness.NewStage0(t)
+	p := st.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, sh("app", "echo started; sleep 600")))
+	run := p.Start(t, harness.RunOpts{Net: "none", Debug: true})
+	p.WaitReady(t, readyTimeout)
+	pid, ok := qemuPid(p)
+	if !ok {
+		t.Fatal("no QEMU for the pod")
+	}
+	cache := func() int64 { return qemuPSSByKind(pid)["translation cache"] } // KiB
+
+	const baseline, dropped = "translated code at", "dropped "
+	waitLog := func(what string, n int, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); strings.Count(stderrOf(run), what) < n; time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q (#%d) in run's debug output within %v:\n%s", what, n, within, tailLines(stderrOf(run), 30))
+			}
+		}
+	}
+	// After the boot's two flushes, run takes the idle guest's code as
+	// its baseline.
+	waitLog(baseline, 1, 3*time.Minute)
+	idle := cache()
+
+	r := p.Enter(t, harness.EnterOpts{App: "app"}, "/bin/sh", "-c", "ls -l / /etc >/dev/null && echo ok")
+	if r.ExitCode != 0 || r.Stdout != "ok\n" {
+		t.Fatalf("enter: exit %d, stdout %q, stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	used := cache()
+	if used < idle+1024 {
+		t.Fatalf("translation cache %d KiB idle, %d KiB after an enter: the enter did not grow it, the test proves nothing", idle, used)
+	}
+	if n := strings.Count(stderrOf(run), dropped); n != 0 {
+		t.Fatalf("run dropped translated code %d times before the enter", n)
+	}
+
+	waitLog(dropped, 1, 3*time.Minute)
+	time.Sleep(5 * time.Second)
+	if after := cache(); after > used-1024 {
+		t.Errorf("translation cache %d KiB idle, %d KiB after an enter, %d KiB once idle again: not dropped", idle, used, after)
+	} else {
+		t.Logf("translation cache %d KiB idle, %d KiB after an enter, %d KiB once idle again", idle, used, after)
+	}
+	if r := p.Enter(t, harness.EnterOpts{App: "app"}, "/bin/sh", "-c", "echo alive"); r.ExitCode != 0 || r.Stdout != "alive\n" {
+		t.Fatalf("enter after the trim: exit %d, stdout %q, stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	syscall.Kill(run.Pid, syscall.SIGTERM)
+	if res := run.Wait(); !strings.HasPrefix(res.Stdout, "started\n") {
+		t.Errorf("app stdout = %q", res.Stdout)
+	}
+}
+
+func stderrOf(run *harness.Running) string {
+	_, stderr := run.Output()
+	return stderr
+}

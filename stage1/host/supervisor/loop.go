@@ -324,9 +324,10 @@ func (s *session) powerOff() {
 // over, what QEMU only needed for booting: its copy of the kernel and, under
 // TCG, the boot's translated code (tens of MiB that mostly never run
 // again); lateFlushDelay later it drops the translations of the boot's
-// aftermath too, unless the pod has ended (done). It only saves memory,
-// so a failure (a host QEMU without our patches, say) is logged and
-// otherwise ignored.
+// aftermath too, unless the pod has ended (done), and from then on it
+// trims what the guest translates for one-off work (trimTranslations).
+// It only saves memory, so a failure (a host QEMU without our patches,
+// say) is logged and otherwise ignored.
 func (s *session) releaseBootMemory(done <-chan struct{}) {
 	time.Sleep(settleDelay)
 	if err := s.vm.ReleaseBootMemory(qmpTimeout); err != nil {
@@ -344,6 +345,7 @@ func (s *session) releaseBootMemory(done <-chan struct{}) {
 		return
 	}
 	s.logf("released the boot's late translations")
+	s.trimTranslations(done)
 }
 
 // attachAgent connects the agent proxy once the guest agent holds its port.

@@ -51,9 +51,7 @@ const (
 	// back 30 s after they were dirtied (vm.dirty_expire_centisecs), and
 	// the cache of an idle pod grew from ~1.6 to ~3.1 MiB in the first
 	// 35 s after ready, then stayed flat for minutes; flushed once more,
-	// it stays at ~1.3 MiB until a jump of ~5.5 MiB about five minutes
-	// after ready that this does not cover (not yet explained;
-	// docs/benchmarks.md).
+	// it stays at ~1.3 MiB (later growth is trimTranslations' to drop).
 	lateFlushDelay = 40 * time.Second
 )
 
