@@ -1,7 +1,10 @@
 package hypervisor
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,9 +46,9 @@ func TestStartNeedsJailer(t *testing.T) {
 	}
 }
 
-func TestTranslatedCodeOnlyTCG(t *testing.T) {
-	if _, err := (&VM{accel: qemu.KVM}).TranslatedCode(); !errors.Is(err, ErrNotEmulated) {
-		t.Errorf("TranslatedCode under KVM: %v, want ErrNotEmulated", err)
+func TestCodeSamplerOnlyTCG(t *testing.T) {
+	if _, err := (&VM{accel: qemu.KVM}).CodeSampler(); !errors.Is(err, ErrNotEmulated) {
+		t.Errorf("CodeSampler under KVM: %v, want ErrNotEmulated", err)
 	}
 }
 
@@ -69,20 +72,56 @@ Rss:                  12 kB
 `
 
 func TestCodeBufferRSS(t *testing.T) {
-	got, err := codeBufferRSS(strings.NewReader(smapsSample), smapsLimit)
+	got, err := codeBufferRSS([]byte(smapsSample))
 	if err != nil || got != 1332<<10 {
 		t.Fatalf("codeBufferRSS = %d, %v; want %d (the largest anonymous executable mapping)", got, err, 1332<<10)
 	}
-	if _, err := codeBufferRSS(strings.NewReader(smapsSample), int64(len(smapsSample))-1); err == nil {
-		t.Error("a listing longer than the limit was accepted")
-	}
 	// QEMU's own code is executable but not anonymous.
-	noCode := strings.ReplaceAll(smapsSample, "rwxp", "rw-p")
-	if _, err := codeBufferRSS(strings.NewReader(noCode), smapsLimit); err == nil {
+	if _, err := codeBufferRSS([]byte(strings.ReplaceAll(smapsSample, "rwxp", "rw-p"))); err == nil {
 		t.Error("a listing without an anonymous executable mapping was accepted")
 	}
-	bad := strings.Replace(smapsSample, "1332 kB\nPss", "-5 kB\nPss", 1)
-	if _, err := codeBufferRSS(strings.NewReader(bad), smapsLimit); err == nil {
-		t.Error("a negative Rss was accepted")
+	for _, bad := range []string{"-5 kB", "99999999999999999 kB", "12 MB", "1x kB"} {
+		s := strings.Replace(smapsSample, "1332 kB\nPss", bad+"\nPss", 1)
+		if _, err := codeBufferRSS([]byte(s)); err == nil {
+			t.Errorf("Rss %q was accepted", bad)
+		}
+	}
+}
+
+// Run samples for the pod's life: a sample allocates nothing, and the
+// listing is read anew from its start each time, whatever its length.
+func TestCodeSampler(t *testing.T) {
+	listing := strings.Repeat("7f1000000000-7f1008000000 rw-p 00000000 00:00 0 \nSize: 4 kB\nRss: 4 kB\n", 5000) + smapsSample
+	path := filepath.Join(t.TempDir(), "smaps")
+	if err := os.WriteFile(path, []byte(listing), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openCodeSampler(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 2; i++ {
+		if got, err := c.Sample(); err != nil || got != 1332<<10 {
+			t.Fatalf("sample %d = %d, %v; want %d", i, got, err, 1332<<10)
+		}
+	}
+	if allocs := testing.AllocsPerRun(20, func() { c.Sample() }); allocs != 0 {
+		t.Errorf("a sample allocates %v times, want 0", allocs)
+	}
+}
+
+func TestCodeSamplerBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smaps")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), smapsLimit+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := openCodeSampler(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Sample(); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a listing over the limit: %v, want an error", err)
 	}
 }

@@ -60,6 +60,15 @@ func (t *codeTrimmer) flushed() { t.measured = false }
 // the pod ends (done) and flushes it when codeTrimmer says so. Like the
 // boot's flushes it only saves memory: a failure is logged and ends it.
 func (s *session) trimTranslations(done <-chan struct{}) {
+	code, err := s.vm.CodeSampler()
+	if errors.Is(err, hypervisor.ErrNotEmulated) {
+		return
+	}
+	if err != nil {
+		s.logf("not trimming translated code: %v", err)
+		return
+	}
+	defer code.Close()
 	var t codeTrimmer
 	tick := time.NewTicker(trimPeriod)
 	defer tick.Stop()
@@ -69,10 +78,7 @@ func (s *session) trimTranslations(done <-chan struct{}) {
 			return
 		case <-tick.C:
 		}
-		size, err := s.vm.TranslatedCode()
-		if errors.Is(err, hypervisor.ErrNotEmulated) {
-			return
-		}
+		size, err := code.Sample()
 		if err != nil {
 			s.logf("no longer trimming translated code: %v", err)
 			return
