@@ -14,15 +14,18 @@ import (
 )
 
 // densitySettle is how long the pods are left alone once the last is
-// ready: besides the guest settling (idleAfterReady), run frees the
-// boot-time memory and the guest hands back its free pages, a burst of
-// work for the newest pods; 30 s after its boot a guest writes back the
-// boot's dirty pages, ~40 s after it run drops the translations of that
-// aftermath (supervisor's lateFlushDelay), and what the guest runs now
-// and then is translated anew over the next minute (10 idle pods: 0.04%
-// of a core each 20-40 s after that flush, 0.00% 110 s after). Idle is
-// after all that.
-const densitySettle = 2 * time.Minute
+// ready, by default (BENCH_DENSITY_SETTLE, a Go duration, overrides it).
+// Besides the guest settling (idleAfterReady), run frees the boot-time
+// memory and the guest hands back its free pages, a burst of work for the
+// newest pods; 30 s after its boot a guest writes back the boot's dirty
+// pages, ~40 s after it run drops the translations of that aftermath
+// (supervisor's lateFlushDelay), and what the guest runs now and then is
+// translated anew over the next minutes: the last of it about five and a
+// half minutes after ready, when the guest's workqueue retires a kernel
+// thread left over from the start, which run drops (trimTranslations) a
+// minute later at most (docs/benchmarks.md, "The five-minute jump").
+// Idle is after all that: every pod is measured as it stays for good.
+const densitySettle = 7 * time.Minute
 
 // densityIdle is how long idle pods are watched for the CPU they burn,
 // after they have settled (idleAfterReady).
@@ -31,11 +34,12 @@ const densityIdle = 20 * time.Second
 // BenchmarkDensity starts N idle pods through the stage0 stand-in, one
 // after another, each once the one before is ready (BENCH_DENSITY_N, a
 // comma-separated list of N; BENCH_DENSITY_NET, the --net of each, none
-// by default). Once all have settled it reports, per pod: the summed PSS of
-// the pods' host processes, the drop in MemAvailable, the host CPU the idle
-// pods burn (% of one core), the start time (run exec to ready) of the
-// first and the N-th pod, and how many answer `enter`. Then it stops every
-// pod, collects it (gc) and checks that the host is as before. `make bench-density`.
+// by default). Once all have settled (densitySettle) it reports, per pod:
+// the summed PSS of the pods' host processes, the drop in MemAvailable,
+// the host CPU the idle pods burn (% of one core), the start time (run
+// exec to ready) of the first and the N-th pod, and how many answer
+// `enter`. Then it stops every pod, collects it (gc) and checks that the
+// host is as before. `make bench-density`.
 //
 // BENCH_DENSITY_KSM=on|off turns the host's KSM on or off for the run
 // (restored after; on: scanning ksmPagesToScan pages per wake-up); either
@@ -49,6 +53,14 @@ func BenchmarkDensity(b *testing.B) {
 	if v := os.Getenv("BENCH_DENSITY_KSM"); v != "" {
 		setKSM(b, v == "on")
 	}
+	settle := densitySettle
+	if v := os.Getenv("BENCH_DENSITY_SETTLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			b.Fatalf("BENCH_DENSITY_SETTLE: %q is not a duration", v)
+		}
+		settle = d
+	}
 	net := os.Getenv("BENCH_DENSITY_NET")
 	if net == "" {
 		net = "none"
@@ -60,7 +72,7 @@ func BenchmarkDensity(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("N=%d/net=%s", n, net), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				measureDensity(b, n, net)
+				measureDensity(b, n, net, settle)
 			}
 		})
 	}
@@ -72,7 +84,7 @@ type idlePod struct {
 	run *harness.Running
 }
 
-func measureDensity(b *testing.B, n int, net string) {
+func measureDensity(b *testing.B, n int, net string, settle time.Duration) {
 	s := harness.NewStage0(b)
 	before := snapshot(b, s.Dir)
 	memBefore := meminfo(b)
@@ -85,12 +97,12 @@ func measureDensity(b *testing.B, n int, net string) {
 		p := s.Prepare(b, harness.PodOpts{MemoryLimit: "32M"}, harness.BuildACI(b, sh("app", "sleep 3600")))
 		start := time.Now()
 		// Alive until the last pod has started and all are measured.
-		run := p.Start(b, harness.RunOpts{Net: net, Timeout: time.Duration(n)*30*time.Second + 10*time.Minute})
+		run := p.Start(b, harness.RunOpts{Net: net, Timeout: time.Duration(n)*30*time.Second + settle + 10*time.Minute})
 		pods = append(pods, idlePod{p, run})
 		p.WaitReady(b, readyTimeout)
 		startMs = append(startMs, float64(time.Since(start).Milliseconds()))
 	}
-	time.Sleep(densitySettle)
+	time.Sleep(settle)
 
 	ksmd := ksmdPid()
 	cpu0, ns0, k0, t0 := podsCPUTicks(pods), podsCPUNanos(pods), harness.ProcessCPUTicks(ksmd), time.Now()
