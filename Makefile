@@ -71,7 +71,8 @@ unit-test:
 
 # Go's native fuzzing of what crosses a trust boundary: manifests into
 # units and the QEMU command line, the guest's events and agent protocol,
-# run's command line (package:FuzzTarget; go fuzzes one target per run).
+# QEMU's listing of its mappings, run's command line (package:FuzzTarget;
+# go fuzzes one target per run).
 # fuzz runs each for FUZZTIME on every core; fuzz-short for FUZZ_SHORT_TIME,
 # FUZZ_JOBS targets at a time on one core each. A failing input is written
 # to the package's testdata/fuzz/<target>/, where go test keeps replaying it.
@@ -87,7 +88,8 @@ FUZZ_TARGETS := \
 	./stage1/agentproto:FuzzReadFrame \
 	./stage1/agentproto:FuzzExec \
 	./stage1/agentproto:FuzzServeConn \
-	./stage1/host/runflags:FuzzParse
+	./stage1/host/runflags:FuzzParse \
+	./stage1/host/hypervisor:FuzzCodeBufferRSS
 FUZZTIME ?= 5m
 FUZZ_SHORT_TIME ?= 50000x
 FUZZ_JOBS ?= 2
