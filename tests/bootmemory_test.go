@@ -26,16 +26,7 @@ func TestBootMemoryReleased(t *testing.T) {
 	run := p.Start(t, harness.RunOpts{Net: "none", Debug: true})
 	p.WaitReady(t, readyTimeout)
 
-	const released = "released boot-time memory"
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		_, stderr := run.Output()
-		if strings.Contains(stderr, released) {
-			break
-		}
-		if strings.Contains(stderr, "keeping boot-time memory") || time.Now().After(deadline) {
-			t.Fatalf("no %q in run's debug output:\n%s", released, tailLines(stderr, 30))
-		}
-	}
+	waitRunLog(t, run, "released boot-time memory", time.Minute, "keeping boot-time memory")
 
 	socket := filepath.Join(p.Dir, contract.QMPSocket)
 	// QEMU counts the flush: its own statistics, read over the same socket.
@@ -118,18 +109,10 @@ func TestIdleTrimsTranslations(t *testing.T) {
 	}
 	cache := func() int64 { return qemuPSSByKind(pid)["translation cache"] } // KiB
 
-	const baseline, dropped = "translated code at", "dropped "
-	waitLog := func(what string, n int, within time.Duration) {
-		t.Helper()
-		for deadline := time.Now().Add(within); strings.Count(stderrOf(run), what) < n; time.Sleep(200 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q (#%d) in run's debug output within %v:\n%s", what, n, within, tailLines(stderrOf(run), 30))
-			}
-		}
-	}
+	const dropped = "dropped "
 	// After the boot's two flushes, run takes the idle guest's code as
 	// its baseline.
-	waitLog(baseline, 1, 3*time.Minute)
+	waitRunLog(t, run, "translated code at", 3*time.Minute)
 	idle := cache()
 
 	r := p.Enter(t, harness.EnterOpts{App: "app"}, "/bin/sh", "-c", "ls -l / /etc >/dev/null && echo ok")
@@ -144,7 +127,7 @@ func TestIdleTrimsTranslations(t *testing.T) {
 		t.Fatalf("run dropped translated code %d times before the enter", n)
 	}
 
-	waitLog(dropped, 1, 3*time.Minute)
+	waitRunLog(t, run, dropped, 3*time.Minute)
 	time.Sleep(5 * time.Second)
 	if after := cache(); after > used-1024 {
 		t.Errorf("translation cache %d KiB idle, %d KiB after an enter, %d KiB once idle again: not dropped", idle, used, after)
@@ -157,6 +140,25 @@ func TestIdleTrimsTranslations(t *testing.T) {
 	syscall.Kill(run.Pid, syscall.SIGTERM)
 	if res := run.Wait(); !strings.HasPrefix(res.Stdout, "started\n") {
 		t.Errorf("app stdout = %q", res.Stdout)
+	}
+}
+
+// waitRunLog waits, at most within, until run's debug output holds what;
+// it fails the test at the deadline, or at once if any of failOn shows up.
+func waitRunLog(t *testing.T, run *harness.Running, what string, within time.Duration, failOn ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		stderr := stderrOf(run)
+		if strings.Contains(stderr, what) {
+			return
+		}
+		failed := time.Now().After(deadline)
+		for _, f := range failOn {
+			failed = failed || strings.Contains(stderr, f)
+		}
+		if failed {
+			t.Fatalf("no %q in run's debug output within %v:\n%s", what, within, tailLines(stderr, 30))
+		}
 	}
 }
 
