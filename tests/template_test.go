@@ -164,20 +164,107 @@ func TestTemplateCorrupt(t *testing.T) {
 // rewriteRecord makes tp's record match its files again.
 func rewriteRecord(t *testing.T, tp template.Template) {
 	t.Helper()
-	st, err := os.Stat(tp.State())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum, err := exec.Command("sha256sum", tp.State()).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := tp.Meta
-	m.StateBytes, m.StateSHA256 = st.Size(), strings.Fields(string(sum))[0]
+	m.StateBytes, m.StateSHA256 = sizeAndSum(t, tp.State())
+	if m.TranslationsBytes != 0 {
+		m.TranslationsBytes, m.TranslationsSHA256 = sizeAndSum(t, filepath.Join(tp.Dir, template.TranslationsFile))
+	}
 	b, _ := json.Marshal(m)
 	if err := os.WriteFile(filepath.Join(tp.Dir, template.MetaFile), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sizeAndSum is a file's size and SHA-256, as the template store records.
+func sizeAndSum(t *testing.T, path string) (int64, string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := exec.Command("sha256sum", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size(), strings.Fields(string(sum))[0]
+}
+
+// timings is the pod's timings.json.
+func timings(t *testing.T, p *harness.Pod) supervisor.Timings {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tm supervisor.Timings
+	if err := json.Unmarshal(b, &tm); err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// Under TCG a template keeps the code its QEMU translated, and a clone's
+// QEMU starts with it. An image QEMU refuses (its record rewritten to
+// match, so that only QEMU's own checks stand) leaves the clone to
+// translate everything itself: it runs as well, and nothing else changes.
+func TestTemplateTranslations(t *testing.T) {
+	dir := templateDir(t)
+	opts := harness.RunOpts{Net: "none", Env: templateEnv(dir), Debug: true}
+	p, _, r := runIdentity(t, opts)
+	if !strings.Contains(r.Stderr, "VM: tcg,") {
+		t.Skip("the VM does not run under TCG: no translated code")
+	}
+	if got := startedFrom(t, p); got != "new-template" {
+		t.Fatalf("first pod started %q", got)
+	}
+	ents, err := (template.Store{Dir: dir}).List()
+	if err != nil || len(ents) != 1 || ents[0].Err != nil {
+		t.Fatalf("store: %+v %v", ents, err)
+	}
+	tp := ents[0].Template
+	if tp.Translations() == "" {
+		t.Fatalf("a TCG template without translated code; stderr:\n%s", r.Stderr)
+	}
+	p, _, r = runIdentity(t, opts)
+	if tm := timings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs <= 0 {
+		t.Fatalf("clone: started %q, translations loaded in %v ms; stderr:\n%s", tm.StartedFrom, tm.TranslationsMs, r.Stderr)
+	}
+
+	image, err := os.ReadFile(tp.Translations())
+	if err != nil || len(image) < 4096 {
+		t.Fatalf("image: %d bytes, %v", len(image), err)
+	}
+	for name, spoil := range map[string]func([]byte){
+		"another magic": func(b []byte) { b[0] ^= 0xff },
+		// The first block's offset (after the 56-byte header and the
+		// prologue) points into the middle of a block.
+		"a block out of line": func(b []byte) {
+			hdr := 56
+			prologue := int(le64(b[32:]) - le64(b[24:]))
+			b[hdr+prologue] += 8
+		},
+	} {
+		bad := append([]byte(nil), image...)
+		spoil(bad)
+		if err := os.WriteFile(tp.Translations(), bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rewriteRecord(t, tp)
+		p, _, r := runIdentity(t, opts)
+		tm := timings(t, p)
+		if tm.StartedFrom != "template" || tm.TranslationsMs != 0 || !strings.Contains(r.Stderr, "clone without its template's translated code") {
+			t.Errorf("%s: started %q, translations %v ms; stderr:\n%s", name, tm.StartedFrom, tm.TranslationsMs, r.Stderr)
+		}
+	}
+}
+
+// le64 is a little-endian uint64 at the start of b.
+func le64(b []byte) uint64 {
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
 }
 
 // Several first pods of a new shape at once: every pod runs, one makes

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 )
 
 func TestLinkPorts(t *testing.T) {
@@ -103,5 +105,12 @@ func TestParamIn(t *testing.T) {
 	}
 	if got := paramIn(cmdline, "stage1_page_reporting_order"); got != "" {
 		t.Errorf("absent key = %q", got)
+	}
+}
+
+// The warm-up configuration is one the guest accepts.
+func TestWarmConfigParses(t *testing.T) {
+	if _, err := contract.ParsePodConfig([]byte(warmConfig)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -46,21 +46,30 @@ func (v *VM) SaveState(f *os.File, timeout time.Duration) error {
 }
 
 // LoadState loads the device state a clone of a template starts from (f,
-// SaveState's output) into a VM started with Incoming; the guest runs
-// once it is loaded. A state QEMU cannot load ends QEMU.
+// SaveState's output) into a VM started with Incoming; the guest stays
+// paused until Resume. A state QEMU cannot load ends QEMU.
 func (v *VM) LoadState(f *os.File, timeout time.Duration) error {
 	return v.transferState(f, "migrate-incoming", timeout, func(m *qmp.SocketMonitor) (bool, error) {
 		var r struct {
 			Return struct {
-				Running bool   `json:"running"`
-				Status  string `json:"status"`
+				Status string `json:"status"`
 			} `json:"return"`
 		}
 		if err := v.qmpQuery(m, `{"execute":"query-status"}`, &r); err != nil {
 			return false, err
 		}
-		return r.Return.Running, nil
+		return r.Return.Status != "inmigrate", nil
 	})
+}
+
+// Resume runs the guest of a VM whose state LoadState loaded.
+func (v *VM) Resume(timeout time.Duration) error {
+	m, err := v.qmpConnect(timeout)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
+	}
+	defer m.Disconnect()
+	return v.qmpQuery(m, `{"execute":"cont"}`, nil)
 }
 
 // transferState hands f to QEMU and runs cmd (migrate or migrate-incoming)

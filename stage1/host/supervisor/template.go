@@ -154,7 +154,14 @@ func (s *session) restore(cfg qemu.Config, t template.Template) (*hypervisor.VM,
 	if err != nil {
 		return nil, err
 	}
-	if err := vm.LoadState(state, stateTimeout); err != nil {
+	err = vm.LoadState(state, stateTimeout)
+	if err == nil {
+		if t.Translations() != "" {
+			s.loadTranslations(vm, t)
+		}
+		err = vm.Resume(stateTimeout)
+	}
+	if err != nil {
 		vm.Kill()
 		s.dropPendingConns()
 		if msg := stderr.held(); msg != "" {
@@ -164,6 +171,23 @@ func (s *session) restore(cfg qemu.Config, t template.Template) (*hypervisor.VM,
 	}
 	stderr.release()
 	return vm, nil
+}
+
+// loadTranslations gives the clone's QEMU the code its template
+// translated (checked with the template, and again by QEMU); a clone
+// without it only translates more.
+func (s *session) loadTranslations(vm *hypervisor.VM, t template.Template) {
+	start := time.Now()
+	f, err := os.Open(t.Translations())
+	if err == nil {
+		err = vm.LoadTranslations(f, stateTimeout)
+		f.Close()
+	}
+	if err != nil {
+		s.logf("clone without its template's translated code: %v", err)
+		return
+	}
+	s.timer.markTranslations(time.Since(start))
 }
 
 // heldWriter keeps what is written (at most maxHeld bytes) until release,
@@ -253,6 +277,9 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 	if err := vm.SaveState(state, stateTimeout); err != nil {
 		return err
 	}
+	if cfg.Accel == qemu.TCG {
+		s.saveTranslations(vm, dir)
+	}
 	if err := vm.Kill(); err != nil {
 		return err
 	}
@@ -262,6 +289,24 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 		os.Remove(f)
 	}
 	return nil
+}
+
+// saveTranslations leaves in dir an image of the code the template's QEMU
+// translated up to the template point (template.TranslationsFile), for
+// its clones: each resumes there with the same guest memory, and would
+// otherwise translate it all again. Without one, clones still work: a
+// failure is only noted.
+func (s *session) saveTranslations(vm *hypervisor.VM, dir string) {
+	path := filepath.Join(dir, template.TranslationsFile)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		err = vm.SaveTranslations(f, stateTimeout)
+		f.Close()
+	}
+	if err != nil {
+		os.Remove(path)
+		s.logf("template without translated code: %v", err)
+	}
 }
 
 // templateVM prepares, in dir, the VM that makes the template of cfg's

@@ -31,6 +31,10 @@ type Timings struct {
 	// TemplateCheckMs: finding the template and checking its files (part
 	// of HostSetupMs).
 	TemplateCheckMs float64 `json:"template_check_ms,omitempty"`
+	// TranslationsMs: loading the template's translated code into the
+	// clone's QEMU (part of RestoreMs; 0 if it had none to load, or QEMU
+	// refused it).
+	TranslationsMs float64 `json:"translations_ms,omitempty"`
 	// QEMUToKernelMs: QEMU spawned -> guest kernel started (QEMU's own
 	// start and firmware), derived from the guest's clock at ready.
 	QEMUToKernelMs float64 `json:"qemu_to_kernel_ms"`
@@ -77,6 +81,7 @@ type timer struct {
 	// How the VM started (Timings.StartedFrom, TemplateMakeMs, RestoreMs).
 	from                    string
 	makeDur, restore, check time.Duration
+	translations            time.Duration
 	// The end: see Timings; each the time of its first mark.
 	ends   map[string]time.Time
 	guestK int64
@@ -101,6 +106,8 @@ func (t *timer) markEnd(stage string) {
 }
 
 func (t *timer) markNetwork(d time.Duration) { t.mu.Lock(); t.netDur = d; t.mu.Unlock() }
+
+func (t *timer) markTranslations(d time.Duration) { t.mu.Lock(); t.translations = d; t.mu.Unlock() }
 
 // markStart notes how the VM started.
 func (t *timer) markStart(from string, check, makeDur, restore time.Duration) {
@@ -139,7 +146,7 @@ func (o *outputTimer) Write(p []byte) (int, error) {
 func (t *timer) result() Timings {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := Timings{NetworkSetupMs: ms(t.netDur), StartedFrom: t.from, TemplateMakeMs: ms(t.makeDur), RestoreMs: ms(t.restore), TemplateCheckMs: ms(t.check)}
+	r := Timings{NetworkSetupMs: ms(t.netDur), StartedFrom: t.from, TemplateMakeMs: ms(t.makeDur), RestoreMs: ms(t.restore), TemplateCheckMs: ms(t.check), TranslationsMs: ms(t.translations)}
 	if !t.qemu.IsZero() {
 		r.HostSetupMs = ms(t.qemu.Sub(t.start))
 	}

@@ -36,6 +36,10 @@ const (
 	RAMFile   = "ram"
 	StateFile = "state"
 	MetaFile  = "meta.json"
+	// TranslationsFile is an image of the template QEMU's translation
+	// cache (under TCG only; optional: a clone without it translates
+	// everything itself).
+	TranslationsFile = "translations"
 	// ConsoleFile is the guest console up to the template point (for
 	// --debug; not checked).
 	ConsoleFile = "console.log"
@@ -79,10 +83,15 @@ type Meta struct {
 	// template's files never change after it is made. RAMSHA256 hashes
 	// its data (hashData): a clone of a RAM file changed since would run
 	// a guest no one booted.
-	RAMModNano int64     `json:"ramModNano"`
-	RAMSHA256  string    `json:"ramSHA256"`
-	Made       time.Time `json:"made"`
-	MakeMs     int64     `json:"makeMs"`
+	RAMModNano int64  `json:"ramModNano"`
+	RAMSHA256  string `json:"ramSHA256"`
+	// TranslationsBytes and TranslationsSHA256 describe TranslationsFile
+	// (0 and "": the template has none). QEMU runs what it holds as
+	// code, so it is checked like the state.
+	TranslationsBytes  int64     `json:"translationsBytes,omitempty"`
+	TranslationsSHA256 string    `json:"translationsSHA256,omitempty"`
+	Made               time.Time `json:"made"`
+	MakeMs             int64     `json:"makeMs"`
 }
 
 // Template is one checked template.
@@ -94,6 +103,15 @@ type Template struct {
 // RAM and State are the template's files.
 func (t Template) RAM() string   { return filepath.Join(t.Dir, RAMFile) }
 func (t Template) State() string { return filepath.Join(t.Dir, StateFile) }
+
+// Translations is the template's image of translated code, "" if it has
+// none.
+func (t Template) Translations() string {
+	if t.Meta.TranslationsBytes == 0 {
+		return ""
+	}
+	return filepath.Join(t.Dir, TranslationsFile)
+}
 
 // Store is a directory of templates.
 type Store struct{ Dir string }
@@ -126,15 +144,21 @@ func (s Store) Lookup(key string) (Template, error) {
 	if ram.Size() != t.Meta.RAMBytes || ram.ModTime().UnixNano() != t.Meta.RAMModNano {
 		return t, fmt.Errorf("%w: %s: RAM file changed since it was made", ErrCorrupt, key)
 	}
+	// The two big files are hashed side by side (a pod's start waits).
+	translations := make(chan error, 1)
+	go func() {
+		translations <- checkFile(t.Translations(), t.Meta.TranslationsBytes, t.Meta.TranslationsSHA256)
+	}()
 	if sum, err := hashData(t.RAM()); err != nil || sum != t.Meta.RAMSHA256 {
+		<-translations
 		return t, fmt.Errorf("%w: %s: RAM file's contents changed since it was made (%v)", ErrCorrupt, key, err)
 	}
-	size, sum, err := hashFile(t.State())
-	if err != nil {
-		return t, fmt.Errorf("%w: %s: %w", ErrCorrupt, key, err)
+	if err := checkFile(t.State(), t.Meta.StateBytes, t.Meta.StateSHA256); err != nil {
+		<-translations
+		return t, fmt.Errorf("%w: %s: state file: %w", ErrCorrupt, key, err)
 	}
-	if size != t.Meta.StateBytes || sum != t.Meta.StateSHA256 {
-		return t, fmt.Errorf("%w: %s: state file changed since it was made", ErrCorrupt, key)
+	if err := <-translations; err != nil {
+		return t, fmt.Errorf("%w: %s: translations file: %w", ErrCorrupt, key, err)
 	}
 	return t, nil
 }
@@ -198,14 +222,8 @@ func (s Store) Make(key string, fill func(dir string) error) (Template, error) {
 func record(dir, key string) (Meta, error) {
 	m := Meta{Version: Version, Key: key, Made: time.Now().UTC()}
 	for _, name := range []string{RAMFile, StateFile} {
-		f, err := os.Open(filepath.Join(dir, name))
-		if err != nil {
-			return m, fmt.Errorf("template: %w", err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return m, fmt.Errorf("template: sync %s: %w", name, err)
+		if err := syncFile(filepath.Join(dir, name)); err != nil {
+			return m, err
 		}
 	}
 	ram, err := os.Stat(filepath.Join(dir, RAMFile))
@@ -222,7 +240,29 @@ func record(dir, key string) (Meta, error) {
 	if m.StateBytes == 0 {
 		return m, fmt.Errorf("template: empty state file")
 	}
+	if err := syncFile(filepath.Join(dir, TranslationsFile)); errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	} else if err != nil {
+		return m, err
+	}
+	if m.TranslationsBytes, m.TranslationsSHA256, err = hashFile(filepath.Join(dir, TranslationsFile)); err != nil {
+		return m, fmt.Errorf("template: %w", err)
+	}
 	return m, nil
+}
+
+// syncFile fsyncs a made file.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("template: sync %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 func writeMeta(dir string, m Meta) error {
@@ -343,6 +383,25 @@ func hashFile(path string) (int64, string, error) {
 		return 0, "", err
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// errChanged: a template's file is not what its record says.
+var errChanged = errors.New("changed since it was made")
+
+// checkFile checks that the file at path has size bytes hashing to sum
+// (path "": nothing to check).
+func checkFile(path string, size int64, sum string) error {
+	if path == "" {
+		return nil
+	}
+	n, got, err := hashFile(path)
+	if err != nil {
+		return err
+	}
+	if n != size || got != sum {
+		return errChanged
+	}
+	return nil
 }
 
 // hashData hashes the data of a sparse file: each extent's offset,

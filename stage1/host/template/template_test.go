@@ -17,6 +17,16 @@ func fill(ram, state string) func(string) error {
 	}
 }
 
+// fillWithTranslations also leaves an image of translated code.
+func fillWithTranslations(ram, state, tc string) func(string) error {
+	return func(dir string) error {
+		if err := fill(ram, state)(dir); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, TranslationsFile), []byte(tc), 0o600)
+	}
+}
+
 func TestKey(t *testing.T) {
 	a, b := Key("argv", "kernel 1 2"), Key("argv", "kernel 1 3")
 	if a == b || a != Key("argv", "kernel 1 2") || !IsKey(a) {
@@ -87,9 +97,14 @@ func TestCorruptTemplate(t *testing.T) {
 			return os.Chtimes(tp.RAM(), st.ModTime(), st.ModTime())
 		},
 		"record garbled": func(tp Template) error { return os.WriteFile(filepath.Join(tp.Dir, MetaFile), []byte("{"), 0o600) },
+		// QEMU runs what the image holds as code.
+		"translations changed": func(tp Template) error {
+			return os.WriteFile(tp.Translations(), []byte("TRANSLATIONS"), 0o600)
+		},
+		"translations missing": func(tp Template) error { return os.Remove(tp.Translations()) },
 	}
 	for name, corrupt := range corruptions {
-		tp, err := s.Make(key, fill("ram", "state"))
+		tp, err := s.Make(key, fillWithTranslations("ram", "state", "translations"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,6 +122,27 @@ func TestCorruptTemplate(t *testing.T) {
 		if err := s.Drop(key); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// The image of translated code is optional: a template without one has
+// no Translations to load; one with it records and checks it.
+func TestTranslationsFile(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	without, with := Key("without"), Key("with")
+	if _, err := s.Make(without, fill("ram", "state")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Make(with, fillWithTranslations("ram", "state", "code")); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Lookup(without)
+	if err != nil || a.Translations() != "" || a.Meta.TranslationsBytes != 0 {
+		t.Errorf("template without translations: %+v, %v", a.Meta, err)
+	}
+	b, err := s.Lookup(with)
+	if err != nil || b.Translations() != filepath.Join(b.Dir, TranslationsFile) || b.Meta.TranslationsBytes != 4 || b.Meta.TranslationsSHA256 == "" {
+		t.Errorf("template with translations: %+v, %v", b.Meta, err)
 	}
 }
 

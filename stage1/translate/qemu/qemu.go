@@ -158,7 +158,7 @@ type Config struct {
 	RAMFile   string
 	RAMShared bool
 	// Incoming: the VM waits, paused, for its device state
-	// (LoadState): a clone of a template.
+	// (LoadState) and stays paused until resumed: a clone of a template.
 	Incoming bool
 	// Cgroup, if set, is the directory of a cgroup QEMU joins before it
 	// runs: the pod's memory bound (memcg). Not on QEMU's command line.
@@ -390,6 +390,9 @@ func bootArgs(c Config) []string {
 		// The state comes over QMP (migrate-incoming fd:...): the jail
 		// has no shell for exec: and QEMU opens no file for it.
 		a = append(a, "-incoming", "defer")
+		// Paused once loaded: run gives it its template's translated
+		// code (loading the state empties the cache), then resumes it.
+		a = append(a, "-S")
 	}
 	if c.Console == "" {
 		a = append(a, "-serial", "null")

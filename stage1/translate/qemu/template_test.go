@@ -49,11 +49,18 @@ func TestArgvTemplate(t *testing.T) {
 		if argAfter(cl, "-incoming", "") != "defer" || argAfter(m, "-incoming", "") != "" {
 			t.Errorf("%s: only the clone waits for its state: %q / %q", accel, m, cl)
 		}
+		// Paused once loaded, until run resumes it.
+		if !slices.Contains(cl, "-S") || slices.Contains(m, "-S") {
+			t.Errorf("%s: only the clone starts paused: %q / %q", accel, m, cl)
+		}
 		// Beside RAM and the incoming state, the two command lines
 		// are the same: the clone has the template's devices.
 		strip := func(a []string) []string {
 			var out []string
 			for i := 0; i < len(a); i++ {
+				if a[i] == "-S" {
+					continue
+				}
 				if a[i] == "-incoming" || (a[i] == "-object" && strings.HasPrefix(a[i+1], "memory-backend-file")) {
 					i++
 					continue
