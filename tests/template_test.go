@@ -121,14 +121,7 @@ func TestTemplateClonesDiffer(t *testing.T) {
 // booted cold, with a notice, and the template dropped. No pod fails.
 func TestTemplateCorrupt(t *testing.T) {
 	dir := templateDir(t)
-	p, _, _ := runIdentity(t, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
-	if got := startedFrom(t, p); got != "new-template" {
-		t.Fatalf("first pod started %q", got)
-	}
-	ents, err := (template.Store{Dir: dir}).List()
-	if err != nil || len(ents) != 1 || ents[0].Err != nil {
-		t.Fatalf("store: %+v %v", ents, err)
-	}
+	ents, _ := firstTemplate(t, dir, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
 	tp := ents[0].Template
 
 	// Changed behind the store's back: found out, made again.
@@ -142,7 +135,8 @@ func TestTemplateCorrupt(t *testing.T) {
 
 	// A state that checks out (its record rewritten to match) but that
 	// QEMU cannot load: cold boot, notice, template dropped.
-	if tp, err = (template.Store{Dir: dir}).Lookup(ents[0].Key); err != nil {
+	tp, err := (template.Store{Dir: dir}).Lookup(ents[0].Key)
+	if err != nil {
 		t.Fatalf("the template made again: %v", err)
 	}
 	if err := os.WriteFile(tp.State(), []byte("not a QEMU state"), 0o600); err != nil {
@@ -159,6 +153,21 @@ func TestTemplateCorrupt(t *testing.T) {
 	if _, err := (template.Store{Dir: dir}).Lookup(ents[0].Key); err == nil {
 		t.Error("a template QEMU refused is still there")
 	}
+}
+
+// firstTemplate runs the first pod of a shape, which makes its template,
+// and returns the store's one entry and the pod's run.
+func firstTemplate(t *testing.T, dir string, o harness.RunOpts) ([]template.Entry, harness.RunResult) {
+	t.Helper()
+	p, _, r := runIdentity(t, o)
+	if got := startedFrom(t, p); got != "new-template" {
+		t.Fatalf("first pod started %q", got)
+	}
+	ents, err := (template.Store{Dir: dir}).List()
+	if err != nil || len(ents) != 1 || ents[0].Err != nil {
+		t.Fatalf("store: %+v %v", ents, err)
+	}
+	return ents, r
 }
 
 // rewriteRecord makes tp's record match its files again.
@@ -210,22 +219,15 @@ func timings(t *testing.T, p *harness.Pod) supervisor.Timings {
 func TestTemplateTranslations(t *testing.T) {
 	dir := templateDir(t)
 	opts := harness.RunOpts{Net: "none", Env: templateEnv(dir), Debug: true}
-	p, _, r := runIdentity(t, opts)
+	ents, r := firstTemplate(t, dir, opts)
 	if !strings.Contains(r.Stderr, "VM: tcg,") {
 		t.Skip("the VM does not run under TCG: no translated code")
-	}
-	if got := startedFrom(t, p); got != "new-template" {
-		t.Fatalf("first pod started %q", got)
-	}
-	ents, err := (template.Store{Dir: dir}).List()
-	if err != nil || len(ents) != 1 || ents[0].Err != nil {
-		t.Fatalf("store: %+v %v", ents, err)
 	}
 	tp := ents[0].Template
 	if tp.Translations() == "" {
 		t.Fatalf("a TCG template without translated code; stderr:\n%s", r.Stderr)
 	}
-	p, _, r = runIdentity(t, opts)
+	p, _, r := runIdentity(t, opts)
 	if tm := timings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs <= 0 {
 		t.Fatalf("clone: started %q, translations loaded in %v ms; stderr:\n%s", tm.StartedFrom, tm.TranslationsMs, r.Stderr)
 	}
