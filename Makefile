@@ -85,6 +85,7 @@ FUZZ_TARGETS := \
 	./stage1/translate/qemu:FuzzArgv \
 	./stage1/contract:FuzzParseEvent \
 	./stage1/contract:FuzzDecodeEnv \
+	./stage1/contract:FuzzReadPodConfig \
 	./stage1/agentproto:FuzzReadFrame \
 	./stage1/agentproto:FuzzExec \
 	./stage1/agentproto:FuzzServeConn \

@@ -3,6 +3,7 @@ package contract
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -117,6 +118,45 @@ func FuzzDecodeEnv(f *testing.F) {
 		// The encoding is canonical: encoding again gives the same bytes.
 		if again, _ := EncodeEnv(vars); !bytes.Equal(again, enc) {
 			t.Fatalf("EncodeEnv is not deterministic: %q then %q", enc, again)
+		}
+	})
+}
+
+// FuzzReadPodConfig: the guest reads its configuration from the host,
+// which it trusts, but a bug must show as an error: whatever the bytes,
+// ReadPodConfig must not panic or read past what a configuration it
+// accepts spans, and what it accepts must encode back to the same
+// configuration.
+func FuzzReadPodConfig(f *testing.F) {
+	good, _ := PodConfig{
+		Hostname: "rkt-a", MachineID: strings.Repeat("0", 32), Entropy: make([]byte, EntropyBytes), UnixNano: 1,
+		Units: []PodFile{{Name: "a.service", Data: "[Unit]\n"}}, Accounts: []PodFile{{Name: "group", Data: "root:x:0:\n"}},
+	}.Encode()
+	for _, s := range []string{string(good), "", "\n", "0\n\n", "2\n{}\n", "99999999999999999999\n", "3\n{}\n\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		c, err := ReadPodConfig(r)
+		if err != nil {
+			if !errors.Is(err, ErrBadPodConfig) {
+				t.Fatalf("error %v does not wrap ErrBadPodConfig", err)
+			}
+			return
+		}
+		out, err := c.Encode()
+		if err != nil {
+			t.Fatalf("accepted %+v does not encode: %v", c, err)
+		}
+		again, err := ReadPodConfig(bytes.NewReader(out))
+		if err != nil || again.Hostname != c.Hostname || len(again.Units) != len(c.Units) || len(again.Accounts) != len(c.Accounts) {
+			t.Fatalf("round trip: %+v, %v", again, err)
+		}
+		// Exactly the length line, the JSON and its newline.
+		i := bytes.IndexByte(in, '\n')
+		n, _ := strconv.Atoi(string(in[:i]))
+		if used := len(in) - r.Len(); used != i+1+n+1 {
+			t.Fatalf("read %d bytes of a configuration that spans %d", used, i+1+n+1)
 		}
 	})
 }

@@ -40,15 +40,11 @@ const (
 	EmptyVolumesDir = "volumes"
 )
 
-// The pod's configuration for the guest: what the host writes for the guest
-// to read at boot, in ConfigDir on the host and ConfigMount in the guest
-// (read-only). Paths relative to it.
+// The pod's configuration for the guest beside PodConfig (which carries
+// its units and accounts): files the host writes for the guest, in
+// ConfigDir on the host and ConfigMount in the guest (read-only). Paths
+// relative to it.
 const (
-	// UnitsDir holds the units the host generated for this pod; the
-	// pre-init installs them in RuntimeUnitDir.
-	UnitsDir = "units"
-	// AccountsDir holds the guest's passwd and group files for the apps.
-	AccountsDir = "accounts"
 	// EnvDir holds one file per app with the app's environment
 	// (EncodeEnv), for the commands enter runs.
 	EnvDir = "env"

@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
+	"strconv"
 )
 
-// PodConfig is what makes a booted guest this pod's: the host writes it,
-// one JSON line, on the events port as soon as QEMU connects; the pre-init
-// reads it at the template point (after it sends EventTemplatePoint), before it
-// mounts anything of the pod. A cold boot and a clone of a template
+// PodConfig is what makes a booted guest this pod's: the host writes it
+// (Encode: its length on a line, then the JSON and a newline) on the events
+// port as soon as QEMU connects; the configure program reads it
+// (ReadPodConfig) at the template point (after it sends
+// EventTemplatePoint), before it mounts anything of the pod. A cold boot and a clone of a template
 // (docs/architecture.md, "Templates") take the same path, so a clone
 // does nothing a cold pod does not.
 //
@@ -32,14 +35,34 @@ type PodConfig struct {
 	// devices carry DeviceMAC(i) (the same for every pod, so a template
 	// fits every pod of its shape) and the guest sets these.
 	MACs []string `json:"macs,omitempty"`
+	// Units are the pod's systemd units, for the guest's runtime unit
+	// directory; Accounts are the apps' passwd and group. Sent here
+	// rather than read from the pod share: reading and copying a
+	// handful of small files over 9p took ~100 ms of a clone's start.
+	Units    []PodFile `json:"units,omitempty"`
+	Accounts []PodFile `json:"accounts,omitempty"`
 }
+
+// PodFile is a file of the pod's configuration: its name (no directory)
+// and contents.
+type PodFile struct {
+	Name string `json:"name"`
+	Data string `json:"data"`
+}
+
+// Account files a PodConfig may carry.
+var accountFiles = map[string]bool{"passwd": true, "group": true}
 
 // EntropyBytes is how much randomness the host sends: a CRNG seed's worth
 // twice over.
 const EntropyBytes = 64
 
-// MaxPodConfigLine bounds the configuration line.
-const MaxPodConfigLine = 16 << 10
+// MaxPodConfig bounds the configuration's JSON (a unit with rkt's
+// seccomp filter is ~4 KiB: room for hundreds of apps).
+const MaxPodConfig = 4 << 20
+
+// maxLengthLine bounds the line that gives the JSON's length.
+const maxLengthLine = 16
 
 // ErrBadPodConfig wraps every ParsePodConfig failure.
 var ErrBadPodConfig = errors.New("bad pod configuration")
@@ -47,12 +70,16 @@ var ErrBadPodConfig = errors.New("bad pod configuration")
 var (
 	machineIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	hostnameRe  = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,63})$`)
+	// unitNameRe: a unit file's name, as systemd spells them (no
+	// directory, no "." or "..").
+	unitNameRe = regexp.MustCompile(`^[a-zA-Z0-9:_@-][a-zA-Z0-9:_.@-]{0,254}\.(service|target|socket|path|timer)$`)
 )
 
 // DeviceMAC is the address QEMU gives the i-th network device.
 func DeviceMAC(i int) string { return fmt.Sprintf("02:00:00:00:00:%02x", i+1) }
 
-// Encode is the wire form, newline included.
+// Encode is the wire form: the JSON's length in decimal on a line, then
+// the JSON and a newline.
 func (c PodConfig) Encode() ([]byte, error) {
 	if err := c.check(); err != nil {
 		return nil, err
@@ -61,19 +88,53 @@ func (c PodConfig) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) >= MaxPodConfigLine {
-		return nil, fmt.Errorf("%w: %d bytes", ErrBadPodConfig, len(b))
+	if len(b) > MaxPodConfig {
+		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrBadPodConfig, len(b), MaxPodConfig)
 	}
-	return append(b, '\n'), nil
+	out := strconv.AppendInt(nil, int64(len(b)), 10)
+	out = append(out, '\n')
+	out = append(out, b...)
+	return append(out, '\n'), nil
 }
 
-// ParsePodConfig parses one line.
-func ParsePodConfig(line []byte) (PodConfig, error) {
-	var c PodConfig
-	if len(line) > MaxPodConfigLine {
-		return c, fmt.Errorf("%w: line over %d bytes", ErrBadPodConfig, MaxPodConfigLine)
+// ReadPodConfig reads one configuration in Encode's form from r, and
+// nothing after it: the length line a byte at a time, then exactly that
+// many bytes and the newline.
+func ReadPodConfig(r io.Reader) (PodConfig, error) {
+	var head []byte
+	for b := make([]byte, 1); ; {
+		if len(head) == maxLengthLine {
+			return PodConfig{}, fmt.Errorf("%w: length line over %d bytes", ErrBadPodConfig, maxLengthLine)
+		}
+		if _, err := io.ReadFull(r, b); err != nil {
+			return PodConfig{}, fmt.Errorf("%w: read its length: %w", ErrBadPodConfig, err)
+		}
+		if b[0] == '\n' {
+			break
+		}
+		head = append(head, b[0])
 	}
-	if err := json.Unmarshal(line, &c); err != nil {
+	n, err := strconv.Atoi(string(head))
+	if err != nil || n <= 0 || n > MaxPodConfig {
+		return PodConfig{}, fmt.Errorf("%w: length %q", ErrBadPodConfig, head)
+	}
+	body := make([]byte, n+1)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return PodConfig{}, fmt.Errorf("%w: read %d bytes: %w", ErrBadPodConfig, n, err)
+	}
+	if body[n] != '\n' {
+		return PodConfig{}, fmt.Errorf("%w: no newline after %d bytes", ErrBadPodConfig, n)
+	}
+	return ParsePodConfig(body[:n])
+}
+
+// ParsePodConfig parses the JSON of one configuration.
+func ParsePodConfig(b []byte) (PodConfig, error) {
+	var c PodConfig
+	if len(b) > MaxPodConfig {
+		return c, fmt.Errorf("%w: over %d bytes", ErrBadPodConfig, MaxPodConfig)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrBadPodConfig, err)
 	}
 	return c, c.check()
@@ -93,6 +154,16 @@ func (c PodConfig) check() error {
 	for _, m := range c.MACs {
 		if _, err := net.ParseMAC(m); err != nil {
 			return fmt.Errorf("%w: MAC %q", ErrBadPodConfig, m)
+		}
+	}
+	for _, u := range c.Units {
+		if !unitNameRe.MatchString(u.Name) {
+			return fmt.Errorf("%w: unit name %q", ErrBadPodConfig, u.Name)
+		}
+	}
+	for _, a := range c.Accounts {
+		if !accountFiles[a.Name] {
+			return fmt.Errorf("%w: account file %q", ErrBadPodConfig, a.Name)
 		}
 	}
 	return nil

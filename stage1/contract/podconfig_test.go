@@ -3,6 +3,8 @@ package contract
 import (
 	"bytes"
 	"errors"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -16,24 +18,59 @@ func validPodConfig() PodConfig {
 
 func TestPodConfigRoundTrip(t *testing.T) {
 	c := validPodConfig()
+	c.Units = []PodFile{{Name: "app.service", Data: "[Unit]\nDescription=a\n\n[Service]\nExecStart=/bin/a\n"}, {Name: "stage1-pod.target", Data: "[Unit]\n"}}
+	c.Accounts = []PodFile{{Name: "passwd", Data: "root:x:0:0::/:/bin/sh\n"}, {Name: "group", Data: "root:x:0:\n"}}
 	b, err := c.Encode()
-	if err != nil || !bytes.HasSuffix(b, []byte("\n")) || bytes.Count(b, []byte("\n")) != 1 {
-		t.Fatalf("Encode = %q, %v: want one line", b, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	got, err := ParsePodConfig(bytes.TrimSuffix(b, []byte("\n")))
-	if err != nil || got.Hostname != c.Hostname || got.MachineID != c.MachineID || !bytes.Equal(got.Entropy, c.Entropy) || got.MACs[0] != c.MACs[0] {
-		t.Fatalf("ParsePodConfig = %+v, %v", got, err)
+	// Whatever follows stays in the reader.
+	r := bytes.NewReader(append(b, "next"...))
+	got, err := ReadPodConfig(r)
+	if err != nil || got.Hostname != c.Hostname || got.MachineID != c.MachineID || !bytes.Equal(got.Entropy, c.Entropy) ||
+		got.MACs[0] != c.MACs[0] || len(got.Units) != 2 || got.Units[0] != c.Units[0] || len(got.Accounts) != 2 || got.Accounts[1] != c.Accounts[1] {
+		t.Fatalf("ReadPodConfig = %+v, %v", got, err)
+	}
+	if rest, _ := io.ReadAll(r); string(rest) != "next" {
+		t.Errorf("ReadPodConfig took what followed: %q left", rest)
+	}
+}
+
+// What the guest refuses to read: never a hang, never a read past the
+// configuration, a bounded allocation.
+func TestReadPodConfigRefused(t *testing.T) {
+	good, err := validPodConfig().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, in := range map[string]string{
+		"empty":                 "",
+		"no length":             "\n{}\n",
+		"length not a number":   "x\n{}\n",
+		"negative length":       "-2\n{}\n",
+		"length over the bound": strconv.Itoa(MaxPodConfig+1) + "\n{}\n",
+		"long length line":      strings.Repeat("1", 40),
+		"short body":            "100\n{}\n",
+		"no newline after":      string(good[:len(good)-1]) + "x",
+		"not JSON":              "2\nxx\n",
+	} {
+		if _, err := ReadPodConfig(strings.NewReader(in)); !errors.Is(err, ErrBadPodConfig) {
+			t.Errorf("%s: %v, want ErrBadPodConfig", name, err)
+		}
 	}
 }
 
 func TestPodConfigRefused(t *testing.T) {
 	bad := map[string]func(*PodConfig){
-		"short entropy": func(c *PodConfig) { c.Entropy = c.Entropy[:EntropyBytes-1] },
-		"machine id":    func(c *PodConfig) { c.MachineID = "4C5F" },
-		"hostname":      func(c *PodConfig) { c.Hostname = "a b" },
-		"long hostname": func(c *PodConfig) { c.Hostname = strings.Repeat("a", 65) },
-		"MAC":           func(c *PodConfig) { c.MACs = []string{"zz"} },
-		"no time":       func(c *PodConfig) { c.UnixNano = 0 },
+		"short entropy":       func(c *PodConfig) { c.Entropy = c.Entropy[:EntropyBytes-1] },
+		"machine id":          func(c *PodConfig) { c.MachineID = "4C5F" },
+		"hostname":            func(c *PodConfig) { c.Hostname = "a b" },
+		"long hostname":       func(c *PodConfig) { c.Hostname = strings.Repeat("a", 65) },
+		"MAC":                 func(c *PodConfig) { c.MACs = []string{"zz"} },
+		"no time":             func(c *PodConfig) { c.UnixNano = 0 },
+		"unit in a directory": func(c *PodConfig) { c.Units = []PodFile{{Name: "../x.service"}} },
+		"unit of no kind":     func(c *PodConfig) { c.Units = []PodFile{{Name: "x"}} },
+		"account file":        func(c *PodConfig) { c.Accounts = []PodFile{{Name: "shadow"}} },
 	}
 	for name, mutate := range bad {
 		c := validPodConfig()
@@ -42,8 +79,8 @@ func TestPodConfigRefused(t *testing.T) {
 			t.Errorf("%s: Encode = %v, want ErrBadPodConfig", name, err)
 		}
 	}
-	if _, err := ParsePodConfig(bytes.Repeat([]byte("x"), MaxPodConfigLine+1)); !errors.Is(err, ErrBadPodConfig) {
-		t.Errorf("over-long line: %v", err)
+	if _, err := ParsePodConfig(bytes.Repeat([]byte("x"), MaxPodConfig+1)); !errors.Is(err, ErrBadPodConfig) {
+		t.Errorf("over-long configuration: %v", err)
 	}
 }
 

@@ -105,17 +105,11 @@ func PreInit() error {
 	return fmt.Errorf("exec %s: %w", contract.Systemd, syscall.Exec(contract.Systemd, argv, os.Environ()))
 }
 
-// mountPod mounts the pod share, installs the pod's units and accounts,
-// and binds the journal where journald writes.
+// mountPod mounts the pod share and binds the journal where journald
+// writes.
 func mountPod() error {
 	if err := mountShare(contract.PodTag, contract.PodMount, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
 		return fmt.Errorf("mount the pod share: %w", err)
-	}
-	if err := installUnits(); err != nil {
-		return err
-	}
-	if err := installAccounts(); err != nil {
-		return err
 	}
 	journal := filepath.Join(contract.PodMount, contract.ShareJournal)
 	if err := os.MkdirAll(contract.JournalMount, 0o755); err != nil {
@@ -132,26 +126,18 @@ func mountPod() error {
 	return os.WriteFile("/run/systemd/journal/flushed", nil, 0o644)
 }
 
-// installUnits copies the pod's units to systemd's runtime unit directory.
-// systemd loads them when the configure service's OnSuccess= asks for
-// the pod's target: it loaded that name as not found at boot, and tries
-// again because the directory changed since (no daemon-reload).
-func installUnits() error {
+// installUnits writes the pod's units (from its configuration) in
+// systemd's runtime unit directory. systemd loads them when the configure
+// service's OnSuccess= asks for the pod's target: it loaded that name as
+// not found at boot, and tries again because the directory changed since
+// (no daemon-reload).
+func installUnits(units []contract.PodFile) error {
 	if err := os.MkdirAll(contract.RuntimeUnitDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", contract.RuntimeUnitDir, err)
 	}
-	src := filepath.Join(contract.ConfigMount, contract.UnitsDir)
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return fmt.Errorf("read pod units: %w", err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			return fmt.Errorf("read unit %s: %w", e.Name(), err)
-		}
-		if err := os.WriteFile(filepath.Join(contract.RuntimeUnitDir, e.Name()), b, 0o644); err != nil {
-			return fmt.Errorf("install unit %s: %w", e.Name(), err)
+	for _, u := range units {
+		if err := os.WriteFile(filepath.Join(contract.RuntimeUnitDir, u.Name), []byte(u.Data), 0o644); err != nil {
+			return fmt.Errorf("install unit %s: %w", u.Name, err)
 		}
 	}
 	// systemd rescans its unit directories when their times change. A
@@ -162,22 +148,17 @@ func installUnits() error {
 	return os.Chtimes(contract.RuntimeUnitDir, t, t)
 }
 
-// installAccounts puts the pod's passwd and group over the image's (which
-// is read-only), copied to /run so lookups do not go through 9p.
-func installAccounts() error {
-	for _, name := range []string{"passwd", "group"} {
-		b, err := os.ReadFile(filepath.Join(contract.ConfigMount, contract.AccountsDir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return fmt.Errorf("read pod %s: %w", name, err)
-		}
-		tmp := filepath.Join("/run/stage1", name)
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+// installAccounts puts the pod's passwd and group (from its
+// configuration) over the image's, which is read-only: written to /run
+// and bound over them.
+func installAccounts(files []contract.PodFile) error {
+	for _, f := range files {
+		tmp := filepath.Join("/run/stage1", f.Name)
+		if err := os.WriteFile(tmp, []byte(f.Data), 0o644); err != nil {
 			return err
 		}
-		if err := unix.Mount(tmp, "/etc/"+name, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s: %w", name, err)
+		if err := unix.Mount(tmp, "/etc/"+f.Name, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", f.Name, err)
 		}
 	}
 	return nil

@@ -1,13 +1,13 @@
 package guest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
@@ -48,6 +48,12 @@ func Configure() error {
 	if err := mountPod(); err != nil {
 		return err
 	}
+	if err := installUnits(c.Units); err != nil {
+		return err
+	}
+	if err := installAccounts(c.Accounts); err != nil {
+		return err
+	}
 	if err := setupNetwork(); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
@@ -55,17 +61,20 @@ func Configure() error {
 }
 
 // warmConfig is a valid configuration of no pod (a MAC, 64 bytes of
-// entropy, base64).
+// entropy in base64, a unit, an account file), in its wire form.
 const warmConfig = `{"hostname":"localhost","machineID":"00000000000000000000000000000000",` +
 	`"entropy":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",` +
-	`"unixNano":1,"macs":["02:00:00:00:00:00"]}`
+	`"unixNano":1,"macs":["02:00:00:00:00:00"],` +
+	`"units":[{"name":"a.service","data":"[Unit]\nDescription=a\n"}],` +
+	`"accounts":[{"name":"group","data":"root:x:0:\n"}]}`
 
-// warmParse parses warmConfig and drops it. The parse of the pod's own
+// warmParse reads warmConfig and drops it. The read of the pod's own
 // configuration is then no first run: its code was run before the
 // template point, where a template keeps what its QEMU translated, and
 // the JSON decoder's per-type cache is filled.
 func warmParse() {
-	if _, err := contract.ParsePodConfig([]byte(warmConfig)); err != nil {
+	wire := strconv.Itoa(len(warmConfig)) + "\n" + warmConfig + "\n"
+	if _, err := contract.ReadPodConfig(strings.NewReader(wire)); err != nil {
 		fmt.Fprintf(os.Stderr, "stage1-guest: warm-up: %v\n", err)
 	}
 }
@@ -82,29 +91,7 @@ func awaitPodConfig() (c contract.PodConfig, err error) {
 	if _, err := f.WriteString(string(contract.EventTemplatePoint) + "\n"); err != nil {
 		return c, fmt.Errorf("write to port %s: %w", contract.EventsPort, err)
 	}
-	line, err := readConfigLine(f)
-	if err != nil {
-		return c, err
-	}
-	return contract.ParsePodConfig(line)
-}
-
-// readConfigLine reads one line of at most contract.MaxPodConfigLine bytes
-// a byte at a time: nothing after the newline may be taken from the port,
-// which later programs read.
-func readConfigLine(r io.Reader) ([]byte, error) {
-	br := bufio.NewReaderSize(io.LimitReader(r, contract.MaxPodConfigLine+1), 1)
-	var line []byte
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return nil, fmt.Errorf("read the pod configuration: %w", err)
-		}
-		if b == '\n' {
-			return line, nil
-		}
-		line = append(line, b)
-	}
+	return contract.ReadPodConfig(f)
 }
 
 // applyPodConfig makes the guest this pod's, before anything of the pod

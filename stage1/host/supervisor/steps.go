@@ -106,25 +106,21 @@ func (s *session) unitsInput() units.Pod {
 	return in
 }
 
-// writeGuestFiles writes the pod's configuration for the guest, what it
-// reads at boot: the units, the apps' environments (for enter) and the
-// apps' accounts. It also makes the journal's directory.
+// writeGuestFiles makes the pod's configuration for the guest: the units
+// and the apps' accounts (sent in contract.PodConfig, see podConfig), the
+// apps' environments (files of the pod share, for enter). It also makes
+// the journal's directory.
 func (s *session) writeGuestFiles(*cleanup.Stack) error {
 	in := s.unitsInput()
 	files, err := units.Generate(in)
 	if err != nil {
 		return err
 	}
-	config := filepath.Join(s.o.PodDir, contract.ConfigDir)
-	dir := filepath.Join(config, contract.UnitsDir)
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
+	s.guestUnits = nil
 	for _, f := range files {
-		if err := writeFile(dir, f.Name, f.Content, 0o644); err != nil {
-			return err
-		}
+		s.guestUnits = append(s.guestUnits, contract.PodFile{Name: f.Name, Data: string(f.Content)})
 	}
+	config := filepath.Join(s.o.PodDir, contract.ConfigDir)
 	for _, a := range in.Apps {
 		env, err := contract.EncodeEnv(units.AppEnvironment(a))
 		if err != nil {
@@ -138,12 +134,7 @@ func (s *session) writeGuestFiles(*cleanup.Stack) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(config, contract.AccountsDir), "passwd", passwd, 0o644); err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(config, contract.AccountsDir), "group", group, 0o644); err != nil {
-		return err
-	}
+	s.guestAccounts = []contract.PodFile{{Name: "passwd", Data: string(passwd)}, {Name: "group", Data: string(group)}}
 	// The journal persists in the pod, where rkt's tools look for it.
 	return os.MkdirAll(filepath.Join(s.pod.Stage1Rootfs, contract.JournalDir), 0o755)
 }

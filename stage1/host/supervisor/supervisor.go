@@ -145,6 +145,8 @@ type session struct {
 	volumes *volumes.Prepared
 	// From setupNetwork.
 	net podNetwork
+	// From writeGuestFiles: what contract.PodConfig carries besides.
+	guestUnits, guestAccounts []contract.PodFile
 	// From openChannels: the VM's ports and the agent proxy.
 	host hostEnds
 	// From startVM.

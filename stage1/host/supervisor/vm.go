@@ -260,6 +260,8 @@ func (s *session) podConfig() ([]byte, error) {
 		MachineID: strings.ReplaceAll(s.o.Flags.UUID.String(), "-", ""),
 		Entropy:   make([]byte, contract.EntropyBytes),
 		UnixNano:  time.Now().UnixNano(),
+		Units:     s.guestUnits,
+		Accounts:  s.guestAccounts,
 	}
 	if _, err := rand.Read(c.Entropy); err != nil {
 		return nil, fmt.Errorf("entropy for the guest: %w", err)
