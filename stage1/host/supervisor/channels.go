@@ -41,12 +41,17 @@ func (o *outCopy) Write(p []byte) (int, error) {
 
 // acceptChannels accepts QEMU's connection on each listener in the
 // background; a port's channel yields that connection, or is closed when
-// the listener is closed first.
-func acceptChannels(listeners map[string]*net.UnixListener) *channels {
+// the listener is closed first. pre holds connections already accepted,
+// by port.
+func acceptChannels(listeners map[string]*net.UnixListener, pre map[string]net.Conn) *channels {
 	c := &channels{conns: map[string]chan net.Conn{}, outs: map[string]*outCopy{}}
 	for name, ln := range listeners {
 		ch := make(chan net.Conn, 1)
 		c.conns[name] = ch
+		if conn := pre[name]; conn != nil {
+			ch <- conn
+			continue
+		}
 		go func() {
 			conn, err := ln.Accept()
 			if err != nil {

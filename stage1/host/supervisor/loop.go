@@ -55,7 +55,7 @@ func (s *session) supervise() (int, error) {
 	timeout := s.o.Settings.BootTimeoutFor(s.accel)
 	l := &loop{
 		s:          s,
-		ch:         acceptChannels(s.host.listeners),
+		ch:         acceptChannels(s.host.listeners, map[string]net.Conn{contract.EventsPort: s.host.greeted}),
 		vmDone:     s.vm.Done(),
 		fsDone:     anyDone(s.virtiofsds),
 		boot:       time.NewTimer(timeout),
@@ -123,7 +123,12 @@ func (l *loop) startRelays() (restore func()) {
 	l.ch.copyOut(contract.StdoutPort, s.timer.outputTimes(s.o.Stdout))
 	l.ch.copyOut(contract.StderrPort, s.o.Stderr)
 	l.ch.feedStdin(contract.StdinPort, s.o.Stdin, l.stdinReady)
-	l.evc = l.ch.readEvents(contract.EventsPort, s.podConfig, func(err error) { s.logf("ignoring %v", err) })
+	greeting := s.podConfig
+	if s.host.greeted != nil {
+		// Sent already, before the clone resumed.
+		greeting = func() ([]byte, error) { return nil, nil }
+	}
+	l.evc = l.ch.readEvents(contract.EventsPort, greeting, func(err error) { s.logf("ignoring %v", err) })
 	return restore
 }
 

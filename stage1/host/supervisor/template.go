@@ -159,10 +159,15 @@ func (s *session) restore(cfg qemu.Config, t template.Template) (*hypervisor.VM,
 		if t.Translations() != "" {
 			s.loadTranslations(vm, t)
 		}
+		s.greetClone()
 		err = vm.Resume(stateTimeout)
 	}
 	if err != nil {
 		vm.Kill()
+		if s.host.greeted != nil {
+			s.host.greeted.Close()
+			s.host.greeted = nil
+		}
 		s.dropPendingConns()
 		if msg := stderr.held(); msg != "" {
 			err = fmt.Errorf("%w (qemu: %s)", err, msg)
@@ -223,6 +228,38 @@ func (h *heldWriter) held() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return strings.TrimSuffix(strings.Join(strings.Fields(strings.ReplaceAll(h.buf.String(), "\n", "; ")), " "), ";")
+}
+
+// greetAcceptTimeout bounds the wait for a clone's QEMU's connection to
+// the events port (it connects as it starts, before its state loads).
+const greetAcceptTimeout = time.Second
+
+// greetClone sends a loaded clone its configuration before it resumes:
+// its guest waits for nothing but this at the template point, and the
+// event loop, which would send it otherwise, starts some 20-30 ms after
+// the guest runs. On any failure the loop sends it as for a cold boot.
+func (s *session) greetClone() {
+	ln := s.host.listeners[contract.EventsPort]
+	if ln == nil {
+		return
+	}
+	ln.SetDeadline(time.Now().Add(greetAcceptTimeout))
+	conn, err := ln.Accept()
+	ln.SetDeadline(time.Time{})
+	if err != nil {
+		s.logf("configuration sent later: %v", err)
+		return
+	}
+	b, err := s.podConfig()
+	if err == nil {
+		_, err = conn.Write(b)
+	}
+	if err != nil {
+		conn.Close()
+		s.logf("configuration sent later: %v", err)
+		return
+	}
+	s.host.greeted = conn
 }
 
 // dropPendingConns closes the connections a failed clone's QEMU made to

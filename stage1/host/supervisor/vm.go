@@ -34,7 +34,10 @@ func (s *session) consolePath() string {
 // virtio-serial port (QEMU connects to each), and the pod's agent socket.
 type hostEnds struct {
 	listeners map[string]*net.UnixListener
-	agent     *agentProxy
+	// greeted is the events port's connection when run has already
+	// sent the guest its configuration on it (greetClone).
+	greeted net.Conn
+	agent   *agentProxy
 }
 
 // vmPorts are the ports this pod's VM has: stdin only for an interactive
