@@ -236,6 +236,23 @@ func TestTemplateTranslations(t *testing.T) {
 	if err != nil || len(image) < 4096 {
 		t.Fatalf("image: %d bytes, %v", len(image), err)
 	}
+
+	// Changed behind the store's back: the clone runs without it, the
+	// template is dropped, the next pod makes a new one.
+	spoilt := append([]byte(nil), image...)
+	spoilt[len(spoilt)/2] ^= 1
+	if err := os.WriteFile(tp.Translations(), spoilt, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _, r = runIdentity(t, opts)
+	if tm := timings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs != 0 || !strings.Contains(r.Stderr, "dropping the template") {
+		t.Fatalf("a changed image: started %q, translations %v ms; stderr:\n%s", tm.StartedFrom, tm.TranslationsMs, r.Stderr)
+	}
+	ents, _ = firstTemplate(t, dir, opts)
+	tp = ents[0].Template
+	if image, err = os.ReadFile(tp.Translations()); err != nil {
+		t.Fatal(err)
+	}
 	for name, spoil := range map[string]func([]byte){
 		"another magic": func(b []byte) { b[0] ^= 0xff },
 		// The first block's offset (after the 56-byte header and the

@@ -95,7 +95,7 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	store := template.Store{Dir: s.o.Settings.TemplateDir}
 	from, makeDur := "template", time.Duration(0)
 	looked := time.Now()
-	t, err := store.Lookup(key)
+	t, err := store.LookupForStart(key)
 	check := time.Since(looked)
 	if err != nil && !errors.Is(err, template.ErrNotFound) {
 		s.warnf("%v: making it again", err)
@@ -115,7 +115,15 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 		s.logf("made template %s in %d ms", key, t.Meta.MakeMs)
 	}
 	s.timer.markQEMU()
-	vm, err := s.restore(cfg, t)
+	// The image of translated code is hashed while QEMU starts.
+	imageOK := make(chan error, 1)
+	go func() { imageOK <- t.CheckTranslations() }()
+	vm, badImage, err := s.restore(cfg, t, imageOK)
+	if badImage != nil {
+		// The clone runs without it; the next pod makes a new template.
+		s.warnf("%v: dropping the template", badImage)
+		store.Drop(key)
+	}
 	if err != nil {
 		s.warnf("booting cold: starting from template %s failed: %v", key, err)
 		if errors.Is(err, hypervisor.ErrState) {
@@ -136,27 +144,28 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 
 // restore starts a clone of t as the pod's VM: QEMU maps t's RAM file
 // copy-on-write and loads its device state, and the guest resumes at the
-// template point, where it reads this pod's configuration. On failure
-// nothing of the clone is left (QEMU killed, its port connections
-// dropped).
-func (s *session) restore(cfg qemu.Config, t template.Template) (*hypervisor.VM, error) {
+// template point, where it reads this pod's configuration. imageOK says
+// whether t's image of translated code checked out (badImage: it did
+// not, and the clone runs without it). On failure nothing of the clone
+// is left (QEMU killed, its port connections dropped).
+func (s *session) restore(cfg qemu.Config, t template.Template, imageOK <-chan error) (vm *hypervisor.VM, badImage, err error) {
 	c := cfg
 	c.RAMFile, c.Incoming = t.RAM(), true
 	state, err := os.Open(t.State())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer state.Close()
 	// QEMU's own messages wait until the clone runs: if it fails, they
 	// are part of the one-line notice, not lines of their own.
 	stderr := &heldWriter{w: s.o.Stderr}
-	vm, err := hypervisor.Start(c, filepath.Join(s.o.PodDir, contract.JailDir), stderr)
+	vm, err = hypervisor.Start(c, filepath.Join(s.o.PodDir, contract.JailDir), stderr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	err = vm.LoadState(state, stateTimeout)
 	if err == nil {
-		if t.Translations() != "" {
+		if badImage = <-imageOK; badImage == nil && t.Translations() != "" {
 			s.loadTranslations(vm, t)
 		}
 		s.greetClone()
@@ -172,15 +181,15 @@ func (s *session) restore(cfg qemu.Config, t template.Template) (*hypervisor.VM,
 		if msg := stderr.held(); msg != "" {
 			err = fmt.Errorf("%w (qemu: %s)", err, msg)
 		}
-		return nil, err
+		return nil, badImage, err
 	}
 	stderr.release()
-	return vm, nil
+	return vm, badImage, nil
 }
 
 // loadTranslations gives the clone's QEMU the code its template
-// translated (checked with the template, and again by QEMU); a clone
-// without it only translates more.
+// translated (its hash checked meanwhile, and QEMU checks it again); a
+// clone without it only translates more.
 func (s *session) loadTranslations(vm *hypervisor.VM, t template.Template) {
 	start := time.Now()
 	f, err := os.Open(t.Translations())

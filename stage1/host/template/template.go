@@ -121,6 +121,16 @@ func (s Store) path(key string) string { return filepath.Join(s.Dir, key) }
 // Lookup returns the template of key after checking its record and files:
 // ErrNotFound if there is none, ErrCorrupt if it does not check out.
 func (s Store) Lookup(key string) (Template, error) {
+	t, err := s.LookupForStart(key)
+	if err == nil {
+		err = t.CheckTranslations()
+	}
+	return t, err
+}
+
+// LookupForStart is Lookup but for the image of translated code, which
+// the caller checks (CheckTranslations) before it uses it.
+func (s Store) LookupForStart(key string) (Template, error) {
 	if !keyRe.MatchString(key) {
 		return Template{}, fmt.Errorf("template key %q: not a key", key)
 	}
@@ -144,23 +154,24 @@ func (s Store) Lookup(key string) (Template, error) {
 	if ram.Size() != t.Meta.RAMBytes || ram.ModTime().UnixNano() != t.Meta.RAMModNano {
 		return t, fmt.Errorf("%w: %s: RAM file changed since it was made", ErrCorrupt, key)
 	}
-	// The two big files are hashed side by side (a pod's start waits).
-	translations := make(chan error, 1)
-	go func() {
-		translations <- checkFile(t.Translations(), t.Meta.TranslationsBytes, t.Meta.TranslationsSHA256)
-	}()
 	if sum, err := hashData(t.RAM()); err != nil || sum != t.Meta.RAMSHA256 {
-		<-translations
 		return t, fmt.Errorf("%w: %s: RAM file's contents changed since it was made (%v)", ErrCorrupt, key, err)
 	}
 	if err := checkFile(t.State(), t.Meta.StateBytes, t.Meta.StateSHA256); err != nil {
-		<-translations
 		return t, fmt.Errorf("%w: %s: state file: %w", ErrCorrupt, key, err)
 	}
-	if err := <-translations; err != nil {
-		return t, fmt.Errorf("%w: %s: translations file: %w", ErrCorrupt, key, err)
-	}
 	return t, nil
+}
+
+// CheckTranslations checks the template's image of translated code
+// against its record (nothing to check without one): ErrCorrupt if it
+// changed. LookupForStart leaves it to the caller, who may run it while
+// QEMU starts, before QEMU is given the image.
+func (t Template) CheckTranslations() error {
+	if err := checkFile(t.Translations(), t.Meta.TranslationsBytes, t.Meta.TranslationsSHA256); err != nil {
+		return fmt.Errorf("%w: %s: translations file: %w", ErrCorrupt, t.Meta.Key, err)
+	}
+	return nil
 }
 
 // Make makes the template of key by calling fill with an empty directory

@@ -146,6 +146,32 @@ func TestTranslationsFile(t *testing.T) {
 	}
 }
 
+// LookupForStart leaves the image of translated code to CheckTranslations.
+func TestLookupForStart(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	key := Key("shape")
+	tp, err := s.Make(key, fillWithTranslations("ram", "state", "code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.CheckTranslations(); err != nil {
+		t.Fatalf("a whole image: %v", err)
+	}
+	if err := os.WriteFile(tp.Translations(), []byte("CODE"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LookupForStart(key)
+	if err != nil {
+		t.Fatalf("LookupForStart: %v", err)
+	}
+	if err := got.CheckTranslations(); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("CheckTranslations = %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Lookup(key); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Lookup = %v, want ErrCorrupt", err)
+	}
+}
+
 // While one process makes a template, another does not wait for it or
 // touch it: it is told ErrBusy (and boots cold).
 func TestMakeBusy(t *testing.T) {
