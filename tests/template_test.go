@@ -10,7 +10,6 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
-	"github.com/stage1-kvm/stage1-kvm/stage1/host/supervisor"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
@@ -40,15 +39,7 @@ func templateEnv(dir string) []string {
 // startedFrom is how the pod's VM started (timings.json).
 func startedFrom(t *testing.T, p *harness.Pod) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tm supervisor.Timings
-	if err := json.Unmarshal(b, &tm); err != nil {
-		t.Fatal(err)
-	}
-	return tm.StartedFrom
+	return readTimings(t, p).StartedFrom
 }
 
 // runIdentity runs one identity pod and returns its output lines.
@@ -198,20 +189,6 @@ func sizeAndSum(t *testing.T, path string) (int64, string) {
 	return st.Size(), strings.Fields(string(sum))[0]
 }
 
-// timings is the pod's timings.json.
-func timings(t *testing.T, p *harness.Pod) supervisor.Timings {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(p.Dir, "vm", supervisor.TimingsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tm supervisor.Timings
-	if err := json.Unmarshal(b, &tm); err != nil {
-		t.Fatal(err)
-	}
-	return tm
-}
-
 // Under TCG a template keeps the code its QEMU translated, and a clone's
 // QEMU starts with it. An image QEMU refuses (its record rewritten to
 // match, so that only QEMU's own checks stand) leaves the clone to
@@ -228,7 +205,7 @@ func TestTemplateTranslations(t *testing.T) {
 		t.Fatalf("a TCG template without translated code; stderr:\n%s", r.Stderr)
 	}
 	p, _, r := runIdentity(t, opts)
-	if tm := timings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs <= 0 {
+	if tm := readTimings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs <= 0 {
 		t.Fatalf("clone: started %q, translations loaded in %v ms; stderr:\n%s", tm.StartedFrom, tm.TranslationsMs, r.Stderr)
 	}
 
@@ -245,7 +222,7 @@ func TestTemplateTranslations(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _, r = runIdentity(t, opts)
-	if tm := timings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs != 0 || !strings.Contains(r.Stderr, "dropping the template") {
+	if tm := readTimings(t, p); tm.StartedFrom != "template" || tm.TranslationsMs != 0 || !strings.Contains(r.Stderr, "dropping the template") {
 		t.Fatalf("a changed image: started %q, translations %v ms; stderr:\n%s", tm.StartedFrom, tm.TranslationsMs, r.Stderr)
 	}
 	ents, _ = firstTemplate(t, dir, opts)
@@ -270,7 +247,7 @@ func TestTemplateTranslations(t *testing.T) {
 		}
 		rewriteRecord(t, tp)
 		p, _, r := runIdentity(t, opts)
-		tm := timings(t, p)
+		tm := readTimings(t, p)
 		if tm.StartedFrom != "template" || tm.TranslationsMs != 0 || !strings.Contains(r.Stderr, "clone without its template's translated code") {
 			t.Errorf("%s: started %q, translations %v ms; stderr:\n%s", name, tm.StartedFrom, tm.TranslationsMs, r.Stderr)
 		}
