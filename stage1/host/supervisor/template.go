@@ -133,13 +133,18 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 		return nil
 	}
 	s.timer.markStart(from, check, makeDur, time.Since(s.timer.qemu))
-	if s.o.Flags.Debug {
-		// What the guest printed up to the template point, when the
-		// template was made (bounded: our kernel and pre-init wrote it).
-		b, _ := readTail(filepath.Join(t.Dir, template.ConsoleFile), consoleTail)
-		s.logf("started from template %s; its boot, when it was made:\n%s", key, b)
-	}
+	s.logTemplateBoot(t)
 	return vm
+}
+
+// logTemplateBoot shows, with --debug, what the guest printed up to the
+// template point when t was made (bounded: our kernel and pre-init
+// wrote it): a clone's console starts there.
+func (s *session) logTemplateBoot(t template.Template) {
+	if s.o.Flags.Debug {
+		b, _ := readTail(filepath.Join(t.Dir, template.ConsoleFile), consoleTail)
+		s.logf("started from template %s; its boot, when it was made:\n%s", t.Meta.Key, b)
+	}
 }
 
 // restore starts a clone of t as the pod's VM: QEMU maps t's RAM file
