@@ -86,9 +86,8 @@ func (v *VM) transferState(f *os.File, cmd string, timeout time.Duration, done f
 	if err := v.qmpQuery(m, ignoreShared, nil); err != nil {
 		return err
 	}
-	reply, err := m.RunWithFile([]byte(`{"execute":"getfd","arguments":{"fdname":"`+stateFD+`"}}`), f)
-	if err := replyError("getfd", reply, err); err != nil {
-		return err
+	if err := giveFD(m, stateFD, f); err != nil {
+		return fmt.Errorf("%w: %w", ErrState, err)
 	}
 	if err := v.qmpQuery(m, `{"execute":"`+cmd+`","arguments":{"uri":"fd:`+stateFD+`"}}`, nil); err != nil {
 		return err
@@ -122,6 +121,12 @@ func (v *VM) qmpQuery(m *qmp.SocketMonitor, cmd string, out any) error {
 		}
 	}
 	return nil
+}
+
+// giveFD hands f to QEMU under name (getfd), for a command that names it.
+func giveFD(m *qmp.SocketMonitor, name string, f *os.File) error {
+	reply, err := m.RunWithFile([]byte(`{"execute":"getfd","arguments":{"fdname":"`+name+`"}}`), f)
+	return checkReply("getfd", reply, err)
 }
 
 // replyError is checkReply's error as an ErrState.

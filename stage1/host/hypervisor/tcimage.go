@@ -47,11 +47,10 @@ func (v *VM) passFile(f *os.File, cmd string, timeout time.Duration) error {
 		return err
 	}
 	defer m.Disconnect()
-	reply, err := m.RunWithFile([]byte(`{"execute":"getfd","arguments":{"fdname":"`+translationsFD+`"}}`), f)
-	if err := checkReply("getfd", reply, err); err != nil {
+	if err := giveFD(m, translationsFD, f); err != nil {
 		return err
 	}
-	reply, err = m.Run([]byte(cmd))
+	reply, err := m.Run([]byte(cmd))
 	if err := checkReply(cmd, reply, err); err != nil {
 		return fmt.Errorf("translation cache image: %w", err)
 	}
