@@ -115,10 +115,7 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 		s.logf("made template %s in %d ms", key, t.Meta.MakeMs)
 	}
 	s.timer.markQEMU()
-	// The image of translated code is hashed while QEMU starts.
-	imageOK := make(chan error, 1)
-	go func() { imageOK <- t.CheckTranslations() }()
-	vm, badImage, err := s.restore(cfg, t, imageOK)
+	vm, badImage, err := s.restore(cfg, t, checkImage(t, from == "new-template"))
 	if badImage != nil {
 		// The clone runs without it; the next pod makes a new template.
 		s.warnf("%v: dropping the template", badImage)
@@ -135,6 +132,19 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	s.timer.markStart(from, check, makeDur, time.Since(s.timer.qemu))
 	s.logTemplateBoot(t)
 	return vm
+}
+
+// checkImage checks t's image of translated code in the background, so
+// that it is hashed while QEMU starts; one Make has just recorded
+// (justMade) is not hashed again.
+func checkImage(t template.Template, justMade bool) <-chan error {
+	ok := make(chan error, 1)
+	if justMade {
+		ok <- nil
+	} else {
+		go func() { ok <- t.CheckTranslations() }()
+	}
+	return ok
 }
 
 // logTemplateBoot shows, with --debug, what the guest printed up to the
