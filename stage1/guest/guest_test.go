@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,9 +109,14 @@ func TestParamIn(t *testing.T) {
 	}
 }
 
-// The warm-up configuration is one the guest accepts.
+// The warm-up configuration is one the host can send and the guest
+// accepts.
 func TestWarmConfigParses(t *testing.T) {
-	if _, err := contract.ParsePodConfig([]byte(warmConfig)); err != nil {
+	wire, err := warmConfig.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := contract.ReadPodConfig(bytes.NewReader(wire)); err != nil {
 		t.Fatal(err)
 	}
 }

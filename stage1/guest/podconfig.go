@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"unsafe"
 
@@ -60,21 +59,27 @@ func Configure() error {
 	return nil
 }
 
-// warmConfig is a valid configuration of no pod (a MAC, 64 bytes of
-// entropy in base64, a unit, an account file), in its wire form.
-const warmConfig = `{"hostname":"localhost","machineID":"00000000000000000000000000000000",` +
-	`"entropy":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==",` +
-	`"unixNano":1,"macs":["02:00:00:00:00:00"],` +
-	`"units":[{"name":"a.service","data":"[Unit]\nDescription=a\n"}],` +
-	`"accounts":[{"name":"group","data":"root:x:0:\n"}]}`
+// warmConfig is a valid configuration of no pod, with one of each part.
+var warmConfig = contract.PodConfig{
+	Hostname:  "localhost",
+	MachineID: strings.Repeat("0", 32),
+	Entropy:   make([]byte, contract.EntropyBytes),
+	UnixNano:  1,
+	MACs:      []string{contract.DeviceMAC(0)},
+	Units:     []contract.PodFile{{Name: "a.service", Data: "[Unit]\nDescription=a\n"}},
+	Accounts:  []contract.PodFile{{Name: "group", Data: "root:x:0:\n"}},
+}
 
-// warmParse reads warmConfig and drops it. The read of the pod's own
-// configuration is then no first run: its code was run before the
-// template point, where a template keeps what its QEMU translated, and
-// the JSON decoder's per-type cache is filled.
+// warmParse reads warmConfig, in its wire form, and drops it. The read
+// of the pod's own configuration is then no first run: its code was run
+// before the template point, where a template keeps what its QEMU
+// translated, and the JSON decoder's per-type cache is filled.
 func warmParse() {
-	wire := strconv.Itoa(len(warmConfig)) + "\n" + warmConfig + "\n"
-	if _, err := contract.ReadPodConfig(strings.NewReader(wire)); err != nil {
+	wire, err := warmConfig.Encode()
+	if err == nil {
+		_, err = contract.ReadPodConfig(bytes.NewReader(wire))
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1-guest: warm-up: %v\n", err)
 	}
 }
