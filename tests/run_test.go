@@ -266,8 +266,11 @@ func TestEarlyOutputBurstKeptWhole(t *testing.T) {
 	}
 }
 
+// The pod's journal holds its apps' output and the kernel's messages
+// logged while the pod runs (here one the app writes to the kernel log),
+// but not the guest kernel's boot (a template's, for a clone).
 func TestJournalPersistsInPod(t *testing.T) {
-	p, r := runPod(t, harness.RunOpts{}, sh("app", "echo journal-marker-$((6*7))"))
+	p, r := runPod(t, harness.RunOpts{}, sh("app", "echo journal-marker-$((6*7)); echo kmsg-marker-$((6*7)) > /dev/kmsg"))
 	if r.ExitCode != 0 {
 		t.Fatalf("exit %d: %s", r.ExitCode, r.Stderr)
 	}
@@ -282,6 +285,12 @@ func TestJournalPersistsInPod(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "journal-marker-42") {
 		t.Errorf("app output not in the pod's journal:\n%s", out)
+	}
+	if !strings.Contains(string(out), "kmsg-marker-42") {
+		t.Errorf("a kernel message logged during the pod is not in its journal:\n%s", out)
+	}
+	if strings.Contains(string(out), "Linux version") {
+		t.Errorf("the guest kernel's boot log is in the pod's journal")
 	}
 }
 

@@ -120,3 +120,20 @@ func TestWarmConfigParses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestKmsgSeqnum(t *testing.T) {
+	for rec, want := range map[string]uint64{
+		"6,0,0,-;Linux version 6.1\n":                        0,
+		"4,339,2694759,-,caller=T1;ZZ mark\n":                339,
+		"12,18446744073709551615,1,c;x\n SUBSYSTEM=virtio\n": 18446744073709551615,
+	} {
+		if got, err := kmsgSeqnum([]byte(rec)); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", rec, got, err, want)
+		}
+	}
+	for _, rec := range []string{"", "6,12,0;no flags", "6,x,0,-;bad", "6,12,0,- no separator"} {
+		if _, err := kmsgSeqnum([]byte(rec)); err == nil {
+			t.Errorf("%q: taken", rec)
+		}
+	}
+}

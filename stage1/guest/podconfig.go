@@ -37,6 +37,10 @@ func Configure() error {
 		return err
 	}
 	warmParse()
+	if err := skipBootKernelLog(); err != nil {
+		// The journal then holds the boot's kernel messages: go on.
+		fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+	}
 	c, err := awaitPodConfig()
 	if err != nil {
 		return err
