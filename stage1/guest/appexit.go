@@ -3,13 +3,11 @@ package guest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
@@ -95,13 +93,13 @@ type unitEnd struct {
 // unit change, all its properties, to every connection on its private
 // socket, and during the boot that cost ~0.3 s of emulated CPU before the
 // apps started. An app that ended before is found by the sweep that
-// follows the connection.
+// follows the connection. One connection, for the same reason.
 type exitReporter struct {
 	apps     []string
 	allEnded chan struct{}
 
 	mu       sync.Mutex
-	conn     *sdbus.Conn // nil until start
+	conn     *systemdBus // nil until start
 	reported map[string]bool
 }
 
@@ -113,50 +111,33 @@ func newExitReporter(apps []string) *exitReporter {
 // unless it is stuck, and then the pod cannot end anyway.
 const dbusTimeout = 30 * time.Second
 
-// start connects to systemd and subscribes to its unit changes, then
-// checks every app once; it does nothing once it has succeeded.
+// start connects to systemd and watches its unit changes, then checks
+// every app once; it does nothing once it has succeeded. (No Subscribe
+// call: systemd sends the changes to a private connection anyway.)
 func (r *exitReporter) start() error {
 	r.mu.Lock()
 	if r.conn != nil {
 		r.mu.Unlock()
 		return nil
 	}
-	// Not a context with a deadline: the connection ends with its
-	// context.
-	conn, err := sdbus.NewSystemdConnectionContext(context.Background())
+	conn, err := dialSystemd()
 	if err != nil {
 		r.mu.Unlock()
-		return fmt.Errorf("connect to systemd: %w", err)
+		return err
 	}
-	// go-systemd drops an update when the channel is full and says so on
-	// the error channel: either way the apps are checked again.
-	changes, dropped := make(chan *sdbus.PropertiesUpdate, 256), make(chan error, 1)
-	conn.SetPropertiesSubscriber(changes, dropped)
-	if err := conn.Subscribe(); err != nil {
-		conn.Close()
-		r.mu.Unlock()
-		return fmt.Errorf("subscribe to systemd's unit changes: %w", err)
+	apps := make(map[dbus.ObjectPath]string, len(r.apps))
+	for _, a := range r.apps {
+		apps[unitPath(contract.AppService(a))] = a
 	}
+	conn.unitChanges(func(path dbus.ObjectPath, changed map[string]dbus.Variant) {
+		if app, ok := apps[path]; ok {
+			r.check(app, changed)
+		}
+	})
 	r.conn = conn
 	r.mu.Unlock()
-	go r.watch(changes, dropped)
 	r.sweep()
 	return nil
-}
-
-// watch checks an app whenever its unit changes, and every app when an
-// update was lost.
-func (r *exitReporter) watch(changes <-chan *sdbus.PropertiesUpdate, dropped <-chan error) {
-	for {
-		select {
-		case u := <-changes:
-			if app, ok := strings.CutSuffix(u.UnitName, ".service"); ok && slices.Contains(r.apps, app) {
-				r.check(app, u.Changed)
-			}
-		case <-dropped:
-			r.sweep()
-		}
-	}
 }
 
 // sweep checks every app not yet reported. The forwarder calls it once
@@ -203,47 +184,77 @@ func (r *exitReporter) check(app string, changed map[string]dbus.Variant) {
 	}
 }
 
+// Properties of an app's unit: its state, then (once it is inactive or
+// failed) whether it ever ran and how its main process ended.
+var (
+	activeState = property{unitInterface, "ActiveState"}
+	endState    = []property{
+		{unitInterface, "InactiveExitTimestampMonotonic"},
+		{serviceInterface, "ExecMainCode"},
+		{serviceInterface, "ExecMainStatus"},
+	}
+)
+
 // unitEnd asks systemd whether unit has run and stopped, and how its main
-// process ended. A unit not started yet is inactive too: it has never
-// left the inactive state. What changed holds is not asked (systemd sends
-// a unit's whole state with each change): a change that leaves the unit
-// running costs no call.
+// process ended. What changed holds is not asked (systemd sends a unit's
+// whole state with each change): a change that leaves the unit running
+// costs no call, and the rest is asked in one round trip.
 func (r *exitReporter) unitEnd(unit string, changed map[string]dbus.Variant) (unitEnd, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
 	defer cancel()
-	get := func(name string) (any, error) {
-		if v, ok := changed[name]; ok {
-			return v.Value(), nil
-		}
-		p, err := r.conn.GetUnitPropertyContext(ctx, unit, name)
-		if err != nil {
-			return nil, fmt.Errorf("query %s: %w", unit, err)
-		}
-		return p.Value.Value(), nil
+	props := make(map[string]any, 1+len(endState))
+	for name, v := range changed {
+		props[name] = v.Value()
 	}
-	state, err := get("ActiveState")
-	if err != nil {
+	ask := func(want ...property) error {
+		var missing []property
+		for _, p := range want {
+			if _, ok := props[p.Name]; !ok {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		got, err := r.conn.properties(ctx, unit, missing)
+		maps.Copy(props, got)
+		return err
+	}
+	if err := ask(activeState); err != nil {
 		return unitEnd{}, err
 	}
-	if s, _ := state.(string); s != "inactive" && s != "failed" {
+	if s, _ := props["ActiveState"].(string); s != "inactive" && s != "failed" {
 		return unitEnd{}, nil
 	}
-	left, err := get("InactiveExitTimestampMonotonic")
-	if err != nil {
+	if t, ok := props["InactiveExitTimestampMonotonic"].(uint64); ok && t == 0 {
+		return unitEnd{}, nil // never started
+	}
+	if err := ask(endState...); err != nil {
 		return unitEnd{}, err
 	}
-	if t, _ := left.(uint64); t == 0 {
+	return unitEndOf(props)
+}
+
+// hasEnded says, from a unit's state properties, whether it has run
+// and stopped (inactive or failed). A unit not started yet is inactive
+// too: it has never left the inactive state.
+func hasEnded(props map[string]any) bool {
+	state, _ := props["ActiveState"].(string)
+	left, _ := props["InactiveExitTimestampMonotonic"].(uint64)
+	return (state == "inactive" || state == "failed") && left != 0
+}
+
+// unitEndOf reads, from a unit's activeState and endState properties,
+// whether it has ended, and how its main process did.
+func unitEndOf(props map[string]any) (unitEnd, error) {
+	if !hasEnded(props) {
 		return unitEnd{}, nil
 	}
 	end := unitEnd{ended: true}
 	for name, v := range map[string]*int32{"ExecMainCode": &end.code, "ExecMainStatus": &end.status} {
-		p, err := r.conn.GetServicePropertyContext(ctx, unit, name)
-		if err != nil {
-			return unitEnd{}, fmt.Errorf("query %s: %w", unit, err)
-		}
-		n, ok := p.Value.Value().(int32)
+		n, ok := props[name].(int32)
 		if !ok {
-			return unitEnd{}, fmt.Errorf("query %s: %s is %s", unit, name, p.Value.Signature())
+			return unitEnd{}, fmt.Errorf("%s is %T, not int32", name, props[name])
 		}
 		*v = n
 	}
@@ -255,7 +266,7 @@ func (r *exitReporter) unitEnd(unit string, changed map[string]dbus.Variant) (un
 func (r *exitReporter) powerOff() error {
 	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
 	defer cancel()
-	if _, err := r.conn.StartUnitContext(ctx, "poweroff.target", "replace-irreversibly", nil); err != nil {
+	if err := r.conn.startUnit(ctx, "poweroff.target", "replace-irreversibly"); err != nil {
 		return fmt.Errorf("power off: %w", err)
 	}
 	return nil

@@ -99,6 +99,31 @@ func TestUnitEndFromChange(t *testing.T) {
 	}
 }
 
+// A unit that ran and stopped gives its main process's status; one that
+// runs, or never ran, has not ended.
+func TestUnitEndOf(t *testing.T) {
+	for _, state := range []string{"inactive", "failed"} {
+		p := map[string]any{"ActiveState": state, "InactiveExitTimestampMonotonic": uint64(5), "ExecMainCode": int32(mainKilled), "ExecMainStatus": int32(9)}
+		end, err := unitEndOf(p)
+		if err != nil || end != (unitEnd{ended: true, code: mainKilled, status: 9}) {
+			t.Errorf("%v: %+v, %v; want ended, killed by 9", p, end, err)
+		}
+	}
+	for _, p := range []map[string]any{
+		{"ActiveState": "deactivating", "InactiveExitTimestampMonotonic": uint64(5)},
+		{"ActiveState": "inactive", "InactiveExitTimestampMonotonic": uint64(0)},
+		{"ActiveState": "inactive"},
+	} {
+		if end, err := unitEndOf(p); err != nil || end.ended {
+			t.Errorf("%v: %+v, %v; want not ended", p, end, err)
+		}
+	}
+	bad := map[string]any{"ActiveState": "failed", "InactiveExitTimestampMonotonic": uint64(5), "ExecMainCode": "1", "ExecMainStatus": int32(3)}
+	if _, err := unitEndOf(bad); err == nil {
+		t.Errorf("an ExecMainCode that is not an int32 was taken")
+	}
+}
+
 func TestParamIn(t *testing.T) {
 	cmdline := "console=ttyS0 stage1_virtiofs=pod,vol-1 systemd.unit=stage1-boot.target stage1_virtiofsx=no\n"
 	if got := paramIn(cmdline, "stage1_virtiofs"); got != "pod,vol-1" {
