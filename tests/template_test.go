@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/settings"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
+	"golang.org/x/sys/unix"
 )
 
 // identityApp prints what must differ between clones of one template:
@@ -124,9 +126,26 @@ func TestTemplateCorrupt(t *testing.T) {
 		t.Fatalf("after corrupting the RAM file: started %q, stderr:\n%s", got, r.Stderr)
 	}
 
+	// Changed in place, its size and time kept: found out by its hash,
+	// which runs while the clone's QEMU starts; before the guest runs,
+	// the pod boots cold with a notice and the template is dropped.
+	tp, err := (template.Store{Dir: dir}).Lookup(ents[0].Key)
+	if err != nil {
+		t.Fatalf("the template made again: %v", err)
+	}
+	flipRAM(t, tp)
+	p, _, r = runIdentity(t, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
+	if got := startedFrom(t, p); got != "cold" || !strings.Contains(r.Stderr, "RAM file's contents changed") {
+		t.Fatalf("after changing the RAM file in place: started %q, stderr:\n%s", got, r.Stderr)
+	}
+	if _, err := (template.Store{Dir: dir}).Lookup(ents[0].Key); !errors.Is(err, template.ErrNotFound) {
+		t.Fatalf("a template whose RAM changed is still there: %v", err)
+	}
+	firstTemplate(t, dir, harness.RunOpts{Net: "none", Env: templateEnv(dir)})
+
 	// A state that checks out (its record rewritten to match) but that
 	// QEMU cannot load: cold boot, notice, template dropped.
-	tp, err := (template.Store{Dir: dir}).Lookup(ents[0].Key)
+	tp, err = (template.Store{Dir: dir}).Lookup(ents[0].Key)
 	if err != nil {
 		t.Fatalf("the template made again: %v", err)
 	}
@@ -143,6 +162,36 @@ func TestTemplateCorrupt(t *testing.T) {
 	}
 	if _, err := (template.Store{Dir: dir}).Lookup(ents[0].Key); err == nil {
 		t.Error("a template QEMU refused is still there")
+	}
+}
+
+// flipRAM inverts the first byte of tp's RAM file that holds data,
+// keeping the file's size and time.
+func flipRAM(t *testing.T, tp template.Template) {
+	t.Helper()
+	st, err := os.Stat(tp.RAM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(tp.RAM(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	off, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_DATA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(tp.RAM(), st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
 	}
 }
 

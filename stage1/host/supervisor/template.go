@@ -115,7 +115,7 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 		s.logf("made template %s in %d ms", key, t.Meta.MakeMs)
 	}
 	s.timer.markQEMU()
-	vm, badImage, err := s.restore(cfg, t, checkImage(t, from == "new-template"))
+	vm, badImage, err := s.restore(cfg, t, checkTemplate(t, from == "new-template"))
 	if badImage != nil {
 		// The clone runs without it; the next pod makes a new template.
 		s.warnf("%v: dropping the template", badImage)
@@ -123,8 +123,9 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	}
 	if err != nil {
 		s.warnf("booting cold: starting from template %s failed: %v", key, err)
-		if errors.Is(err, hypervisor.ErrState) {
-			// QEMU refused the state: never again.
+		if errors.Is(err, hypervisor.ErrState) || errors.Is(err, template.ErrCorrupt) {
+			// QEMU refused the state, or a file changed: never
+			// again (the next pod makes it anew).
 			store.Drop(key)
 		}
 		return nil
@@ -134,17 +135,30 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	return vm
 }
 
-// checkImage checks t's image of translated code in the background, so
-// that it is hashed while QEMU starts; one Make has just recorded
-// (justMade) is not hashed again.
-func checkImage(t template.Template, justMade bool) <-chan error {
-	ok := make(chan error, 1)
+// templateChecks are the hashes of a template's files, run in the
+// background while the clone's QEMU starts (one goroutine, in the order
+// the restore needs them): each channel gives its file's check before
+// QEMU reads it (state), is given it (image) or runs it (ram).
+type templateChecks struct {
+	state, image, ram chan error
+}
+
+// checkTemplate starts checking t's files; those of a template Make has
+// just recorded (justMade) are not hashed again.
+func checkTemplate(t template.Template, justMade bool) templateChecks {
+	c := templateChecks{state: make(chan error, 1), image: make(chan error, 1), ram: make(chan error, 1)}
 	if justMade {
-		ok <- nil
-	} else {
-		go func() { ok <- t.CheckTranslations() }()
+		c.state <- nil
+		c.image <- nil
+		c.ram <- nil
+		return c
 	}
-	return ok
+	go func() {
+		c.state <- t.CheckState()
+		c.image <- t.CheckTranslations()
+		c.ram <- t.CheckRAM()
+	}()
+	return c
 }
 
 // logTemplateBoot shows, with --debug, what the guest printed up to the
@@ -159,11 +173,12 @@ func (s *session) logTemplateBoot(t template.Template) {
 
 // restore starts a clone of t as the pod's VM: QEMU maps t's RAM file
 // copy-on-write and loads its device state, and the guest resumes at the
-// template point, where it reads this pod's configuration. imageOK says
-// whether t's image of translated code checked out (badImage: it did
-// not, and the clone runs without it). On failure nothing of the clone
-// is left (QEMU killed, its port connections dropped).
-func (s *session) restore(cfg qemu.Config, t template.Template, imageOK <-chan error) (vm *hypervisor.VM, badImage, err error) {
+// template point, where it reads this pod's configuration. checks hash
+// t's files meanwhile: a changed state or RAM file fails the restore
+// (template.ErrCorrupt), a changed image of translated code is not
+// loaded (badImage; the clone runs without it). On failure nothing of
+// the clone is left (QEMU killed, its port connections dropped).
+func (s *session) restore(cfg qemu.Config, t template.Template, checks templateChecks) (vm *hypervisor.VM, badImage, err error) {
 	c := cfg
 	c.RAMFile, c.Incoming = t.RAM(), true
 	state, err := os.Open(t.State())
@@ -178,13 +193,19 @@ func (s *session) restore(cfg qemu.Config, t template.Template, imageOK <-chan e
 	if err != nil {
 		return nil, nil, err
 	}
-	err = vm.LoadState(state, stateTimeout)
+	// QEMU maps the RAM file at its start but runs nothing from it
+	// before Resume; it parses the state in LoadState.
+	if err = <-checks.state; err == nil {
+		err = vm.LoadState(state, stateTimeout)
+	}
 	if err == nil {
-		if badImage = <-imageOK; badImage == nil && t.Translations() != "" {
+		if badImage = <-checks.image; badImage == nil && t.Translations() != "" {
 			s.loadTranslations(vm, t)
 		}
-		s.greetClone()
-		err = vm.Resume(stateTimeout)
+		if err = <-checks.ram; err == nil {
+			s.greetClone()
+			err = vm.Resume(stateTimeout)
+		}
 	}
 	if err != nil {
 		vm.Kill()

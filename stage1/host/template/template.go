@@ -122,14 +122,18 @@ func (s Store) path(key string) string { return filepath.Join(s.Dir, key) }
 // ErrNotFound if there is none, ErrCorrupt if it does not check out.
 func (s Store) Lookup(key string) (Template, error) {
 	t, err := s.LookupForStart(key)
-	if err == nil {
-		err = t.CheckTranslations()
+	for _, check := range []func() error{t.CheckState, t.CheckRAM, t.CheckTranslations} {
+		if err == nil {
+			err = check()
+		}
 	}
 	return t, err
 }
 
-// LookupForStart is Lookup but for the image of translated code, which
-// the caller checks (CheckTranslations) before it uses it.
+// LookupForStart is Lookup without hashing the files: their record, their
+// sizes and the RAM file's time are checked; the caller hashes each file
+// (CheckState, CheckRAM, CheckTranslations) while QEMU starts, before
+// QEMU reads or runs it.
 func (s Store) LookupForStart(key string) (Template, error) {
 	if !keyRe.MatchString(key) {
 		return Template{}, fmt.Errorf("template key %q: not a key", key)
@@ -154,19 +158,39 @@ func (s Store) LookupForStart(key string) (Template, error) {
 	if ram.Size() != t.Meta.RAMBytes || ram.ModTime().UnixNano() != t.Meta.RAMModNano {
 		return t, fmt.Errorf("%w: %s: RAM file changed since it was made", ErrCorrupt, key)
 	}
-	if sum, err := hashData(t.RAM()); err != nil || sum != t.Meta.RAMSHA256 {
-		return t, fmt.Errorf("%w: %s: RAM file's contents changed since it was made (%v)", ErrCorrupt, key, err)
-	}
-	if err := checkFile(t.State(), t.Meta.StateBytes, t.Meta.StateSHA256); err != nil {
-		return t, fmt.Errorf("%w: %s: state file: %w", ErrCorrupt, key, err)
+	for path, size := range map[string]int64{t.State(): t.Meta.StateBytes, t.Translations(): t.Meta.TranslationsBytes} {
+		if path == "" {
+			continue
+		}
+		if st, err := os.Stat(path); err != nil || st.Size() != size {
+			return t, fmt.Errorf("%w: %s: %s changed since it was made (%v)", ErrCorrupt, key, filepath.Base(path), err)
+		}
 	}
 	return t, nil
 }
 
+// CheckState checks the template's device state against its record:
+// ErrCorrupt if it changed.
+func (t Template) CheckState() error {
+	if err := checkFile(t.State(), t.Meta.StateBytes, t.Meta.StateSHA256); err != nil {
+		return fmt.Errorf("%w: %s: state file: %w", ErrCorrupt, t.Meta.Key, err)
+	}
+	return nil
+}
+
+// CheckRAM checks the data of the template's RAM file against its
+// record: ErrCorrupt if it changed (a clone would run a guest no one
+// booted).
+func (t Template) CheckRAM() error {
+	if sum, err := hashData(t.RAM()); err != nil || sum != t.Meta.RAMSHA256 {
+		return fmt.Errorf("%w: %s: RAM file's contents changed since it was made (%v)", ErrCorrupt, t.Meta.Key, err)
+	}
+	return nil
+}
+
 // CheckTranslations checks the template's image of translated code
 // against its record (nothing to check without one): ErrCorrupt if it
-// changed. LookupForStart leaves it to the caller, who may run it while
-// QEMU starts, before QEMU is given the image.
+// changed.
 func (t Template) CheckTranslations() error {
 	if err := checkFile(t.Translations(), t.Meta.TranslationsBytes, t.Meta.TranslationsSHA256); err != nil {
 		return fmt.Errorf("%w: %s: translations file: %w", ErrCorrupt, t.Meta.Key, err)

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -146,30 +147,58 @@ func TestTranslationsFile(t *testing.T) {
 	}
 }
 
-// LookupForStart leaves the image of translated code to CheckTranslations.
+// LookupForStart leaves the files' contents to CheckState, CheckRAM and
+// CheckTranslations: a file changed in place, at its size (and, for the
+// RAM file, its time), is found by its check, and by Lookup.
 func TestLookupForStart(t *testing.T) {
 	s := Store{Dir: t.TempDir()}
 	key := Key("shape")
-	tp, err := s.Make(key, fillWithTranslations("ram", "state", "code"))
+	for name, c := range map[string]struct {
+		file  func(Template) string
+		check func(Template) error
+	}{
+		"state":        {Template.State, Template.CheckState},
+		"RAM":          {Template.RAM, Template.CheckRAM},
+		"translations": {Template.Translations, Template.CheckTranslations},
+	} {
+		tp, err := s.Make(key, fillWithTranslations("ram", "state", "code"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.check(tp); err != nil {
+			t.Fatalf("%s: a whole file: %v", name, err)
+		}
+		st, err := os.Stat(c.file(tp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(c.file(tp), bytes.ToUpper(must(os.ReadFile(c.file(tp)))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(c.file(tp), st.ModTime(), st.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.LookupForStart(key)
+		if err != nil {
+			t.Fatalf("%s: LookupForStart: %v", name, err)
+		}
+		if err := c.check(got); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: check = %v, want ErrCorrupt", name, err)
+		}
+		if _, err := s.Lookup(key); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Lookup = %v, want ErrCorrupt", name, err)
+		}
+		if err := s.Drop(key); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func must(b []byte, err error) []byte {
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
-	if err := tp.CheckTranslations(); err != nil {
-		t.Fatalf("a whole image: %v", err)
-	}
-	if err := os.WriteFile(tp.Translations(), []byte("CODE"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.LookupForStart(key)
-	if err != nil {
-		t.Fatalf("LookupForStart: %v", err)
-	}
-	if err := got.CheckTranslations(); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("CheckTranslations = %v, want ErrCorrupt", err)
-	}
-	if _, err := s.Lookup(key); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Lookup = %v, want ErrCorrupt", err)
-	}
+	return b
 }
 
 // While one process makes a template, another does not wait for it or
