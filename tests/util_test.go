@@ -203,15 +203,13 @@ func selftestVM(dir string, accel qemu.Accel, debug bool, sock string) qemu.Conf
 }
 
 // selftestReady plays the host's part on a self-test VM's events port
-// (conn): it sends a pod configuration, as run does, and returns the first
-// event after the pre-init's.
+// (conn): it sends a pod configuration when the guest reaches the
+// template point, as run does, and returns the first event after the
+// pre-init's (kernel-booted) and the template point.
 func selftestReady(conn net.Conn) (string, contract.Event, error) {
 	c := contract.PodConfig{Hostname: "selftest", MachineID: strings.Repeat("5e", 16), Entropy: make([]byte, contract.EntropyBytes), UnixNano: time.Now().UnixNano()}
 	rand.Read(c.Entropy)
 	b, err := c.Encode()
-	if err == nil {
-		_, err = conn.Write(b)
-	}
 	if err != nil {
 		return "", contract.Event{}, err
 	}
@@ -222,7 +220,13 @@ func selftestReady(conn net.Conn) (string, contract.Event, error) {
 			return line, contract.Event{}, err
 		}
 		e, err := contract.ParseEvent(line)
-		if err != nil || e.Kind != contract.EventTemplatePoint {
+		switch {
+		case err == nil && e.Kind == contract.EventKernelBooted:
+		case err == nil && e.Kind == contract.EventTemplatePoint:
+			if _, err := conn.Write(b); err != nil {
+				return line, e, err
+			}
+		default:
 			return line, e, err
 		}
 	}

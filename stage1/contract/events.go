@@ -44,7 +44,10 @@ var ErrMalformedEvent = errors.New("malformed event")
 type EventKind string
 
 const (
-	EventReady         EventKind = "ready"
+	EventReady EventKind = "ready"
+	// EventKernelBooted: the pre-init is about to exec systemd (the
+	// kernel's boot, and the pre-init's, are over).
+	EventKernelBooted  EventKind = "kernel-booted"
 	EventTemplatePoint EventKind = "template-point"
 	EventStdinReady    EventKind = "stdin-ready"
 	EventAgentReady    EventKind = "agent-ready"
@@ -130,7 +133,7 @@ func ParseEvent(line string) (Event, error) {
 				return e, nil
 			}
 		}
-	case EventTemplatePoint, EventStdinReady, EventAgentReady, EventSettled, EventEnded:
+	case EventKernelBooted, EventTemplatePoint, EventStdinReady, EventAgentReady, EventSettled, EventEnded:
 		if len(f) != 1 {
 			break
 		}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRoundTrip(t *testing.T) {
-	for _, e := range []Event{{Kind: EventReady}, {Kind: EventReady, KernelMs: 300, TotalMs: 1100}, {Kind: EventStdinReady}, {Kind: EventAgentReady}, {Kind: EventSettled}, {Kind: EventExited, App: "web", Status: 42}, {Kind: EventExited, App: "a-b", Status: 0}, {Kind: EventReady, KernelMs: 5}, {Kind: EventOutputEnd, StdoutBytes: 1 << 40, StderrBytes: 0}} {
+	for _, e := range []Event{{Kind: EventReady}, {Kind: EventReady, KernelMs: 300, TotalMs: 1100}, {Kind: EventKernelBooted}, {Kind: EventTemplatePoint}, {Kind: EventStdinReady}, {Kind: EventAgentReady}, {Kind: EventSettled}, {Kind: EventExited, App: "web", Status: 42}, {Kind: EventExited, App: "a-b", Status: 0}, {Kind: EventReady, KernelMs: 5}, {Kind: EventOutputEnd, StdoutBytes: 1 << 40, StderrBytes: 0}} {
 		got, err := ParseEvent(e.String() + "\n")
 		if err != nil || got != e {
 			t.Errorf("ParseEvent(%q) = %+v, %v", e.String(), got, err)
@@ -15,7 +15,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	for _, l := range []string{"", "ready now", "ready kernel_ms=x total_ms=1", "exited web", "exited web x", "exited web 300", "exited web -1", "boom",
+	for _, l := range []string{"", "ready now", "ready kernel_ms=x total_ms=1", "exited web", "exited web x", "kernel-booted now", "exited web 300", "exited web -1", "boom",
 		// Negative or malformed timings; app names that are not AC names
 		// (the guest is not trusted with the host's logs and records).
 		"ready kernel_ms=-1 total_ms=5", "ready kernel_ms=1x total_ms=2", "ready total_ms=2 kernel_ms=1",

@@ -99,6 +99,11 @@ func PreInit() error {
 	if err := tuneMemory(); err != nil {
 		return err
 	}
+	// A host making a template drops what QEMU translated so far: the
+	// kernel's boot and ours run in no clone.
+	if err := Send(contract.EventsPort, string(contract.EventKernelBooted)); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+	}
 	// systemd boots to the template point (contract.BootTarget), where
 	// Configure makes the guest a pod's.
 	argv := append([]string{contract.Systemd}, os.Args[1:]...)

@@ -160,8 +160,10 @@ const maxEventLine = 4096
 
 // readEvents parses the guest's event lines on port; the channel is closed
 // when the guest's end closes. Lines that do not parse, or are too long,
-// are passed to skip. It first writes greeting() (the pod's configuration) to
-// the guest.
+// are passed to skip. When the guest says it is at the template point, it
+// writes greeting() (the pod's configuration) to the guest, once. (Not
+// before: QEMU holds what the host writes until the guest opens the port,
+// and the pre-init opens and closes it first, which would drop it.)
 func (c *channels) readEvents(port string, greeting func() ([]byte, error), skip func(error)) <-chan contract.Event {
 	evc := make(chan contract.Event, 16)
 	c.pumps.Add(1)
@@ -173,16 +175,7 @@ func (c *channels) readEvents(port string, greeting func() ([]byte, error), skip
 			return
 		}
 		defer conn.Close()
-		// The guest reads it when it gets there (QEMU holds it until
-		// the guest opens the port): at once for a clone of a template.
-		b, err := greeting()
-		if err == nil && len(b) > 0 {
-			_, err = conn.Write(b)
-		}
-		if err != nil {
-			skip(err)
-			return
-		}
+		greeted := false
 		r := bufio.NewReaderSize(conn, maxEventLine)
 		for {
 			line, err := readLine(r)
@@ -196,6 +189,17 @@ func (c *channels) readEvents(port string, greeting func() ([]byte, error), skip
 			if err != nil {
 				skip(err)
 				continue
+			}
+			if e.Kind == contract.EventTemplatePoint && !greeted {
+				greeted = true
+				b, err := greeting()
+				if err == nil && len(b) > 0 {
+					_, err = conn.Write(b)
+				}
+				if err != nil {
+					skip(err)
+					return
+				}
 			}
 			evc <- e
 		}

@@ -140,8 +140,12 @@ func (l *loop) onEvent(e contract.Event, ok bool) {
 		return
 	}
 	s := l.s
-	l.boot.Stop()
 	s.logf("event: %s", e)
+	if e.Kind == contract.EventKernelBooted {
+		// Not yet a sign the boot will finish: systemd starts now.
+		return
+	}
+	l.boot.Stop()
 	switch e.Kind {
 	case contract.EventReady:
 		s.timer.markReady(e.KernelMs, e.TotalMs)

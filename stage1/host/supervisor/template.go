@@ -344,7 +344,13 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 		return err
 	}
 	defer vm.Kill()
-	conn, err := awaitTemplatePoint(listeners[contract.EventsPort], s.o.Settings.BootTimeoutFor(cfg.Accel))
+	conn, err := awaitTemplatePoint(listeners[contract.EventsPort], s.o.Settings.BootTimeoutFor(cfg.Accel), func() {
+		if cfg.Accel == qemu.TCG {
+			if err := vm.FlushTranslations(stateTimeout); err != nil {
+				s.logf("template VM: %v", err)
+			}
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("template VM: %w (console: %s)", err, templateConsole(m.Console))
 	}
@@ -445,7 +451,7 @@ func sharePaths(shares []qemu.Share) []string {
 // awaitTemplatePoint waits, at most timeout, for the guest's pre-init
 // event on the events port: the guest is at the template point.
 // The connection is returned open.
-func awaitTemplatePoint(events net.Listener, timeout time.Duration) (net.Conn, error) {
+func awaitTemplatePoint(events net.Listener, timeout time.Duration, kernelBooted func()) (net.Conn, error) {
 	deadline := time.Now().Add(timeout)
 	events.(*net.UnixListener).SetDeadline(deadline)
 	conn, err := events.Accept()
@@ -460,7 +466,12 @@ func awaitTemplatePoint(events net.Listener, timeout time.Duration) (net.Conn, e
 			conn.Close()
 			return nil, fmt.Errorf("no pre-init event: %w", err)
 		}
-		if e, err := contract.ParseEvent(line); err == nil && e.Kind == contract.EventTemplatePoint {
+		e, err := contract.ParseEvent(line)
+		switch {
+		case err != nil:
+		case e.Kind == contract.EventKernelBooted:
+			kernelBooted()
+		case e.Kind == contract.EventTemplatePoint:
 			return conn, nil
 		}
 	}

@@ -2,10 +2,13 @@ package supervisor
 
 import (
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
@@ -104,5 +107,34 @@ func TestHeldWriter(t *testing.T) {
 	h.Write([]byte("later\n"))
 	if !strings.HasPrefix(out.String(), "qemu: Not a migration stream\n") || !strings.HasSuffix(out.String(), "later\n") {
 		t.Errorf("after release: %q", out.String())
+	}
+}
+
+// The template VM's events: the end of the kernel's boot is passed on
+// (the host then empties the translation cache), lines that are not
+// events are skipped, and the template point ends the wait.
+func TestAwaitTemplatePoint(t *testing.T) {
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := net.Dial("unix", ln.Addr().String())
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("kernel-booted\nnot an event\nready\ntemplate-point\n"))
+		io.Copy(io.Discard, c)
+	}()
+	booted := 0
+	conn, err := awaitTemplatePoint(ln, 10*time.Second, func() { booted++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if booted != 1 {
+		t.Errorf("kernel-booted passed on %d times, want once", booted)
 	}
 }
