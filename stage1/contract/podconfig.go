@@ -12,11 +12,11 @@ import (
 
 // PodConfig is what makes a booted guest this pod's: the host writes it
 // (Encode: its length on a line, then the JSON and a newline) on the events
-// port as soon as QEMU connects; the configure program reads it
-// (ReadPodConfig) at the template point (after it sends
-// EventTemplatePoint), before it mounts anything of the pod. A cold boot and a clone of a template
-// (docs/architecture.md, "Templates") take the same path, so a clone
-// does nothing a cold pod does not.
+// port, to a cold guest when it says EventTemplatePoint and to a clone
+// before it resumes; the configure program reads it (ReadPodConfig) at the
+// template point, before it mounts anything of the pod. A cold boot and a
+// clone of a template (docs/architecture.md, "Templates") take the same
+// path, so a clone does nothing a cold pod does not.
 //
 // The host is trusted by the guest: ParsePodConfig only bounds the size and
 // checks the form, so a bug shows as an error, not a half-configured pod.

@@ -203,7 +203,9 @@ func (s *session) restore(cfg qemu.Config, t template.Template, checks templateC
 			s.loadTranslations(vm, t)
 		}
 		if err = <-checks.ram; err == nil {
-			s.greetClone()
+			err = s.greetClone()
+		}
+		if err == nil {
 			err = vm.Resume(stateTimeout)
 		}
 	}
@@ -280,20 +282,19 @@ func (h *heldWriter) held() string {
 const greetAcceptTimeout = time.Second
 
 // greetClone sends a loaded clone its configuration before it resumes:
-// its guest waits for nothing but this at the template point, and the
-// event loop, which would send it otherwise, starts some 20-30 ms after
-// the guest runs. On any failure the loop sends it as for a cold boot.
-func (s *session) greetClone() {
+// its guest, past the template point, waits for nothing but this. (The
+// event loop writes a cold guest's when it says template-point, which a
+// clone never says again: a clone that cannot be greeted is not resumed.)
+func (s *session) greetClone() error {
 	ln := s.host.listeners[contract.EventsPort]
 	if ln == nil {
-		return
+		return fmt.Errorf("greet the clone: no events port")
 	}
 	ln.SetDeadline(time.Now().Add(greetAcceptTimeout))
 	conn, err := ln.Accept()
 	ln.SetDeadline(time.Time{})
 	if err != nil {
-		s.logf("configuration sent later: %v", err)
-		return
+		return fmt.Errorf("greet the clone: %w", err)
 	}
 	b, err := s.podConfig()
 	if err == nil {
@@ -301,10 +302,10 @@ func (s *session) greetClone() {
 	}
 	if err != nil {
 		conn.Close()
-		s.logf("configuration sent later: %v", err)
-		return
+		return fmt.Errorf("greet the clone: %w", err)
 	}
 	s.host.greeted = conn
+	return nil
 }
 
 // dropPendingConns closes the connections a failed clone's QEMU made to
