@@ -125,10 +125,10 @@ func mountPod() error {
 	}
 	// /var is ready before journald starts: tell it to write the
 	// persistent journal at once instead of waiting for a flush.
-	if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {
+	if err := os.MkdirAll(journaldRunDir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile("/run/systemd/journal/flushed", nil, 0o644)
+	return os.WriteFile(filepath.Join(journaldRunDir, "flushed"), nil, 0o644)
 }
 
 // installUnits writes the pod's units (from its configuration) in

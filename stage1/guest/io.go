@@ -372,7 +372,7 @@ func copyStream(f *os.File, port io.Writer, j *journalWriter) {
 
 // journalStdout is journald's socket for standard-output streams, the one
 // systemd itself connects services' output to (StandardOutput=journal).
-const journalStdout = "/run/systemd/journal/stdout"
+const journalStdout = journaldRunDir + "/stdout"
 
 // journalWriter passes an app's stream to journald over a stream
 // connection: journald splits it into lines and stores each as an entry of

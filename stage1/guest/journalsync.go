@@ -15,7 +15,11 @@ import (
 
 // journalVarlink is journald's own control socket (it creates it when it
 // starts; it is not socket-activated).
-const journalVarlink = "/run/systemd/journal/io.systemd.journal"
+const journalVarlink = journaldRunDir + "/io.systemd.journal"
+
+// journaldRunDir is journald's runtime directory: its sockets, and the
+// files through which the guest tells it the journal's state.
+const journaldRunDir = "/run/systemd/journal"
 
 // SyncJournal (bounded by contract.JournalSyncTimeout, the wait for
 // journald to start included: the pod's apps start before journald, so a

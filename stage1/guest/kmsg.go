@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -16,7 +15,7 @@ import (
 // kernel message it will store (its "kernel-seqnum" file, mapped by
 // journald as one native-endian uint64): journald skips every earlier
 // message in /dev/kmsg, as it does after a restart.
-const kernelSeqnumFile = "/run/systemd/journal/kernel-seqnum"
+const kernelSeqnumFile = journaldRunDir + "/kernel-seqnum"
 
 // skipBootKernelLog makes journald leave out of the pod's journal the
 // kernel messages logged so far: the guest kernel's boot. Run at the
@@ -32,7 +31,7 @@ func skipBootKernelLog() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(kernelSeqnumFile), 0o755); err != nil {
+	if err := os.MkdirAll(journaldRunDir, 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(kernelSeqnumFile, binary.NativeEndian.AppendUint64(nil, next), 0o644)
