@@ -6,7 +6,7 @@
 //	stage1-guest                                (as PID 1) pre-init, then exec systemd
 //	stage1-guest configure                     the template point: wait for the pod's configuration, apply it, start the pod
 //	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder, exit reporter and guest agent (enter and stop requests; a notify service)
-//	stage1-guest event ready|settled           tell the host the apps are started / the boot is over
+//	stage1-guest mark                          nothing (what a write to a pod's mark would start)
 //	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
 //	stage1-guest selftest                      report boot timings
 //	stage1-guest warm URL                      a first request to the metadata service
@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/cli"
-	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
 )
 
@@ -32,7 +31,7 @@ func run() error {
 		return guest.PreInit()
 	}
 	if len(os.Args) < 2 {
-		return cli.Usagef("stage1-guest configure|io|event|sysctl|selftest|warm")
+		return cli.Usagef("stage1-guest configure|io|sysctl|selftest|warm|mark")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
 	apps := fs.String("apps", "", "comma-separated apps of the pod")
@@ -45,8 +44,10 @@ func run() error {
 	switch cmd := os.Args[1]; {
 	case cmd == "io":
 		return guest.ForwardIO(appList, *interactive, *tty)
-	case cmd == "event" && fs.NArg() == 1:
-		return guest.ReportEvent(contract.EventKind(fs.Arg(0)))
+	case cmd == "mark" && fs.NArg() == 0:
+		// The marks are FIFOs that systemd makes for the I/O forwarder
+		// to see (contract.MarkService): there is nothing to do.
+		return nil
 	case cmd == "sysctl":
 		return guest.WriteSysctls(fs.Args())
 	case cmd == "selftest":
@@ -59,7 +60,7 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
 		}
 		return nil
-	case cmd == "event" || cmd == "configure" || cmd == "warm":
+	case cmd == "mark" || cmd == "configure" || cmd == "warm":
 		return cli.Usagef("stage1-guest %s: wrong arguments %q", cmd, fs.Args())
 	default:
 		return cli.Usagef("unknown command %q", fmt.Sprint(cmd))

@@ -28,9 +28,11 @@ const (
 	// IODir holds each app's stdin, stdout and stderr FIFOs (AppFIFO),
 	// made by the I/O forwarder before any app starts.
 	IODir = "/run/stage1/io"
-	// IOPidFile holds the I/O forwarder's PID: the settled notifier
-	// tells it (SIGUSR1) that the boot is over.
-	IOPidFile = IODir + "/forwarder.pid"
+	// MarkDir is where systemd makes the pod's marks: the FIFOs of
+	// ReadySocket and SettledSocket (ListenFIFO=), made when the units
+	// they are ordered after have started. The I/O forwarder watches it
+	// and tells the host, so no notifier process is started for either.
+	MarkDir = "/run/stage1/marks"
 	// RuntimeUnitDir is where the pre-init installs the pod's units.
 	RuntimeUnitDir = "/run/systemd/system"
 	// TTYPath is the terminal an interactive app gets when run's stdin is
@@ -82,12 +84,22 @@ const (
 	JournalSockets = "systemd-journald.socket systemd-journald-dev-log.socket"
 	// JournalService is the guest's journald (its unit is in the image).
 	JournalService = "systemd-journald.service"
-	// ReadyService tells the host that every app has been started.
-	ReadyService = "stage1-ready.service"
-	// SettledService tells the host that the guest's boot is over.
-	SettledService = "stage1-settled.service"
+	// ReadySocket marks (ReadyMark) that every app has been started.
+	ReadySocket = "stage1-ready.socket"
+	// SettledSocket marks (SettledMark) that the guest's boot is over.
+	SettledSocket = "stage1-settled.socket"
+	// MarkService is the service the mark sockets name (systemd refuses
+	// a socket without one). Nothing writes to a mark, so it never runs;
+	// if anything did, it would end at once.
+	MarkService = "stage1-mark.service"
 	// SelftestTarget is the guest image's boot self-test (no pod).
 	SelftestTarget = "stage1-selftest.target"
+)
+
+// The marks' names in MarkDir.
+const (
+	ReadyMark   = "ready"
+	SettledMark = "settled"
 )
 
 // AppService is the unit name of app's service (rkt's naming).

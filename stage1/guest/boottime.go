@@ -55,46 +55,33 @@ func bootClockMs() (int64, error) {
 	return ts.Nano() / 1e6, nil
 }
 
-// ReportEvent sends the host an event of kind (EventReady or EventSettled),
-// doing first what the event promises: once settled, the boot's page cache
-// is dropped; ready carries the boot timings.
-func ReportEvent(kind contract.EventKind) error {
-	e := contract.Event{Kind: kind}
-	switch kind {
-	case contract.EventSettled:
-		// The I/O forwarder starts reporting the apps' ends now; a
-		// failure only delays that (it starts anyway after a while).
-		if err := signalForwarder(unix.SIGUSR1); err != nil {
-			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+// reportMarks tells the host of each mark systemd makes (watchMarks), in
+// order, doing first what the event promises: ready carries the boot
+// timings; once settled, the boot's page cache is dropped and settled is
+// closed. Other names are not the pod's marks and are ignored.
+func reportMarks(marks <-chan string, settled chan<- struct{}) {
+	for m := range marks {
+		var e contract.Event
+		switch m {
+		case contract.ReadyMark:
+			e.Kind = contract.EventReady
+			if bt, err := ReadBootTimes(); err == nil {
+				e.KernelMs, e.TotalMs = bt.KernelMs, bt.TotalMs
+			}
+		case contract.SettledMark:
+			e.Kind = contract.EventSettled
+			// Only memory is at stake: report the failure, go on.
+			if err := TrimMemory(); err != nil {
+				fmt.Fprintf(os.Stderr, "stage1-io: %v\n", err)
+			}
+			close(settled)
+		default:
+			continue
 		}
-		// Only memory is at stake: report the failure, go on.
-		if err := TrimMemory(); err != nil {
-			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
+		if err := Send(contract.EventsPort, e.String()); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1-io: event %s: %v\n", e.Kind, err)
 		}
-	case contract.EventReady:
-		if bt, err := ReadBootTimes(); err == nil {
-			e.KernelMs, e.TotalMs = bt.KernelMs, bt.TotalMs
-		}
-	default:
-		return fmt.Errorf("event %q: only %s and %s are sent this way", kind, contract.EventReady, contract.EventSettled)
 	}
-	return Send(contract.EventsPort, e.String())
-}
-
-// signalForwarder sends sig to the I/O forwarder (contract.IOPidFile).
-func signalForwarder(sig unix.Signal) error {
-	b, err := os.ReadFile(contract.IOPidFile)
-	if err != nil {
-		return fmt.Errorf("find the I/O forwarder: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("%s: bad PID %q", contract.IOPidFile, b)
-	}
-	if err := unix.Kill(pid, sig); err != nil {
-		return fmt.Errorf("signal the I/O forwarder (PID %d): %w", pid, err)
-	}
-	return nil
 }
 
 // Selftest reports the boot timings of the guest image's self-test boot

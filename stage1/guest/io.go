@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -41,12 +40,16 @@ func ForwardIO(apps []string, interactive string, tty bool) error {
 	if err != nil {
 		return err
 	}
-	term, settled := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	term := make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
-	signal.Notify(settled, unix.SIGUSR1)
-	if err := os.WriteFile(contract.IOPidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", contract.IOPidFile, err)
+	// Watched before systemd hears "ready": the marks come after the
+	// apps' start.
+	marks, err := watchMarks(contract.MarkDir)
+	if err != nil {
+		return err
 	}
+	settled := make(chan struct{})
+	go reportMarks(marks, settled)
 	// Before systemd hears "ready" (and starts the apps): "ready" and
 	// enter right after it find the agent up.
 	ag, err := startAgent()
@@ -104,10 +107,10 @@ func startForwarding(apps []string, interactive string, tty bool) (*forwarder, e
 	return f, nil
 }
 
-// untilEnd runs the exit reporter (from when the settled notifier says
-// the boot is over, SIGUSR1, or after reporterDelay) until the pod's end:
-// every app ended (then the pod ends at once) or term (the power-off).
-func (f *forwarder) untilEnd(exits *exitReporter, ag *agent, term, settled <-chan os.Signal) {
+// untilEnd runs the exit reporter (from when the boot is over, settled, or
+// after reporterDelay) until the pod's end: every app ended (then the pod
+// ends at once) or term (the power-off).
+func (f *forwarder) untilEnd(exits *exitReporter, ag *agent, term <-chan os.Signal, settled <-chan struct{}) {
 	wake := time.NewTimer(reporterDelay)
 	startReporter := func() {
 		if err := exits.start(); err != nil {
@@ -118,6 +121,7 @@ func (f *forwarder) untilEnd(exits *exitReporter, ag *agent, term, settled <-cha
 	for {
 		select {
 		case <-settled:
+			settled = nil
 			startReporter()
 		case <-wake.C:
 			startReporter()
@@ -170,7 +174,7 @@ func (f *forwarder) drain() {
 	}
 }
 
-// reporterDelay bounds the wait for the settled notifier before the exit
+// reporterDelay bounds the wait for the settled mark before the exit
 // reporter starts anyway.
 const reporterDelay = 20 * time.Second
 

@@ -40,9 +40,10 @@ const (
 	// qmpTimeout bounds one QMP exchange with QEMU.
 	qmpTimeout = 5 * time.Second
 	// settleDelay is how long after the guest reports its boot over that
-	// the boot's translated code is dropped: the notifier itself (a Go
-	// program) and systemd's end-of-boot work still run for a few hundred
-	// ms, and code they translate after the flush would stay. Measured on
+	// the boot's translated code is dropped: the guest's forwarder (trimming
+	// memory, starting its exit reporter) and systemd's end-of-boot work
+	// still run for a few hundred ms, and code they translate after the
+	// flush would stay. Measured on
 	// an idle pod: 0 s keeps ~10 MiB of translations, 1 s ~1 MiB, 3 s the same.
 	settleDelay = time.Second
 	// lateFlushDelay is how long after that first flush the translated

@@ -234,7 +234,7 @@ func FuzzGenerate(f *testing.F) {
 }
 
 func validUnitName(n string) bool {
-	if !strings.HasSuffix(n, ".service") && !strings.HasSuffix(n, ".target") {
+	if !strings.HasSuffix(n, ".service") && !strings.HasSuffix(n, ".target") && !strings.HasSuffix(n, ".socket") {
 		return false
 	}
 	for i := 0; i < len(n); i++ {

@@ -79,7 +79,7 @@ type File struct {
 }
 
 // Generate writes the pod's units, sorted by name: one service per app, the
-// I/O forwarder, the ready and settled notifiers and the pod's target,
+// I/O forwarder, the ready and settled marks and the pod's target,
 // which pulls them in (names in contract).
 // (Long but linear: one unit after another.)
 func Generate(p Pod) ([]File, error) {
@@ -109,11 +109,8 @@ func Generate(p Pod) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	ready, err := readyUnit(names)
-	if err != nil {
-		return nil, err
-	}
-	settled, err := settledUnit()
+	ready, settled := readyUnit(names), settledUnit()
+	mark, err := markServiceUnit()
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +130,9 @@ func Generate(p Pod) ([]File, error) {
 		opts []*unit.UnitOption
 	}{
 		{contract.IOService, ioOpts},
-		{contract.ReadyService, ready},
-		{contract.SettledService, settled},
+		{contract.ReadySocket, ready},
+		{contract.SettledSocket, settled},
+		{contract.MarkService, mark},
 		{contract.PodTarget, podTarget(names, targetExtra...)},
 	} {
 		if err := add(u.name, u.opts); err != nil {
@@ -228,7 +226,7 @@ func serviceNames(names []string) string {
 func podTarget(names []string, extra ...string) []*unit.UnitOption {
 	// The journal is the pod's: its sockets and journald start with the
 	// pod (a guest waiting for its pod has none; see BootTarget).
-	wants := serviceNames(names) + " " + contract.ReadyService + " " + contract.SettledService +
+	wants := serviceNames(names) + " " + contract.ReadySocket + " " + contract.SettledSocket +
 		" " + contract.JournalSockets + " " + contract.JournalService
 	for _, e := range extra {
 		wants += " " + e
@@ -277,35 +275,57 @@ func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
 	}, nil
 }
 
-// readyUnit tells the host once every app has been started.
-func readyUnit(names []string) ([]*unit.UnitOption, error) {
-	exec, err := guestCommand("", "event", "ready")
-	if err != nil {
-		return nil, err
-	}
-	return []*unit.UnitOption{
-		unitOpt("Description", "Notify that the pod's apps are started"),
-		// Ready means enter works too: the agent is up before the
-		// apps start (it is part of the I/O forwarder).
-		unitOpt("After", serviceNames(names)),
-		service("Type", "oneshot"),
-		service("ExecStart", exec),
-	}, nil
+// readyUnit marks that every app has been started: systemd makes its FIFO
+// (contract.ReadyMark) once every app's start job is done, and the I/O
+// forwarder, watching contract.MarkDir, tells the host. A socket unit, not a
+// service: no process is started for it (a program's start costs tens of
+// milliseconds of emulated CPU, beside the apps' own start).
+func readyUnit(names []string) []*unit.UnitOption {
+	return markUnit("Mark that the pod's apps are started", contract.ReadyMark,
+		// Ready means enter works too: the agent is up before the apps
+		// start (it is part of the I/O forwarder), and each app's
+		// process runs in its own root (Type=exec).
+		serviceNames(names))
 }
 
-// settledUnit tells the host once systemd has no boot job left (journald
-// included, which starts after the apps): Type=idle runs it only when every
-// queued job has been dispatched. The host then drops the boot's
-// translated code (see supervisor.releaseBootMemory).
-func settledUnit() ([]*unit.UnitOption, error) {
-	exec, err := guestCommand("", "event", string(contract.EventSettled))
+// settledUnit marks that systemd has no boot job left (journald included,
+// which starts after the apps). The I/O forwarder then trims the guest's
+// memory, tells the host (which drops the boot's translated code, see
+// supervisor.releaseBootMemory) and starts its exit reporter.
+func settledUnit() []*unit.UnitOption {
+	return markUnit("Mark that the guest's boot is over", contract.SettledMark,
+		contract.ReadySocket+" "+contract.JournalService)
+}
+
+// markUnit is a socket unit whose only effect is its FIFO, mark, made in
+// contract.MarkDir once the units after lists have started. Nothing writes
+// to it (root only may).
+func markUnit(description, mark, after string) []*unit.UnitOption {
+	return []*unit.UnitOption{
+		unitOpt("Description", description),
+		unitOpt("DefaultDependencies", "no"),
+		unitOpt("After", after),
+		unit.NewUnitOption("Socket", "ListenFIFO", path.Join(contract.MarkDir, mark)),
+		unit.NewUnitOption("Socket", "SocketMode", "0600"),
+		// A socket must name a service it could start (and is
+		// ordered before it): not one of the pod's, which would
+		// make an ordering cycle.
+		unit.NewUnitOption("Socket", "Service", contract.MarkService),
+	}
+}
+
+// markServiceUnit is what a write to a mark would start: a program that
+// ends at once (a socket that triggers it again and again is stopped by
+// systemd's trigger limit).
+func markServiceUnit() ([]*unit.UnitOption, error) {
+	exec, err := guestCommand("", "mark")
 	if err != nil {
 		return nil, err
 	}
 	return []*unit.UnitOption{
-		unitOpt("Description", "Notify that the guest's boot is over"),
-		unitOpt("After", contract.ReadyService+" "+contract.JournalService),
-		service("Type", "idle"),
+		unitOpt("Description", "Nothing: the service the pod's marks name"),
+		unitOpt("DefaultDependencies", "no"),
+		service("Type", "oneshot"),
 		service("ExecStart", exec),
 	}, nil
 }

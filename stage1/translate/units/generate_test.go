@@ -119,7 +119,7 @@ func TestGenerateFileNames(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	want := []string{"alpha.service", "stage1-io.service", "stage1-pod.target", "stage1-ready.service", "stage1-settled.service", "zeta.service"}
+	want := []string{"alpha.service", "stage1-io.service", "stage1-mark.service", "stage1-pod.target", "stage1-ready.socket", "stage1-settled.socket", "zeta.service"}
 	if !slices.Equal(names, want) {
 		t.Errorf("files = %q, want %q", names, want)
 	}
@@ -318,22 +318,17 @@ func TestPodUnits(t *testing.T) {
 		t.Errorf("target After = %q", got)
 	}
 	// The journal starts with the pod, not before (a template has none).
-	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-ready.service stage1-settled.service systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service" {
+	if got := target.one(t, "Unit", "Wants"); got != "b.service a.service stage1-ready.socket stage1-settled.socket systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service" {
 		t.Errorf("target Wants = %q", got)
 	}
 
 	// The host learns when boot is over, after journald (which starts
-	// after the apps) and every other job.
-	settled := units["stage1-settled.service"]
-	if got := settled.one(t, "Service", "Type"); got != "idle" {
-		t.Errorf("settled Type = %q, want idle", got)
-	}
-	if got := settled.one(t, "Unit", "After"); got != "stage1-ready.service systemd-journald.service" {
+	// after the apps): systemd makes the settled mark then.
+	settled := units["stage1-settled.socket"]
+	if got := settled.one(t, "Unit", "After"); got != "stage1-ready.socket systemd-journald.service" {
 		t.Errorf("settled After = %q", got)
 	}
-	if got := settled.one(t, "Service", "ExecStart"); !strings.HasSuffix(got, `"event" "settled"`) {
-		t.Errorf("settled ExecStart = %q", got)
-	}
+	checkMark(t, settled, "/run/stage1/marks/settled")
 
 	io := units["stage1-io.service"]
 	for name, want := range map[string]string{
@@ -353,15 +348,39 @@ func TestPodUnits(t *testing.T) {
 		t.Errorf("io ExecStart = %q, want %q", got, want)
 	}
 
-	ready := units["stage1-ready.service"]
+	ready := units["stage1-ready.socket"]
 	if got := ready.one(t, "Unit", "After"); got != "b.service a.service" {
 		t.Errorf("ready After = %q", got)
 	}
-	if got := ready.one(t, "Service", "Type"); got != "oneshot" {
-		t.Errorf("ready Type = %q", got)
+	checkMark(t, ready, "/run/stage1/marks/ready")
+
+	// What the marks name: it exists (systemd refuses a socket without
+	// one), ends at once, and is ordered after nothing of the pod.
+	mark := units["stage1-mark.service"]
+	if got, want := mark.exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "mark"}}; !equalCmds(got, want) {
+		t.Errorf("mark ExecStart = %q, want %q", got, want)
 	}
-	if got, want := ready.exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "event", "ready"}}; !equalCmds(got, want) {
-		t.Errorf("ready ExecStart = %q, want %q", got, want)
+	if got := mark.all("Unit", "After"); len(got) != 0 {
+		t.Errorf("mark After = %q, want none", got)
+	}
+}
+
+// checkMark checks a mark's socket unit: a FIFO only root may write at
+// fifo, naming the mark service (not one of the pod's units, which a
+// socket is ordered before: the pod's ordering would have a cycle).
+func checkMark(t *testing.T, u parsed, fifo string) {
+	t.Helper()
+	for name, want := range map[string]string{
+		"ListenFIFO": fifo,
+		"SocketMode": "0600",
+		"Service":    "stage1-mark.service",
+	} {
+		if got := u.one(t, "Socket", name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if got := u.one(t, "Unit", "DefaultDependencies"); got != "no" {
+		t.Errorf("DefaultDependencies = %q", got)
 	}
 }
 
