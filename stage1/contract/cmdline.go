@@ -14,6 +14,11 @@ const (
 	// free memory goes back page by page; under KVM guest RAM is in huge
 	// host pages that 4 KiB reports would break up.
 	ReportingOrderParam = "stage1_page_reporting_order"
+	// MakingTemplateParam=1 says this boot makes a template: before the
+	// template point the guest then runs, once, what each clone runs
+	// next and no template had, so its translated code is in the
+	// template (guest.warmUp). A cold boot would only pay for it.
+	MakingTemplateParam = "stage1_making_template"
 )
 
 // UnitParam is the systemd unit the guest boots into. (The hostname and

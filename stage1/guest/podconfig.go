@@ -37,6 +37,7 @@ func Configure() error {
 		return err
 	}
 	warmParse()
+	warmUp()
 	if err := skipBootKernelLog(); err != nil {
 		// The journal then holds the boot's kernel messages: go on.
 		fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
@@ -110,6 +111,9 @@ func applyPodConfig(c contract.PodConfig) error {
 	if err := seedRandom(c.Entropy); err != nil {
 		return err
 	}
+	if err := renewBootID(); err != nil {
+		return err
+	}
 	ts := unix.NsecToTimespec(c.UnixNano)
 	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
 		return fmt.Errorf("set the clock: %w", err)
@@ -169,6 +173,22 @@ func seedRandom(b []byte) error {
 	}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), rndReseedCRNG, 0); e != 0 {
 		return fmt.Errorf("reseed the CRNG: %w", e)
+	}
+	return nil
+}
+
+// bootIDFile is the kernel's boot id. Our kernel makes a new one when it
+// is written (kernel/patches/0004; CAP_SYS_ADMIN, the value is ignored).
+const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// renewBootID gives the guest a boot id of its own, drawn from the reseeded
+// CRNG. The kernel makes one on its first read: a clone would otherwise
+// keep its template's if anything read it before the template point (PID
+// 1 does as soon as its event loop arms a timer with some slack, e.g. for
+// a D-Bus client's authentication).
+func renewBootID() error {
+	if err := os.WriteFile(bootIDFile, []byte("new\n"), 0); err != nil {
+		return fmt.Errorf("renew the boot id: %w", err)
 	}
 	return nil
 }

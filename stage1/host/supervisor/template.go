@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,6 +406,8 @@ func templateVM(cfg qemu.Config, dir string) (qemu.Config, map[string]net.Listen
 	m := cfg
 	m.Name, m.RAMFile, m.RAMShared = templateVMName, filepath.Join(dir, template.RAMFile), true
 	m.Console, m.ConsoleAppend = filepath.Join(dir, template.ConsoleFile), false
+	// The guest warms up what its clones will run (guest.warmUp).
+	m.Cmdline = append(slices.Clone(cfg.Cmdline), contract.MakingTemplateParam+"=1")
 	// Short names: a socket's path has at most 107 bytes.
 	m.QMPSocket = filepath.Join(dir, "q")
 	listeners := map[string]net.Listener{}

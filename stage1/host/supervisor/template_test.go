@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,36 @@ func TestAwaitTemplatePoint(t *testing.T) {
 	conn.Close()
 	if booted != 1 {
 		t.Errorf("kernel-booted passed on %d times, want once", booted)
+	}
+}
+
+// The VM making a template is the pod's, but for its files (in the
+// template's directory) and one kernel argument telling the guest to warm
+// up what its clones will run; the pod's own configuration is untouched.
+func TestTemplateVM(t *testing.T) {
+	cfg := podVM(t, "/p/stage1/rootfs", "/p", 160, "0a:58:0a:01:00:02")
+	podCmdline := slices.Clone(cfg.Cmdline)
+	dir := t.TempDir()
+	m, listeners, err := templateVM(cfg, dir)
+	for _, ln := range listeners {
+		defer ln.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(slices.Clone(podCmdline), contract.MakingTemplateParam+"=1")
+	if !slices.Equal(m.Cmdline, want) {
+		t.Errorf("template VM's command line = %q, want %q", m.Cmdline, want)
+	}
+	if !slices.Equal(cfg.Cmdline, podCmdline) {
+		t.Errorf("the pod's command line changed: %q", cfg.Cmdline)
+	}
+	if m.RAMFile != filepath.Join(dir, template.RAMFile) || !m.RAMShared {
+		t.Errorf("RAM file %q shared=%v", m.RAMFile, m.RAMShared)
+	}
+	for _, sh := range m.Shares {
+		if filepath.Dir(sh.Path) != dir {
+			t.Errorf("share %s at %s, outside the template's directory", sh.Tag, sh.Path)
+		}
 	}
 }
