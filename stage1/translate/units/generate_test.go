@@ -331,16 +331,12 @@ func TestPodUnits(t *testing.T) {
 	checkMark(t, settled, "/run/stage1/marks/settled")
 
 	io := units["stage1-io.service"]
-	for name, want := range map[string]string{
+	io.expect(t, "io", "Unit", map[string]string{
 		"DefaultDependencies": "no",
 		"After":               "systemd-journald.socket systemd-journald-dev-log.socket",
 		"Before":              "b.service a.service shutdown.target",
 		"Conflicts":           "shutdown.target",
-	} {
-		if got := io.one(t, "Unit", name); got != want {
-			t.Errorf("io %s = %q, want %q", name, got, want)
-		}
-	}
+	})
 	if got := io.one(t, "Service", "Type"); got != "notify" {
 		t.Errorf("io Type = %q", got)
 	}
@@ -370,17 +366,22 @@ func TestPodUnits(t *testing.T) {
 // socket is ordered before: the pod's ordering would have a cycle).
 func checkMark(t *testing.T, u parsed, fifo string) {
 	t.Helper()
-	for name, want := range map[string]string{
+	u.expect(t, "mark "+fifo, "Socket", map[string]string{
 		"ListenFIFO": fifo,
 		"SocketMode": "0600",
 		"Service":    "stage1-mark.service",
-	} {
-		if got := u.one(t, "Socket", name); got != want {
-			t.Errorf("%s = %q, want %q", name, got, want)
+	})
+	u.expect(t, "mark "+fifo, "Unit", map[string]string{"DefaultDependencies": "no"})
+}
+
+// expect checks that each option of section named in want has exactly
+// that one value (what names the unit in errors).
+func (p parsed) expect(t *testing.T, what, section string, want map[string]string) {
+	t.Helper()
+	for name, v := range want {
+		if got := p.one(t, section, name); got != v {
+			t.Errorf("%s %s = %q, want %q", what, name, got, v)
 		}
-	}
-	if got := u.one(t, "Unit", "DefaultDependencies"); got != "no" {
-		t.Errorf("DefaultDependencies = %q", got)
 	}
 }
 
