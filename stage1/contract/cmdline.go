@@ -17,7 +17,9 @@ const (
 	// MakingTemplateParam=1 says this boot makes a template: before the
 	// template point the guest then runs, once, what each clone runs
 	// next and no template had, so its translated code is in the
-	// template (guest.warmUp). A cold boot would only pay for it.
+	// template (guest.warmUp). A cold boot would only pay for it. (A
+	// clone's /proc/cmdline is its template's and shows it too; only
+	// the boot up to the template point acts on it.)
 	MakingTemplateParam = "stage1_making_template"
 )
 
