@@ -76,7 +76,7 @@ var errInotifyShort = errors.New("inotify event cut short")
 // carry one), in order.
 func parseInotify(b []byte) ([]string, error) {
 	var names []string
-	const header = int(unsafe.Sizeof(unix.InotifyEvent{}))
+	const header = unix.SizeofInotifyEvent
 	for len(b) > 0 {
 		if len(b) < header {
 			return names, errInotifyShort

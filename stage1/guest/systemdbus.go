@@ -37,6 +37,9 @@ func dialSystemd() (*systemdBus, error) {
 	return &systemdBus{conn: conn}, nil
 }
 
+// close ends the connection (and the unitChanges goroutine with it).
+func (b *systemdBus) close() error { return b.conn.Close() }
+
 // unitChanges passes on every change of a unit's state systemd sends:
 // the unit's object path and its changed properties.
 func (b *systemdBus) unitChanges(changed func(path dbus.ObjectPath, props map[string]dbus.Variant)) {

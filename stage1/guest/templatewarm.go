@@ -42,7 +42,7 @@ func warmSystemdBus(deadline time.Time) error {
 	if err != nil {
 		return err
 	}
-	defer conn.conn.Close()
+	defer conn.close()
 	conn.unitChanges(func(dbus.ObjectPath, map[string]dbus.Variant) {})
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
