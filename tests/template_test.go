@@ -102,6 +102,15 @@ func TestTemplateClonesDiffer(t *testing.T) {
 		t.Fatalf("templates list: %v\n%s", err, out)
 	}
 	key := strings.Fields(string(out))[0]
+	// The making guest's warm-up (a bus session, an app started and
+	// ended) went through: its errors would be on the guest's console.
+	console, err := os.ReadFile(filepath.Join(dir, key, template.ConsoleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(console), "warm-up") {
+		t.Errorf("the template's warm-up failed:\n%s", console)
+	}
 	if out, err := exec.Command(filepath.Join(harness.BuildDir(t), "bin", "templates"), "--dir", dir, "drop", key).CombinedOutput(); err != nil {
 		t.Fatalf("templates drop: %v\n%s", err, out)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stage1-kvm/stage1-kvm/rootfs-builder/tree"
 	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
+	"github.com/stage1-kvm/stage1-kvm/stage1/translate/units"
 )
 
 //go:embed all:guestfs
@@ -34,6 +35,9 @@ var hostUnits = []string{
 }
 
 const hostUnitDir = "/lib/systemd/system"
+
+// unitDir is the image's unit directory, relative to its root.
+const unitDir = "usr/lib/systemd/system"
 
 // Fixed metadata so the same inputs give the same image bytes.
 const (
@@ -89,9 +93,16 @@ func Stage(t tree.Tree, guestPrograms []string) error {
 		}
 	}
 	for _, u := range hostUnits {
-		if err := t.CopyFile(hostUnitDir+"/"+u, "usr/lib/systemd/system/"+u, 0o644); err != nil {
+		if err := t.CopyFile(hostUnitDir+"/"+u, unitDir+"/"+u, 0o644); err != nil {
 			return err
 		}
+	}
+	warm, err := units.WarmApp()
+	if err != nil {
+		return fmt.Errorf("warm-up app's unit: %w", err)
+	}
+	if err := t.WriteFile(unitDir+"/"+warm.Name, warm.Content, 0o644); err != nil {
+		return err
 	}
 	for _, p := range guestPrograms {
 		if err := t.CopyFile(p, contract.GuestProgramDir+"/"+filepath.Base(p), 0o755); err != nil {

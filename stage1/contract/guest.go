@@ -102,5 +102,14 @@ const (
 	SettledMark = "settled"
 )
 
+// WarmApp is the app a guest making a template starts, and lets end,
+// before the template point, so that its clones' systemd and kernel start
+// and end the pod's apps with code already translated (guest.warmUp). Its
+// unit, AppService(WarmApp), is in the guest image (rootfs-builder makes
+// it with the units package, like any app's); it runs GuestProgram's mark
+// command in a root the warm-up makes at AppRootfs(WarmApp). No pod's app
+// can have the name: names starting with stage1- are refused.
+const WarmApp = "stage1-warm-app"
+
 // AppService is the unit name of app's service (rkt's naming).
 func AppService(app string) string { return app + ".service" }

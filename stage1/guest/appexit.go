@@ -157,7 +157,9 @@ func (r *exitReporter) check(app string, changed map[string]dbus.Variant) {
 	if r.reported[app] || r.conn == nil {
 		return
 	}
-	end, err := r.unitEnd(contract.AppService(app), changed)
+	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
+	defer cancel()
+	end, err := r.conn.unitEnd(ctx, contract.AppService(app), changed)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1-io: app %s: %v\n", app, err)
 		return
@@ -199,9 +201,7 @@ var (
 // process ended. What changed holds is not asked (systemd sends a unit's
 // whole state with each change): a change that leaves the unit running
 // costs no call, and the rest is asked in one round trip.
-func (r *exitReporter) unitEnd(unit string, changed map[string]dbus.Variant) (unitEnd, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), dbusTimeout)
-	defer cancel()
+func (b *systemdBus) unitEnd(ctx context.Context, unit string, changed map[string]dbus.Variant) (unitEnd, error) {
 	props := make(map[string]any, 1+len(endState))
 	for name, v := range changed {
 		props[name] = v.Value()
@@ -216,7 +216,7 @@ func (r *exitReporter) unitEnd(unit string, changed map[string]dbus.Variant) (un
 		if len(missing) == 0 {
 			return nil
 		}
-		got, err := r.conn.properties(ctx, unit, missing)
+		got, err := b.properties(ctx, unit, missing)
 		maps.Copy(props, got)
 		return err
 	}

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,17 +83,17 @@ func TestPodEnd(t *testing.T) {
 }
 
 // A unit change that says the unit runs, or has not run yet, is settled
-// from the change alone: no call to systemd (the reporter here has no
+// from the change alone: no call to systemd (the bus here has no
 // connection, so a call would fail the check).
 func TestUnitEndFromChange(t *testing.T) {
-	r := newExitReporter([]string{"app"})
+	b := &systemdBus{}
 	for _, changed := range []map[string]dbus.Variant{
 		{"ActiveState": dbus.MakeVariant("active")},
 		{"ActiveState": dbus.MakeVariant("activating")},
 		{"ActiveState": dbus.MakeVariant("deactivating")},
 		{"ActiveState": dbus.MakeVariant("inactive"), "InactiveExitTimestampMonotonic": dbus.MakeVariant(uint64(0))},
 	} {
-		end, err := r.unitEnd("app.service", changed)
+		end, err := b.unitEnd(context.Background(), "app.service", changed)
 		if err != nil || end.ended {
 			t.Errorf("%v: %+v, %v; want not ended, no error", changed, end, err)
 		}

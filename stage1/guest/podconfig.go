@@ -37,7 +37,9 @@ func Configure() error {
 		return err
 	}
 	warmParse()
-	warmUp()
+	if err := warmUp(); err != nil {
+		return err
+	}
 	if err := skipBootKernelLog(); err != nil {
 		// The journal then holds the boot's kernel messages: go on.
 		fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -107,4 +108,25 @@ func (b *systemdBus) startUnit(ctx context.Context, unit, mode string) error {
 		return fmt.Errorf("start %s: %w", unit, err)
 	}
 	return nil
+}
+
+// awaitInactive waits, at most bound, until systemd says unit is inactive
+// (or was never loaded: then it is loaded as inactive).
+func (b *systemdBus) awaitInactive(ctx context.Context, unit string, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	for {
+		got, err := b.properties(ctx, unit, []property{activeState})
+		if err != nil {
+			return err
+		}
+		if got["ActiveState"] == "inactive" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s still %v after %v", unit, got["ActiveState"], bound)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

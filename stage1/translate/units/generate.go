@@ -97,7 +97,7 @@ func Generate(p Pod) ([]File, error) {
 		return nil
 	}
 	for _, a := range p.Apps {
-		opts, err := appUnit(a, names, p)
+		opts, err := appUnit(a, p)
 		if err != nil {
 			return nil, fmt.Errorf("app %s: %w", a.Name, err)
 		}
@@ -331,7 +331,17 @@ func markServiceUnit() ([]*unit.UnitOption, error) {
 }
 
 // appUnit is the service running one app.
-func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
+func appUnit(a App, p Pod) ([]*unit.UnitOption, error) {
+	opts, err := appService(a, p)
+	if err != nil {
+		return nil, err
+	}
+	return append(placement(), opts...), nil
+}
+
+// appService is everything of an app's unit but its place in the pod
+// (placement): how systemd runs the app.
+func appService(a App, p Pod) ([]*unit.UnitOption, error) {
 	root := openRootfs(a.RootfsHost)
 	defer root.Close()
 
@@ -392,12 +402,9 @@ func appUnit(a App, names []string, p Pod) ([]*unit.UnitOption, error) {
 	return opts, nil
 }
 
-// baseOptions place the app in the pod: its ordering against the I/O
-// forwarder and journald, its exit reporting, its root, directory and
-// credentials.
-func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
+// placement orders an app's unit against the I/O forwarder and journald.
+func placement() []*unit.UnitOption {
 	return []*unit.UnitOption{
-		unitOpt("Description", description(a)),
 		// The I/O forwarder must hold the FIFOs' other ends before the
 		// app opens them, and outlive the app at shutdown.
 		unitOpt("Requires", contract.IOService),
@@ -407,6 +414,14 @@ func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
 		// Nothing is lost meanwhile: its sockets already exist and
 		// queue what the I/O forwarder and the apps log.
 		unitOpt("Before", contract.JournalService),
+	}
+}
+
+// baseOptions are the app's description, type, root, directory and
+// credentials.
+func baseOptions(a App, wd string, creds Credentials) []*unit.UnitOption {
+	return []*unit.UnitOption{
+		unitOpt("Description", description(a)),
 		// exec, not simple: the app counts as started once its own
 		// binary runs in its root, so "ready" (and enter right after
 		// it) finds the app's process in the app's view of the world.
