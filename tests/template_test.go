@@ -108,7 +108,7 @@ func TestTemplateClonesDiffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(console), "warm-up") {
+	if strings.Contains(string(console), "stage1-guest: warm-up:") {
 		t.Errorf("the template's warm-up failed:\n%s", console)
 	}
 	if out, err := exec.Command(filepath.Join(harness.BuildDir(t), "bin", "templates"), "--dir", dir, "drop", key).CombinedOutput(); err != nil {
