@@ -153,6 +153,15 @@ func CreateMemcg(podDir string, limit int64) (memcg.Group, error) {
 	if err != nil {
 		return memcg.Group{}, err
 	}
+	// A parent without a limit of its own reads as "max" (v2), or as a
+	// huge number (v1): nothing to leave room for then.
+	if pl, err := parent.Limit(); err == nil {
+		capped, ok := memcg.CapToParent(limit, pl)
+		if !ok {
+			return memcg.Group{}, fmt.Errorf("run's memory cgroup %s allows %d MiB: no room for a VM beside run's %d MiB", parent.Dir, pl>>20, memcg.RunReserveMiB)
+		}
+		limit = capped
+	}
 	name := memcg.Name(filepath.Base(podDir))
 	rec := filepath.Join(podDir, contract.MemcgFile)
 	if err := fsutil.WriteFileAtomic(rec, []byte(filepath.Join(parent.Dir, name)), 0o600); err != nil {

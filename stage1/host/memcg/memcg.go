@@ -201,6 +201,28 @@ func (g Group) Remove() error {
 // (docs/benchmarks.md).
 const OverheadMiB = 64
 
+// RunReserveMiB is what a pod's cgroup leaves to run in the cgroup run is
+// in (CapToParent): run itself needs far less (its Go heap, the files it
+// reads), but when that cgroup's own limit is reached the kernel may kill
+// run, the only other task there, rather than QEMU, and the pod ends with
+// no word of why.
+const RunReserveMiB = 32
+
+// CapToParent bounds a pod's cgroup limit so that, in a parent whose own
+// limit is parentLimit, the pod's cgroup reaches its limit first: then
+// the kernel's out-of-memory killer looks only at QEMU's cgroup.
+// ok is false when nothing is left for QEMU at all.
+func CapToParent(limit, parentLimit int64) (capped int64, ok bool) {
+	reserve := int64(RunReserveMiB) << 20
+	if parentLimit <= 0 || parentLimit-reserve >= limit {
+		return limit, true
+	}
+	if parentLimit <= reserve {
+		return 0, false
+	}
+	return parentLimit - reserve, true
+}
+
 // LimitBytes is the memory bound of a VM of guestMiB of RAM whose QEMU
 // keeps a TCG translation cache of tcgCacheMiB (0 under KVM).
 func LimitBytes(guestMiB, tcgCacheMiB int) int64 {

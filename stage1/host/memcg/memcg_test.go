@@ -93,3 +93,26 @@ func TestCreateV2Refused(t *testing.T) {
 		t.Errorf("memory handed down already: %v", err)
 	}
 }
+
+// A pod's limit leaves run RunReserveMiB of its own cgroup's limit, and
+// is left alone under a parent with room (or no limit).
+func TestCapToParent(t *testing.T) {
+	const mib = int64(1) << 20
+	reserve := int64(RunReserveMiB) * mib
+	for _, c := range []struct {
+		limit, parent, want int64
+		ok                  bool
+	}{
+		{256 * mib, 0, 256 * mib, true},
+		{256 * mib, 1 << 62, 256 * mib, true},
+		{256 * mib, 256*mib + reserve, 256 * mib, true},
+		{256 * mib, 48 * mib, 48*mib - reserve, true},
+		{256 * mib, reserve, 0, false},
+		{256 * mib, reserve - 1, 0, false},
+	} {
+		got, ok := CapToParent(c.limit, c.parent)
+		if got != c.want || ok != c.ok {
+			t.Errorf("CapToParent(%d, %d) = %d, %v; want %d, %v", c.limit, c.parent, got, ok, c.want, c.ok)
+		}
+	}
+}

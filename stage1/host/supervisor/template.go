@@ -346,6 +346,16 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 		return err
 	}
 	defer vm.Kill()
+	// A QEMU that dies before the guest gets there (killed for lack of
+	// memory, say) ends the wait at once, not at the boot's deadline.
+	waiting := make(chan struct{})
+	go func() {
+		select {
+		case <-vm.Done():
+			listeners[contract.EventsPort].Close()
+		case <-waiting:
+		}
+	}()
 	conn, err := awaitTemplatePoint(listeners[contract.EventsPort], s.o.Settings.BootTimeoutFor(cfg.Accel), func() {
 		if cfg.Accel == qemu.TCG {
 			if err := vm.FlushTranslations(stateTimeout); err != nil {
@@ -353,7 +363,13 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 			}
 		}
 	})
+	close(waiting)
 	if err != nil {
+		select {
+		case <-vm.Done():
+			err = vm.Wait()
+		default:
+		}
 		return fmt.Errorf("template VM: %w (console: %s)", err, templateConsole(m.Console))
 	}
 	// Closed only once QEMU is gone: the guest would see the host leave
