@@ -367,7 +367,11 @@ func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 	if err != nil {
 		select {
 		case <-vm.Done():
-			err = vm.Wait()
+			// QEMU's own end says more; a QEMU that exited 0 (the
+			// guest powered off or rebooted) leaves the wait's error.
+			if werr := vm.Wait(); werr != nil {
+				err = werr
+			}
 		default:
 		}
 		return fmt.Errorf("template VM: %w (console: %s)", err, templateConsole(m.Console))
