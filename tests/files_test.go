@@ -15,7 +15,8 @@ import (
 // Every kind of file works in an app's rootfs, on an empty volume and on a
 // host volume, as in rkt's container flavor: a FIFO, a unix socket, a hard
 // link with its file's inode number, an xattr, bytes written through a
-// shared mapping and kept after close without msync; across two apps
+// shared mapping and kept after close without msync, a file grown with
+// fallocate(2) and then written through a mapping; across two apps
 // sharing the empty volume, an flock and an fcntl lock held by one are seen
 // by the other, and so are the bytes one writes through a shared mapping
 // (tests/fileprobe does the checks). Device nodes are made in the app's
@@ -54,7 +55,7 @@ func TestEveryFileType(t *testing.T) {
 	}
 	var want []string
 	for _, dir := range []string{"/", "/scratch", "/data"} {
-		for _, c := range []string{"fifo", "socket", "hardlink", "xattr", "mmapwrite", "unlinked"} {
+		for _, c := range []string{"fifo", "socket", "hardlink", "xattr", "mmapwrite", "fallocate", "unlinked"} {
 			want = append(want, c+" "+dir+" ok")
 		}
 		want = append(want, "mknod "+dir+" FAIL: operation not permitted")

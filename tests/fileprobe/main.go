@@ -1,7 +1,7 @@
 // Command fileprobe checks, from inside a pod's app, that every kind of file
 // behaves as on a local file system in a directory: FIFOs, unix sockets,
 // device nodes, hard links, xattrs, writes through a shared mapping kept
-// after close, an unlinked file reopened through
+// after close, a file grown with fallocate, an unlinked file reopened through
 // /proc/self/fd, and (with a second app, "peer") locks and shared mappings
 // seen across apps. It prints "<check> <dir> ok" or "<check> <dir> FAIL:
 // <why>" per check. The e2e tests run it (tests/files_test.go).
@@ -31,7 +31,7 @@ func main() {
 			for _, c := range []struct {
 				name string
 				fn   func(string) error
-			}{{"fifo", fifo}, {"socket", socket}, {"mknod", mknod}, {"hardlink", hardlink}, {"xattr", xattr}, {"mmapwrite", mmapWrite}, {"unlinked", unlinked}} {
+			}{{"fifo", fifo}, {"socket", socket}, {"mknod", mknod}, {"hardlink", hardlink}, {"xattr", xattr}, {"mmapwrite", mmapWrite}, {"fallocate", fallocateGrow}, {"unlinked", unlinked}} {
 				report(c.name, dir, c.fn(dir))
 			}
 		}
@@ -105,6 +105,46 @@ func mmapWrite(dir string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	got, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("the file holds %d bytes, %d of them as written", len(got), matching(got, want))
+	}
+	return nil
+}
+
+// fallocateGrow grows a file as journald grows its journal files: a
+// header written, fallocate(2) (mode 0) from the file's end, then a write
+// through a shared mapping of the new part. The file must then hold the
+// header, the zeros fallocate added and what the mapping wrote.
+func fallocateGrow(dir string) error {
+	p := filepath.Join(dir, "probe-falloc")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	const size = 1 << 20
+	header, tail := []byte("header\n"), []byte("tail\n")
+	if _, err := f.WriteAt(header, 0); err != nil {
+		return err
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, int64(len(header)), size-int64(len(header))); err != nil {
+		return fmt.Errorf("fallocate: %w", err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	copy(m[size-4096:], tail)
+	if err := unix.Munmap(m); err != nil {
+		return err
+	}
+	want := make([]byte, size)
+	copy(want, header)
+	copy(want[size-4096:], tail)
 	got, err := os.ReadFile(p)
 	if err != nil {
 		return err
