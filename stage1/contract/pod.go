@@ -64,6 +64,11 @@ const (
 	// log, timings, virtiofsd sockets and logs, volume binds, and the
 	// guest's configuration (ConfigDir). Mode 0700.
 	VMDir = "vm"
+	// TemplateSocketsDir holds the sockets of the VM making a template
+	// (QMP, its ports) while it runs: beside the pod's own sockets rather
+	// than in the template store, whose paths can be too long for a
+	// socket's (107 bytes).
+	TemplateSocketsDir = "vm/template"
 	// ConfigDir is the pod's configuration for the guest, read-only in
 	// the pod share.
 	ConfigDir = "vm/config"

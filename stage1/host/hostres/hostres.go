@@ -146,33 +146,35 @@ func RemoveJail(podDir string) error {
 }
 
 // CreateMemcg makes the pod's memory cgroup below run's own, bounded to
-// limit bytes. It is recorded for RemoveMemcg first, so that a run killed
-// at any point leaves nothing gc cannot find.
-func CreateMemcg(podDir string, limit int64) (memcg.Group, error) {
+// limit bytes, or less if run's own cgroup leaves less room
+// (memcg.CapToParent): it returns the bound it set. It is recorded for
+// RemoveMemcg first, so that a run killed at any point leaves nothing gc
+// cannot find.
+func CreateMemcg(podDir string, limit int64) (memcg.Group, int64, error) {
 	parent, err := memcg.Parent()
 	if err != nil {
-		return memcg.Group{}, err
+		return memcg.Group{}, 0, err
 	}
 	// A parent without a limit of its own reads as "max" (v2), or as a
 	// huge number (v1): nothing to leave room for then.
 	if pl, err := parent.Limit(); err == nil {
 		capped, ok := memcg.CapToParent(limit, pl)
 		if !ok {
-			return memcg.Group{}, fmt.Errorf("run's memory cgroup %s allows %d MiB: no room for a VM beside run's %d MiB", parent.Dir, pl>>20, memcg.RunReserveMiB)
+			return memcg.Group{}, 0, fmt.Errorf("run's memory cgroup %s allows %d MiB: no room for a VM beside run's %d MiB", parent.Dir, pl>>20, memcg.RunReserveMiB)
 		}
 		limit = capped
 	}
 	name := memcg.Name(filepath.Base(podDir))
 	rec := filepath.Join(podDir, contract.MemcgFile)
 	if err := fsutil.WriteFileAtomic(rec, []byte(filepath.Join(parent.Dir, name)), 0o600); err != nil {
-		return memcg.Group{}, err
+		return memcg.Group{}, 0, err
 	}
 	g, err := memcg.Create(parent, name, limit)
 	if err != nil {
 		os.Remove(rec)
-		return memcg.Group{}, err
+		return memcg.Group{}, 0, err
 	}
-	return g, nil
+	return g, limit, nil
 }
 
 // RemoveMemcg removes the pod's memory cgroup (once QEMU is gone) and its
@@ -206,6 +208,10 @@ func RemoveSockets(podDir string) error {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = multierror.Append(errs, err)
 		}
+	}
+	// Those of a template's making that run did not live to remove.
+	if err := os.RemoveAll(filepath.Join(podDir, contract.TemplateSocketsDir)); err != nil {
+		errs = multierror.Append(errs, err)
 	}
 	return errs.ErrorOrNil()
 }

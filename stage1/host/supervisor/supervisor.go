@@ -152,7 +152,10 @@ type session struct {
 	host hostEnds
 	// From startVM.
 	accel qemu.Accel
-	vm    *hypervisor.VM
+	// memoryShort, if not "", says how the pod's memory cgroup is
+	// bounded below what its VM may use (no template is made then).
+	memoryShort string
+	vm          *hypervisor.VM
 	// virtiofsds serve the virtiofs shares, if any.
 	virtiofsds []*hypervisor.VirtioFSD
 }

@@ -101,6 +101,13 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	if err != nil && !errors.Is(err, template.ErrNotFound) {
 		s.warnf("%v: making it again", err)
 	}
+	if err != nil && s.memoryShort != "" {
+		// A making VM's RAM is a shared file mapping: short of memory,
+		// the kernel writes it back and reads it again, for minutes,
+		// where a cold VM runs out of memory at once.
+		s.warnf("booting cold: not making a template: %s", s.memoryShort)
+		return nil
+	}
 	if err != nil {
 		from = "new-template"
 		made := time.Now()
@@ -334,7 +341,14 @@ func (s *session) dropPendingConns() {
 // configuration) but its own ports, an empty directory for each share and
 // its own jail: nothing of the pod enters a template.
 func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
-	m, listeners, err := templateVM(cfg, dir)
+	socks := filepath.Join(s.o.PodDir, contract.TemplateSocketsDir)
+	// What a run killed while making one left.
+	os.RemoveAll(socks)
+	if err := os.Mkdir(socks, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(socks)
+	m, listeners, err := templateVM(cfg, dir, socks)
 	for _, ln := range listeners {
 		defer ln.Close()
 	}
@@ -420,16 +434,17 @@ func (s *session) saveTranslations(vm *hypervisor.VM, dir string) {
 }
 
 // templateVM prepares, in dir, the VM that makes the template of cfg's
-// shape: its RAM file, an empty directory per share, a listening socket
-// per port (returned by port name, to be closed by the caller).
-func templateVM(cfg qemu.Config, dir string) (qemu.Config, map[string]net.Listener, error) {
+// shape: its RAM file, an empty directory per share; and in socks, its
+// QMP socket and a listening socket per port (returned by port name, to
+// be closed by the caller).
+func templateVM(cfg qemu.Config, dir, socks string) (qemu.Config, map[string]net.Listener, error) {
 	m := cfg
 	m.Name, m.RAMFile, m.RAMShared = templateVMName, filepath.Join(dir, template.RAMFile), true
 	m.Console, m.ConsoleAppend = filepath.Join(dir, template.ConsoleFile), false
 	// The guest warms up what its clones will run (guest.warmUp).
 	m.Cmdline = append(slices.Clone(cfg.Cmdline), contract.MakingTemplateParam+"=1")
 	// Short names: a socket's path has at most 107 bytes.
-	m.QMPSocket = filepath.Join(dir, "q")
+	m.QMPSocket = filepath.Join(socks, "q")
 	listeners := map[string]net.Listener{}
 	ram, err := os.OpenFile(m.RAMFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -450,7 +465,7 @@ func templateVM(cfg qemu.Config, dir string) (qemu.Config, map[string]net.Listen
 	}
 	m.Ports = nil
 	for i, p := range cfg.Ports {
-		p.Socket = filepath.Join(dir, "p"+strconv.Itoa(i))
+		p.Socket = filepath.Join(socks, "p"+strconv.Itoa(i))
 		ln, err := net.Listen("unix", p.Socket)
 		if err != nil {
 			return m, listeners, err

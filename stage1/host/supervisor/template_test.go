@@ -146,8 +146,13 @@ func TestAwaitTemplatePoint(t *testing.T) {
 func TestTemplateVM(t *testing.T) {
 	cfg := podVM(t, "/p/stage1/rootfs", "/p", 160, "0a:58:0a:01:00:02")
 	podCmdline := slices.Clone(cfg.Cmdline)
-	dir := t.TempDir()
-	m, listeners, err := templateVM(cfg, dir)
+	// A store whose path is too long for a socket's works all the same.
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	socks := t.TempDir()
+	m, listeners, err := templateVM(cfg, dir, socks)
 	for _, ln := range listeners {
 		defer ln.Close()
 	}
@@ -168,5 +173,16 @@ func TestTemplateVM(t *testing.T) {
 		if filepath.Dir(sh.Path) != dir {
 			t.Errorf("share %s at %s, outside the template's directory", sh.Tag, sh.Path)
 		}
+	}
+	if len(listeners) != len(cfg.Ports) {
+		t.Errorf("%d listening sockets for %d ports", len(listeners), len(cfg.Ports))
+	}
+	for _, p := range m.Ports {
+		if filepath.Dir(p.Socket) != socks {
+			t.Errorf("port %s's socket at %s, not in %s", p.Name, p.Socket, socks)
+		}
+	}
+	if filepath.Dir(m.QMPSocket) != socks {
+		t.Errorf("QMP socket at %s, not in %s", m.QMPSocket, socks)
 	}
 }

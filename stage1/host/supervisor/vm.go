@@ -210,7 +210,12 @@ func (s *session) boundMemory(undo *cleanup.Stack, cfg qemu.Config) string {
 		}
 		tcg = cfg.TBSizeMiB
 	}
-	g, err := hostres.CreateMemcg(s.o.PodDir, memcg.LimitBytes(cfg.MemoryMiB, tcg))
+	want := memcg.LimitBytes(cfg.MemoryMiB, tcg)
+	g, limit, err := hostres.CreateMemcg(s.o.PodDir, want)
+	if err == nil && limit < want {
+		s.memoryShort = fmt.Sprintf("run's memory cgroup leaves the VM %d MiB of the %d MiB it may use", limit>>20, want>>20)
+		s.logf("QEMU's memory is bounded below its VM's size: %s", s.memoryShort)
+	}
 	if errors.Is(err, memcg.ErrUnavailable) {
 		s.logf("QEMU's memory is not bounded on its own: %v", err)
 		return ""
