@@ -64,22 +64,10 @@ func TestFaultMatrix(t *testing.T) {
 		// which the kernel would write back and read again for minutes
 		// instead of running out of memory), so the pod fails as a
 		// cold one does.
-		t.Setenv(settings.TemplateDirEnv, shortTempDir(t))
+		t.Setenv(settings.TemplateDirEnv, templateDir(t))
 		faultCase(t, fault{pauseAfter: "channels", inject: intoMemoryCgroup(t, 48<<20),
 			want: []string{"not making a template", "qemu: signal: killed: killed by the kernel for lack of memory"}})
 	})
-}
-
-// shortTempDir is an empty directory removed at the test's end, with a
-// path short enough for the unix sockets made in it (t.TempDir's, named
-// after the test, can be too long).
-func shortTempDir(t *testing.T) string {
-	dir, err := os.MkdirTemp("", "s1t-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
 }
 
 // fault is one case of the matrix.
