@@ -41,16 +41,13 @@ const (
 )
 
 // The pod's configuration for the guest beside PodConfig (which carries
-// its units and accounts): files the host writes for the guest, in
-// ConfigDir on the host and ConfigMount in the guest (read-only). Paths
+// its units, accounts and network): files the host writes for the guest,
+// in ConfigDir on the host and ConfigMount in the guest (read-only). Paths
 // relative to it.
 const (
 	// EnvDir holds one file per app with the app's environment
 	// (EncodeEnv), for the commands enter runs.
 	EnvDir = "env"
-	// NetConfigFile is the pod's network as the host set it up
-	// (NetConfig, JSON), applied by the pre-init.
-	NetConfigFile = "net/config.json"
 )
 
 // Paths relative to the pod directory.

@@ -41,6 +41,10 @@ type PodConfig struct {
 	// handful of small files over 9p took ~100 ms of a clone's start.
 	Units    []PodFile `json:"units,omitempty"`
 	Accounts []PodFile `json:"accounts,omitempty"`
+	// Net is the pod's network as the host set it up, for the guest to
+	// apply (its interfaces' addresses and routes, /etc/resolv.conf and
+	// /etc/hosts); nil: loopback only. Here for the same reason.
+	Net *NetConfig `json:"net,omitempty"`
 }
 
 // PodFile is a file of the pod's configuration: its name (no directory)
@@ -164,6 +168,13 @@ func (c PodConfig) check() error {
 	for _, a := range c.Accounts {
 		if !accountFiles[a.Name] {
 			return fmt.Errorf("%w: account file %q", ErrBadPodConfig, a.Name)
+		}
+	}
+	if c.Net != nil {
+		for _, ifc := range c.Net.Interfaces {
+			if _, err := net.ParseMAC(ifc.MAC); err != nil {
+				return fmt.Errorf("%w: interface %q: MAC %q", ErrBadPodConfig, ifc.Name, ifc.MAC)
+			}
 		}
 	}
 	return nil

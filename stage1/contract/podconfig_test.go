@@ -20,6 +20,8 @@ func TestPodConfigRoundTrip(t *testing.T) {
 	c := validPodConfig()
 	c.Units = []PodFile{{Name: "app.service", Data: "[Unit]\nDescription=a\n\n[Service]\nExecStart=/bin/a\n"}, {Name: "stage1-pod.target", Data: "[Unit]\n"}}
 	c.Accounts = []PodFile{{Name: "passwd", Data: "root:x:0:0::/:/bin/sh\n"}, {Name: "group", Data: "root:x:0:\n"}}
+	c.Net = &NetConfig{Interfaces: []NetInterface{{Name: "eth0", MAC: "0a:58:0a:01:00:02", Addresses: []string{"10.1.0.2/24"},
+		Routes: []NetRoute{{Dst: "0.0.0.0/0", Gateway: "10.1.0.1"}}}}, Hosts: "127.0.0.1 localhost\n"}
 	b, err := c.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +32,9 @@ func TestPodConfigRoundTrip(t *testing.T) {
 	if err != nil || got.Hostname != c.Hostname || got.MachineID != c.MachineID || !bytes.Equal(got.Entropy, c.Entropy) ||
 		got.MACs[0] != c.MACs[0] || len(got.Units) != 2 || got.Units[0] != c.Units[0] || len(got.Accounts) != 2 || got.Accounts[1] != c.Accounts[1] {
 		t.Fatalf("ReadPodConfig = %+v, %v", got, err)
+	}
+	if got.Net == nil || len(got.Net.Interfaces) != 1 || got.Net.Interfaces[0].Routes[0] != c.Net.Interfaces[0].Routes[0] || got.Net.Hosts != c.Net.Hosts {
+		t.Errorf("network = %+v, want %+v", got.Net, c.Net)
 	}
 	if rest, _ := io.ReadAll(r); string(rest) != "next" {
 		t.Errorf("ReadPodConfig took what followed: %q left", rest)
@@ -71,6 +76,7 @@ func TestPodConfigRefused(t *testing.T) {
 		"unit in a directory": func(c *PodConfig) { c.Units = []PodFile{{Name: "../x.service"}} },
 		"unit of no kind":     func(c *PodConfig) { c.Units = []PodFile{{Name: "x"}} },
 		"account file":        func(c *PodConfig) { c.Accounts = []PodFile{{Name: "shadow"}} },
+		"interface's MAC":     func(c *PodConfig) { c.Net = &NetConfig{Interfaces: []NetInterface{{Name: "eth0", MAC: "x"}}} },
 	}
 	for name, mutate := range bad {
 		c := validPodConfig()

@@ -1,8 +1,6 @@
 package guest
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,18 +17,11 @@ import (
 // virtio-net probes before userspace starts, so this is only a safety net.
 const linkWait = 3 * time.Second
 
-// setupNetwork brings up loopback and applies the pod's network
-// configuration, if the host wrote one.
-func setupNetwork() error {
-	b, err := os.ReadFile(filepath.Join(contract.ConfigMount, contract.NetConfigFile))
-	if errors.Is(err, os.ErrNotExist) {
+// setupNetwork applies the pod's network configuration (from its
+// PodConfig; nil: loopback only, up since before the template point).
+func setupNetwork(c *contract.NetConfig) error {
+	if c == nil {
 		return nil
-	} else if err != nil {
-		return fmt.Errorf("read network config: %w", err)
-	}
-	var c contract.NetConfig
-	if err := json.Unmarshal(b, &c); err != nil {
-		return fmt.Errorf("parse network config: %w", err)
 	}
 	for _, ifc := range c.Interfaces {
 		if err := applyInterface(ifc); err != nil {

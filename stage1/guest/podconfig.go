@@ -60,7 +60,7 @@ func Configure() error {
 	if err := installAccounts(c.Accounts); err != nil {
 		return err
 	}
-	if err := setupNetwork(); err != nil {
+	if err := setupNetwork(c.Net); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
 	return nil
@@ -75,6 +75,9 @@ var warmConfig = contract.PodConfig{
 	MACs:      []string{contract.DeviceMAC(0)},
 	Units:     []contract.PodFile{{Name: "a.service", Data: "[Unit]\nDescription=a\n"}},
 	Accounts:  []contract.PodFile{{Name: "group", Data: "root:x:0:\n"}},
+	Net: &contract.NetConfig{Interfaces: []contract.NetInterface{{Name: "eth0", MAC: contract.DeviceMAC(0),
+		Addresses: []string{"10.0.0.2/24"}, Routes: []contract.NetRoute{{Dst: "0.0.0.0/0", Gateway: "10.0.0.1"}}}},
+		ResolvConf: "nameserver 10.0.0.1\n", Hosts: "127.0.0.1 localhost\n"},
 }
 
 // warmParse reads warmConfig, in its wire form, and drops it. The read

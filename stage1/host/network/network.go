@@ -71,6 +71,9 @@ type Result struct {
 	// services of the host, such as rkt's metadata service. Nil without
 	// networks or when that network has no IPv4 gateway.
 	HostIP net.IP
+	// Guest is what the guest applies (contract.PodConfig's Net): its
+	// interfaces' addresses and routes, its resolv.conf and hosts.
+	Guest contract.NetConfig
 }
 
 // Close releases the run entry point's copies of the tap descriptors.
@@ -138,9 +141,9 @@ func runtimeConf(uuid, nsPath string, a attached) *libcni.RuntimeConf {
 	return rt
 }
 
-// Setup creates the pod's networks and writes what the guest and rkt read
-// (contract.NetConfigFile in the stage1 rootfs, net-info.json). The caller
-// must call Release when the pod ends, also when Setup fails.
+// Setup creates the pod's networks, writes what rkt reads (net-info.json)
+// and returns what the guest applies (Result.Guest). The caller must call
+// Release when the pod ends, also when Setup fails.
 func Setup(o Options) (*Result, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -175,7 +178,7 @@ type setup struct {
 	h   *netlink.Handle
 	cni *libcni.CNIConfig
 
-	guest   contract.NetConfig // for NetConfigFile
+	guest   contract.NetConfig // for Result.Guest
 	infos   []NetInfo          // for NetInfoFile
 	dns     *cnitypes.DNS      // the first DNS settings a plugin returned
 	dnsNet  string             // the network that returned them
@@ -329,9 +332,7 @@ func (s *setup) writeFiles() error {
 	if err := files.install(o.PodDir, o.Manifest, &s.guest); err != nil {
 		return err
 	}
-	if err := writeGuestConfig(o.PodDir, &s.guest); err != nil {
-		return err
-	}
+	s.res.Guest = s.guest
 	return SaveNetInfo(o.PodDir, s.infos)
 }
 
@@ -340,18 +341,6 @@ func modeOf(m map[string]string, k string) string {
 		return v
 	}
 	return "default"
-}
-
-func writeGuestConfig(podDir string, c *contract.NetConfig) error {
-	p := filepath.Join(podDir, contract.ConfigDir, contract.NetConfigFile)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(c, "", "\t")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(p, b, 0o644)
 }
 
 // pluginPath is where the plugin of a network type was found, for

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/cleanup"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/network"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
@@ -19,6 +20,8 @@ type podNetwork struct {
 	taps []qemu.Tap
 	// mdsURL is the apps' AC_METADATA_URL with --mds-token.
 	mdsURL string
+	// guest is what the guest applies (contract.PodConfig's Net).
+	guest contract.NetConfig
 }
 
 // setupNetwork creates the pod's networks (--net) in a network namespace of
@@ -43,6 +46,7 @@ func (s *session) setupNetwork(undo *cleanup.Stack) error {
 	}
 	undo.Push("close the taps", res.Close)
 	s.net.taps = res.Taps
+	s.net.guest = res.Guest
 	s.logf("network: %s", res.Summary)
 	if tok := s.o.Flags.MDSToken; tok != "" {
 		if url.PathEscape(tok) != tok {
