@@ -98,15 +98,15 @@ func (s *session) startFromTemplate(cfg qemu.Config) *hypervisor.VM {
 	looked := time.Now()
 	t, err := store.LookupForStart(key)
 	check := time.Since(looked)
-	if err != nil && !errors.Is(err, template.ErrNotFound) {
-		s.warnf("%v: making it again", err)
-	}
 	if err != nil && s.memoryShort != "" {
 		// A making VM's RAM is a shared file mapping: short of memory,
 		// the kernel writes it back and reads it again, for minutes,
 		// where a cold VM runs out of memory at once.
 		s.warnf("booting cold: not making a template: %s", s.memoryShort)
 		return nil
+	}
+	if err != nil && !errors.Is(err, template.ErrNotFound) {
+		s.warnf("%v: making it again", err)
 	}
 	if err != nil {
 		from = "new-template"
