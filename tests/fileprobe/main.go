@@ -105,14 +105,7 @@ func mmapWrite(dir string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	got, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("the file holds %d bytes, %d of them as written", len(got), matching(got, want))
-	}
-	return nil
+	return holds(p, want)
 }
 
 // fallocateGrow grows a file as journald grows its journal files: a
@@ -145,6 +138,11 @@ func fallocateGrow(dir string) error {
 	want := make([]byte, size)
 	copy(want, header)
 	copy(want[size-4096:], tail)
+	return holds(p, want)
+}
+
+// holds checks that the file at p, read again, is want.
+func holds(p string, want []byte) error {
 	got, err := os.ReadFile(p)
 	if err != nil {
 		return err
