@@ -342,8 +342,6 @@ func (s *session) dropPendingConns() {
 // its own jail: nothing of the pod enters a template.
 func (s *session) makeTemplate(cfg qemu.Config, dir string) error {
 	socks := filepath.Join(s.o.PodDir, contract.TemplateSocketsDir)
-	// What a run killed while making one left.
-	os.RemoveAll(socks)
 	if err := os.Mkdir(socks, 0o700); err != nil {
 		return err
 	}
