@@ -285,10 +285,10 @@ func TestTemplateTranslations(t *testing.T) {
 	}
 	for name, spoil := range map[string]func([]byte){
 		"another magic": func(b []byte) { b[0] ^= 0xff },
-		// The first block's offset (after the 56-byte header and the
+		// The first block's offset (after the 64-byte header and the
 		// prologue) points into the middle of a block.
 		"a block out of line": func(b []byte) {
-			hdr := 56
+			hdr := 64
 			prologue := int(le64(b[32:]) - le64(b[24:]))
 			b[hdr+prologue] += 8
 		},

@@ -24,13 +24,22 @@ const (
 	// (tens of MiB) mostly never runs again, and what does is translated
 	// anew on demand.
 	flushCommand = `{"execute":"x-tcg-flush"}`
+	// flushKeepImageCommand empties it too, but keeps the image of a
+	// template's translations the clone loaded (LoadTranslations): what
+	// runs next is copied from it, where the guest's code is unchanged,
+	// instead of translated again.
+	flushKeepImageCommand = `{"execute":"x-tcg-flush-keep-image"}`
 )
 
 // ReleaseBootMemory hands back to the host the memory QEMU only needed to
 // boot the guest. Run it once the guest has booted.
 func (v *VM) ReleaseBootMemory(timeout time.Duration) error {
 	cmds := []string{dropKernelCommand}
-	if v.accel == qemu.TCG {
+	switch {
+	case v.accel != qemu.TCG:
+	case v.translations:
+		cmds = append(cmds, flushKeepImageCommand)
+	default:
 		cmds = append(cmds, flushCommand)
 	}
 	return v.qmpRun(timeout, cmds...)

@@ -34,7 +34,9 @@ func (v *VM) SaveTranslations(f *os.File, timeout time.Duration) error {
 // any of it: on an error the clone runs as well, translating everything
 // itself. Under KVM there is none: ErrNotEmulated.
 func (v *VM) LoadTranslations(f *os.File, timeout time.Duration) error {
-	return v.passFile(f, loadTranslationsCommand, timeout)
+	err := v.passFile(f, loadTranslationsCommand, timeout)
+	v.translations = err == nil
+	return err
 }
 
 // passFile hands f to QEMU as translationsFD and runs cmd, which takes it.

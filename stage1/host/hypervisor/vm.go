@@ -22,6 +22,9 @@ type VM struct {
 	err   error
 	qmp   string
 	accel qemu.Accel
+	// translations: a template's translations are loaded
+	// (LoadTranslations), for the boot's flush to keep.
+	translations bool
 }
 
 // ErrNoJailer means the QEMU binary came without a jailer: QEMU never runs
