@@ -40,6 +40,7 @@ func TestBootMemoryReleased(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^state\s+in use$`).MatchString(jit) || jitNumber(t, jit, "taken") == 0 {
 			t.Errorf("a clone's translation cache image after the boot's flush:\n%s", jit)
 		}
+		t.Logf("the clone's image served %d blocks by the boot's flush", jitNumber(t, jit, "taken"))
 	}
 	// The kernel's copy is gone: a second drop finds nothing.
 	if reply := qmpReply(t, socket, `{"execute":"x-drop-boot-kernel"}`); !strings.Contains(reply, "no copy of a boot kernel") {

@@ -27,7 +27,8 @@ const (
 	// flushKeepImageCommand empties it too, but keeps the image of a
 	// template's translations the clone loaded (LoadTranslations): what
 	// runs next is copied from it, where the guest's code is unchanged,
-	// instead of translated again.
+	// instead of translated again. (QEMU drops the image itself when
+	// its code buffer fills.)
 	flushKeepImageCommand = `{"execute":"x-tcg-flush-keep-image"}`
 )
 
@@ -35,12 +36,8 @@ const (
 // boot the guest. Run it once the guest has booted.
 func (v *VM) ReleaseBootMemory(timeout time.Duration) error {
 	cmds := []string{dropKernelCommand}
-	switch {
-	case v.accel != qemu.TCG:
-	case v.translations:
-		cmds = append(cmds, flushKeepImageCommand)
-	default:
-		cmds = append(cmds, flushCommand)
+	if v.accel == qemu.TCG {
+		cmds = append(cmds, v.flushCommand())
 	}
 	return v.qmpRun(timeout, cmds...)
 }
@@ -52,7 +49,17 @@ func (v *VM) FlushTranslations(timeout time.Duration) error {
 	if v.accel != qemu.TCG {
 		return nil
 	}
-	return v.qmpRun(timeout, flushCommand)
+	return v.qmpRun(timeout, v.flushCommand())
+}
+
+// flushCommand is how to empty the translation cache: a clone keeps its
+// template's translations (its pages shared through the page cache),
+// so that code it runs again comes from them instead of being translated.
+func (v *VM) flushCommand() string {
+	if v.translations {
+		return flushKeepImageCommand
+	}
+	return flushCommand
 }
 
 // qmpRun runs QMP commands in order on one connection, going on past a

@@ -23,7 +23,7 @@ type VM struct {
 	qmp   string
 	accel qemu.Accel
 	// translations: a template's translations are loaded
-	// (LoadTranslations), for the boot's flush to keep.
+	// (LoadTranslations), for every flush to keep.
 	translations bool
 }
 
