@@ -94,7 +94,13 @@ func startTCProbe(t *testing.T, dir, name, ramFile string, clone bool) *tcProbeV
 	}
 	args = append(args, "-object", ram, "-machine", "memory-backend=ram")
 	cmd := exec.Command(filepath.Join(harness.BuildDir(t), "qemu", "qemu-system-x86_64"), args...)
-	cmd.Stderr = os.Stderr
+	// QEMU's messages, shown if the test fails.
+	stderr, err := os.Create(filepath.Join(dir, name+".stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +114,15 @@ func startTCProbe(t *testing.T, dir, name, ramFile string, clone bool) *tcProbeV
 		}
 		cmd.Process.Kill()
 		cmd.Wait()
-		if err := cmd.Process.Signal(syscall.Signal(0)); err == nil {
+		if err := syscall.Kill(cmd.Process.Pid, 0); err == nil {
 			t.Errorf("qemu %d outlived its test", cmd.Process.Pid)
+		}
+		if b, _ := os.ReadFile(stderr.Name()); t.Failed() && len(b) > 0 {
+			t.Logf("%s: qemu's stderr:\n%s", name, b)
 		}
 	})
 	// QEMU waits for the serial port's client before it runs anything.
 	deadline := time.Now().Add(20 * time.Second)
-	var err error
 	for {
 		if vm.serial, err = net.Dial("unix", ser); err == nil {
 			break
