@@ -11,7 +11,9 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
+	"github.com/stage1-kvm/stage1-kvm/stage1/contract"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hostres"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 	"github.com/stage1-kvm/stage1-kvm/tests/harness"
 )
 
@@ -139,4 +141,28 @@ func TestGCAfterRunKilledMidStart(t *testing.T) {
 			t.Errorf("gc left %s", sock)
 		}
 	}
+}
+
+// rkt puts a pod under --dir, however deep: every UNIX socket of the pod
+// directory is then longer than a socket address holds. The pod runs,
+// run reaches QEMU over QMP (the boot's memory released), enter and an
+// orderly stop reach the guest agent, and nothing is left.
+func TestLongPodDir(t *testing.T) {
+	st := harness.NewStage0LongDir(t)
+	p := st.Prepare(t, harness.PodOpts{}, harness.BuildACI(t, termApp()))
+	if s := filepath.Join(p.Dir, contract.QMPSocket); len(s) <= unixsock.MaxPath {
+		t.Fatalf("%s: %d bytes, the test proves nothing", s, len(s))
+	}
+	run := p.Start(t, harness.RunOpts{Net: "none", Debug: true})
+	p.WaitReady(t, readyTimeout)
+	waitRunLog(t, run, "released boot-time memory", time.Minute, "keeping boot-time memory")
+	if r := p.Enter(t, harness.EnterOpts{App: "app"}, "/bin/sh", "-c", "echo alive"); r.ExitCode != 0 || r.Stdout != "alive\n" {
+		t.Fatalf("enter: exit %d, stdout %q, stderr %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	if stop := p.Stop(t, harness.StopOpts{}); stop.ExitCode != 0 {
+		t.Fatalf("stop exited %d: %s", stop.ExitCode, stop.Stderr)
+	}
+	r := run.Wait()
+	checkOrderlyStop(t, p, r)
+	assertNoLeaks(t, p)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"syscall"
+
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // ErrNotRunning is returned by Dial when nothing serves the agent socket.
@@ -18,7 +20,7 @@ const agentName = "the guest agent"
 // Dial connects to the agent socket (contract.AgentSocket in the pod dir).
 // A missing socket or a refused connection is ErrNotRunning.
 func Dial(socket string) (net.Conn, error) {
-	c, err := net.Dial("unix", socket)
+	c, err := unixsock.Dial(socket, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("%w (%s: %v)", ErrNotRunning, socket, unwrapSyscall(err))

@@ -93,6 +93,29 @@ func NewStage0With(t testing.TB, stage1ACI string) *Stage0 {
 	if err != nil {
 		t.Fatalf("stage0 data dir: %v", err)
 	}
+	return newStage0(t, stage1ACI, dir)
+}
+
+// NewStage0LongDir returns a Stage0 for the built stage1-kvm.aci whose Dir
+// (rkt's --dir) is so deep that every UNIX socket a pod directory holds
+// has a path longer than a socket address takes (107 bytes): rkt does not
+// limit --dir.
+func NewStage0LongDir(t testing.TB) *Stage0 {
+	t.Helper()
+	top, err := os.MkdirTemp("", "rkt-")
+	if err != nil {
+		t.Fatalf("stage0 data dir: %v", err)
+	}
+	s := newStage0(t, ACI(t), top)
+	s.Dir = filepath.Join(top, strings.Repeat("a-long-rkt-data-directory/", 4))
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		t.Fatalf("stage0 data dir: %v", err)
+	}
+	return s
+}
+
+// newStage0 returns a Stage0 in dir, which its cleanup removes whole.
+func newStage0(t testing.TB, stage1ACI, dir string) *Stage0 {
 	s := &Stage0{Dir: dir, Stage1ACI: stage1ACI}
 	t.Cleanup(func() {
 		// Every end-to-end test ends with a leak check of everything its

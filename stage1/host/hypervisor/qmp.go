@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // ErrNoQMP means the VM was started without a QMP socket.
@@ -83,7 +84,11 @@ func (v *VM) qmpConnect(timeout time.Duration) (*qmp.SocketMonitor, error) {
 	if v.qmp == "" {
 		return nil, ErrNoQMP
 	}
-	m, err := qmp.NewSocketMonitor("unix", v.qmp, timeout)
+	var m *qmp.SocketMonitor
+	err := unixsock.Reach(v.qmp, func(name string) (err error) {
+		m, err = qmp.NewSocketMonitor("unix", name, timeout)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("qmp: %w", err)
 	}

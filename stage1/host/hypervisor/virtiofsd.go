@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -12,6 +11,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/jail"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // ErrNoVirtioFSD means virtiofs was asked for but no virtiofsd is known.
@@ -41,7 +41,7 @@ func StartVirtioFSD(b qemu.Binary, s qemu.Share, log io.Writer) (*VirtioFSD, err
 	if _, err := os.Stat(b.VirtioFSD); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoVirtioFSD, err)
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.Socket, Net: "unix"})
+	ln, err := unixsock.Listen(s.Socket)
 	if err != nil {
 		return nil, fmt.Errorf("virtiofs socket for %s: %w", s.Tag, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/jail"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // VM is a started QEMU process.
@@ -80,7 +80,7 @@ func Start(c qemu.Config, jailDir string, stderr io.Writer) (*VM, error) {
 // listenQMP makes QMP's listening socket at path, for QEMU to inherit.
 func listenQMP(path string) (*os.File, error) {
 	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := unixsock.Listen(path)
 	if err != nil {
 		return nil, fmt.Errorf("qmp socket: %w", err)
 	}

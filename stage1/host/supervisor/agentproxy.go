@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/agentproto"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // agentReplyTimeout bounds how long the guest agent may take to start
@@ -27,7 +28,8 @@ var errNoAgent = errors.New("the pod's guest agent is not available")
 // or run itself for an orderly stop) makes becomes one stream of a yamux
 // session over the single agent virtio-serial port.
 type agentProxy struct {
-	ln *net.UnixListener
+	ln   *net.UnixListener
+	path string // the socket, removed on close
 	// replyTimeout is agentReplyTimeout (shorter in tests).
 	replyTimeout time.Duration
 
@@ -40,17 +42,17 @@ type agentProxy struct {
 
 func newAgentProxy(path string) (*agentProxy, error) {
 	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	ln, err := unixsock.Listen(path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	// Root only: whoever can connect can run commands in the pod.
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
+		os.Remove(path)
 		return nil, err
 	}
-	ln.SetUnlinkOnClose(true)
-	return &agentProxy{ln: ln, replyTimeout: agentReplyTimeout, ready: make(chan struct{}), gone: make(chan struct{})}, nil
+	return &agentProxy{ln: ln, path: path, replyTimeout: agentReplyTimeout, ready: make(chan struct{}), gone: make(chan struct{})}, nil
 }
 
 // attach starts the yamux client over the port connection once the guest
@@ -117,6 +119,7 @@ func (p *agentProxy) close() {
 	p.once.Do(func() {
 		close(p.gone)
 		p.ln.Close()
+		os.Remove(p.path)
 		p.mu.Lock()
 		if p.sess != nil {
 			p.sess.Close()

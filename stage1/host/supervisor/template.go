@@ -20,6 +20,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/template"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/jailplan"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // stateTimeout bounds saving or loading a template's device state (tens
@@ -464,7 +465,7 @@ func templateVM(cfg qemu.Config, dir, socks string) (qemu.Config, map[string]net
 	m.Ports = nil
 	for i, p := range cfg.Ports {
 		p.Socket = filepath.Join(socks, "p"+strconv.Itoa(i))
-		ln, err := net.Listen("unix", p.Socket)
+		ln, err := unixsock.Listen(p.Socket)
 		if err != nil {
 			return m, listeners, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/hypervisor"
 	"github.com/stage1-kvm/stage1-kvm/stage1/host/memcg"
 	"github.com/stage1-kvm/stage1-kvm/stage1/translate/qemu"
+	"github.com/stage1-kvm/stage1-kvm/stage1/unixsock"
 )
 
 // hostVirtioFSD is where Debian installs virtiofsd for its QEMU.
@@ -60,12 +61,11 @@ func (s *session) openChannels(undo *cleanup.Stack) error {
 	for _, p := range vmPorts(s.o.Flags.Interactive) {
 		path := filepath.Join(s.o.PodDir, p.Socket)
 		os.Remove(path)
-		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		ln, err := unixsock.Listen(path)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", path, err)
 		}
-		ln.SetUnlinkOnClose(true)
-		undo.Push("close "+p.Socket, func() error { ln.Close(); return nil })
+		undo.Push("close "+p.Socket, func() error { ln.Close(); os.Remove(path); return nil })
 		s.host.listeners[p.Name] = ln
 	}
 	proxy, err := newAgentProxy(filepath.Join(s.o.PodDir, contract.AgentSocket))
