@@ -180,7 +180,7 @@ func (vm *tcProbeVM) read(t *testing.T, n int) string {
 	return string(b)
 }
 
-// waitStatus polls query-status until it says status.
+// waitStatus polls query until its reply's field says want.
 func (vm *tcProbeVM) waitStatus(t *testing.T, query, field, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -20,7 +20,7 @@ const agentName = "the guest agent"
 // Dial connects to the agent socket (contract.AgentSocket in the pod dir).
 // A missing socket or a refused connection is ErrNotRunning.
 func Dial(socket string) (net.Conn, error) {
-	c, err := unixsock.Dial(socket, 0)
+	c, err := unixsock.Dial(socket)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("%w (%s: %v)", ErrNotRunning, socket, unwrapSyscall(err))

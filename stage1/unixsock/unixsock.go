@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,13 +56,12 @@ func Listen(path string) (*net.UnixListener, error) {
 	return ln, err
 }
 
-// Dial connects to the socket at path, whatever its length, within
-// timeout (0: no limit).
-func Dial(path string, timeout time.Duration) (net.Conn, error) {
+// Dial connects to the socket at path, whatever its length.
+func Dial(path string) (net.Conn, error) {
 	var c net.Conn
 	err := Reach(path, func(name string) error {
 		var err error
-		c, err = net.DialTimeout("unix", name, timeout)
+		c, err = net.Dial("unix", name)
 		return err
 	})
 	return c, err

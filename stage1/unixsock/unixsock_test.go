@@ -34,7 +34,7 @@ func TestLongPath(t *testing.T) {
 				c.Close()
 			}
 		}()
-		c, err := Dial(path, 0)
+		c, err := Dial(path)
 		if err != nil {
 			t.Fatalf("%d bytes: dial: %v", len(path), err)
 		}
