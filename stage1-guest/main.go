@@ -5,7 +5,7 @@
 //
 //	stage1-guest                                (as PID 1) pre-init, then exec systemd
 //	stage1-guest configure                     the template point: wait for the pod's configuration, apply it, start the pod
-//	stage1-guest io --apps=a,b [--interactive=a [--tty]] the apps' I/O forwarder, exit reporter and guest agent (enter and stop requests; a notify service)
+//	stage1-guest io                            the apps' I/O forwarder, exit reporter and guest agent (enter and stop requests; a notify service up from the boot, given its pod by configure)
 //	stage1-guest mark                          nothing (what a write to a pod's mark would start)
 //	stage1-guest sysctl k=v ...                set the pod's sysctl parameters
 //	stage1-guest selftest                      report boot timings
@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/stage1-kvm/stage1-kvm/stage1/cli"
 	"github.com/stage1-kvm/stage1-kvm/stage1/guest"
@@ -34,16 +33,12 @@ func run() error {
 		return cli.Usagef("stage1-guest configure|io|sysctl|selftest|warm|mark")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ContinueOnError)
-	apps := fs.String("apps", "", "comma-separated apps of the pod")
-	interactive := fs.String("interactive", "", "the app reading the host's stdin")
-	tty := fs.Bool("tty", false, "with --interactive: the app gets a terminal")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		return cli.Usagef("%v", err)
 	}
-	appList := strings.Split(*apps, ",")
 	switch cmd := os.Args[1]; {
-	case cmd == "io":
-		return guest.ForwardIO(appList, *interactive, *tty)
+	case cmd == "io" && fs.NArg() == 0:
+		return guest.ForwardIO()
 	case cmd == "mark" && fs.NArg() == 0:
 		// The marks are FIFOs that systemd makes for the I/O forwarder
 		// to see (contract.MarkService): there is nothing to do.
@@ -60,7 +55,7 @@ func run() error {
 			fmt.Fprintf(os.Stderr, "stage1-guest: %v\n", err)
 		}
 		return nil
-	case cmd == "mark" || cmd == "configure" || cmd == "warm":
+	case cmd == "io" || cmd == "mark" || cmd == "configure" || cmd == "warm":
 		return cli.Usagef("stage1-guest %s: wrong arguments %q", cmd, fs.Args())
 	default:
 		return cli.Usagef("unknown command %q", fmt.Sprint(cmd))

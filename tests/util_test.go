@@ -207,7 +207,8 @@ func selftestVM(dir string, accel qemu.Accel, debug bool, sock string) qemu.Conf
 // template point, as run does, and returns the first event after the
 // pre-init's (kernel-booted) and the template point.
 func selftestReady(conn net.Conn) (string, contract.Event, error) {
-	c := contract.PodConfig{Hostname: "selftest", MachineID: strings.Repeat("5e", 16), Entropy: make([]byte, contract.EntropyBytes), UnixNano: time.Now().UnixNano()}
+	c := contract.PodConfig{Hostname: "selftest", MachineID: strings.Repeat("5e", 16), Entropy: make([]byte, contract.EntropyBytes), UnixNano: time.Now().UnixNano(),
+		IO: contract.IOConfig{Apps: []string{"selftest"}}}
 	rand.Read(c.Entropy)
 	b, err := c.Encode()
 	if err != nil {

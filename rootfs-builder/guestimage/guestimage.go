@@ -97,12 +97,18 @@ func Stage(t tree.Tree, guestPrograms []string) error {
 			return err
 		}
 	}
-	warm, err := units.WarmApp()
-	if err != nil {
-		return fmt.Errorf("warm-up app's unit: %w", err)
-	}
-	if err := t.WriteFile(unitDir+"/"+warm.Name, warm.Content, 0o644); err != nil {
-		return err
+	// Units made by the same code as the pods' units.
+	for _, g := range []struct {
+		what string
+		unit func() (units.File, error)
+	}{{"warm-up app's unit", units.WarmApp}, {"I/O forwarder's unit", units.IOService}} {
+		u, err := g.unit()
+		if err != nil {
+			return fmt.Errorf("%s: %w", g.what, err)
+		}
+		if err := t.WriteFile(unitDir+"/"+u.Name, u.Content, 0o644); err != nil {
+			return err
+		}
 	}
 	for _, p := range guestPrograms {
 		if err := t.CopyFile(p, contract.GuestProgramDir+"/"+filepath.Base(p), 0o755); err != nil {

@@ -28,6 +28,10 @@ const (
 	// IODir holds each app's stdin, stdout and stderr FIFOs (AppFIFO),
 	// made by the I/O forwarder before any app starts.
 	IODir = "/run/stage1/io"
+	// IOConfigSocket is where the I/O forwarder, started at boot, waits
+	// for the configure program to pass it the pod's IOConfig; it
+	// answers once the apps' FIFOs and the agent are up.
+	IOConfigSocket = "/run/stage1/io-config"
 	// MarkDir is where systemd makes the pod's marks: the FIFOs of
 	// ReadySocket and SettledSocket (ListenFIFO=), made when the units
 	// they are ordered after have started. The I/O forwarder watches it
@@ -77,7 +81,8 @@ const (
 	ConfigureService = "stage1-configure.service"
 	// PodTarget pulls in the whole pod: ConfigureService's end starts it.
 	PodTarget = "stage1-pod.target"
-	// IOService forwards the apps' standard streams to the host.
+	// IOService forwards the apps' standard streams to the host: a unit
+	// of the image, started at boot, before the template point.
 	IOService = "stage1-io.service"
 	// JournalSockets are journald's sockets (units of the image), the
 	// pod's like journald.

@@ -45,6 +45,19 @@ type PodConfig struct {
 	// apply (its interfaces' addresses and routes, /etc/resolv.conf and
 	// /etc/hosts); nil: loopback only. Here for the same reason.
 	Net *NetConfig `json:"net,omitempty"`
+	// IO is what the I/O forwarder serves. It is a service of the image,
+	// up before the template point (so a clone does not wait for its
+	// start), and the configure program passes this on to it.
+	IO IOConfig `json:"io"`
+}
+
+// IOConfig names the apps whose streams the I/O forwarder copies, in pod
+// order, and the one (if any) that reads the host's stdin, through a
+// terminal if TTY.
+type IOConfig struct {
+	Apps        []string `json:"apps"`
+	Interactive string   `json:"interactive,omitempty"`
+	TTY         bool     `json:"tty,omitempty"`
 }
 
 // PodFile is a file of the pod's configuration: its name (no directory)
@@ -170,12 +183,44 @@ func (c PodConfig) check() error {
 			return fmt.Errorf("%w: account file %q", ErrBadPodConfig, a.Name)
 		}
 	}
+	if err := c.IO.Check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadPodConfig, err)
+	}
 	if c.Net != nil {
 		for _, ifc := range c.Net.Interfaces {
 			if _, err := net.ParseMAC(ifc.MAC); err != nil {
 				return fmt.Errorf("%w: interface %q: MAC %q", ErrBadPodConfig, ifc.Name, ifc.MAC)
 			}
 		}
+	}
+	return nil
+}
+
+// appNameRe: an app's name as it appears in the guest's paths and unit
+// names (appc's AC names, less the characters no unit name may hold).
+var appNameRe = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// Check says whether c is one the forwarder can serve: at least one app,
+// names that make FIFO and unit names, the interactive app among them.
+func (c IOConfig) Check() error {
+	if len(c.Apps) == 0 {
+		return errors.New("I/O: no apps")
+	}
+	seen := make(map[string]bool, len(c.Apps))
+	for _, a := range c.Apps {
+		if !appNameRe.MatchString(a) || !unitNameRe.MatchString(AppService(a)) {
+			return fmt.Errorf("I/O: app name %q", a)
+		}
+		if seen[a] {
+			return fmt.Errorf("I/O: app %q named twice", a)
+		}
+		seen[a] = true
+	}
+	switch {
+	case c.Interactive != "" && !seen[c.Interactive]:
+		return fmt.Errorf("I/O: interactive app %q is not one of the apps", c.Interactive)
+	case c.TTY && c.Interactive == "":
+		return errors.New("I/O: a terminal without an interactive app")
 	}
 	return nil
 }

@@ -20,14 +20,19 @@ import (
 	"github.com/stage1-kvm/stage1-kvm/stage1/syncio"
 )
 
-// ForwardIO runs the I/O forwarder service: it creates the FIFOs, starts
-// the exit reporter, tells systemd it is ready, then copies every app's
-// stdout and stderr to the host (the stdout and stderr ports, kept apart)
-// and to the journal under the app's name, and the host's stdin to the
-// interactive app. With tty, the interactive app gets a terminal instead
-// (contract.TTYPath, a pseudo-terminal the forwarder holds): what it shows
-// goes to the stdout port, the host's stdin is typed into it. The same
-// process serves the guest agent (enter, stop; see agent).
+// ForwardIO runs the I/O forwarder service. systemd starts it at boot,
+// before the template point, so that no clone waits for a program's start:
+// it tells systemd it is ready at once and waits for the pod's I/O from
+// the configure program (ioconfig.go). Then it creates the FIFOs, watches
+// the marks and starts the guest agent and the copies, all before it
+// answers and the configure program's end starts the apps. It copies
+// every app's stdout and stderr to the host (the stdout and stderr ports,
+// kept apart) and to the journal under the app's name, and the host's
+// stdin to the interactive app. With tty, the interactive app gets a
+// terminal instead (contract.TTYPath, a pseudo-terminal the forwarder
+// holds): what it shows goes to the stdout port, the host's stdin is
+// typed into it. The same process serves the guest agent (enter, stop;
+// see agent).
 //
 // The output ends in one of two ways, each after the apps have stopped:
 // every app has ended (the exit reporter says so), and the pod ends at
@@ -35,33 +40,62 @@ import (
 // ordered after this service). Either way the forwarder reports the apps'
 // ends, empties the FIFOs and the terminal, and waits for the host to
 // confirm it has all the output.
-func ForwardIO(apps []string, interactive string, tty bool) error {
-	f, err := startForwarding(apps, interactive, tty)
-	if err != nil {
-		return err
-	}
+func ForwardIO() error {
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT)
-	// Watched before systemd hears "ready": the marks come after the
-	// apps' start.
-	marks, err := watchMarks(contract.MarkDir)
+	l, err := listenIOConfig()
 	if err != nil {
 		return err
 	}
-	settled := make(chan struct{})
-	go reportMarks(marks, settled)
-	// Before systemd hears "ready" (and starts the apps): "ready" and
-	// enter right after it find the agent up.
-	ag, err := startAgent()
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		l.Close()
+		return fmt.Errorf("notify systemd: %w", err)
+	}
+	conn, c, err := awaitIOConfig(l, term)
+	l.Close()
+	os.Remove(contract.IOConfigSocket)
+	if conn == nil {
+		return err // stopped before any pod, or no handover
+	}
+	defer conn.Close()
+	var pod *podIO
+	if err == nil {
+		pod, err = servePod(c)
+	}
+	answerIOConfig(conn, err)
 	if err != nil {
+		return err
+	}
+	pod.f.untilEnd(newExitReporter(c.Apps), pod.agent, term, pod.settled)
+	return nil
+}
+
+// podIO is what the forwarder serves a pod with.
+type podIO struct {
+	f       *forwarder
+	agent   *agent // nil if it could not start
+	settled chan struct{}
+}
+
+// servePod starts serving the pod c describes: the FIFOs and the copies,
+// the marks' watch and the agent, so that "ready", and enter right after
+// it, find them up.
+func servePod(c contract.IOConfig) (*podIO, error) {
+	f, err := startForwarding(c.Apps, c.Interactive, c.TTY)
+	if err != nil {
+		return nil, err
+	}
+	marks, err := watchMarks(contract.MarkDir)
+	if err != nil {
+		return nil, err
+	}
+	p := &podIO{f: f, settled: make(chan struct{})}
+	go reportMarks(marks, p.settled)
+	if p.agent, err = startAgent(); err != nil {
 		// The pod runs without enter rather than not at all.
 		fmt.Fprintf(os.Stderr, "stage1-io: no guest agent: %v\n", err)
 	}
-	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
-		return fmt.Errorf("notify systemd: %w", err)
-	}
-	f.untilEnd(newExitReporter(apps), ag, term, settled)
-	return nil
+	return p, nil
 }
 
 // forwarder is the I/O forwarder's state: the ports, and the copies from

@@ -27,9 +27,9 @@ const (
 // is up and nothing of any pod is in the guest. It tells the host so and
 // waits for the pod's configuration; a host making a template saves the
 // VM while it waits, and every clone resumes here with a configuration of
-// its own. Then it makes the guest the pod's and installs the pod's units;
-// when it exits, systemd starts the pod's target (the service's
-// OnSuccess=).
+// its own. Then it makes the guest the pod's, installs the pod's units and
+// hands the pod's I/O to the forwarder (up since the boot); when it exits,
+// systemd starts the pod's target (the service's OnSuccess=).
 func Configure() error {
 	// What is the same in every pod is done before the template point,
 	// once for all of a template's clones.
@@ -63,7 +63,9 @@ func Configure() error {
 	if err := setupNetwork(c.Net); err != nil {
 		return fmt.Errorf("network: %w", err)
 	}
-	return nil
+	// Last: the forwarder tells the host the agent is up, which is
+	// then the pod's.
+	return sendIOConfig(c.IO)
 }
 
 // warmConfig is a valid configuration of no pod, with one of each part.
@@ -78,6 +80,7 @@ var warmConfig = contract.PodConfig{
 	Net: &contract.NetConfig{Interfaces: []contract.NetInterface{{Name: "eth0", MAC: contract.DeviceMAC(0),
 		Addresses: []string{"10.0.0.2/24"}, Routes: []contract.NetRoute{{Dst: "0.0.0.0/0", Gateway: "10.0.0.1"}}}},
 		ResolvConf: "nameserver 10.0.0.1\n", Hosts: "127.0.0.1 localhost\n"},
+	IO: contract.IOConfig{Apps: []string{"a"}},
 }
 
 // warmParse reads warmConfig, in its wire form, and drops it. The read

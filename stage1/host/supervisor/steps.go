@@ -120,6 +120,7 @@ func (s *session) writeGuestFiles(*cleanup.Stack) error {
 	for _, f := range files {
 		s.guestUnits = append(s.guestUnits, contract.PodFile{Name: f.Name, Data: string(f.Content)})
 	}
+	s.guestIO = units.IOConfig(in)
 	config := filepath.Join(s.o.PodDir, contract.ConfigDir)
 	for _, a := range in.Apps {
 		env, err := contract.EncodeEnv(units.AppEnvironment(a))

@@ -148,6 +148,7 @@ type session struct {
 	net podNetwork
 	// From writeGuestFiles: what contract.PodConfig carries besides.
 	guestUnits, guestAccounts []contract.PodFile
+	guestIO                   contract.IOConfig
 	// From openChannels: the VM's ports and the agent proxy.
 	host hostEnds
 	// From startVM.

@@ -270,6 +270,7 @@ func (s *session) podConfig() ([]byte, error) {
 		UnixNano:  time.Now().UnixNano(),
 		Units:     s.guestUnits,
 		Accounts:  s.guestAccounts,
+		IO:        s.guestIO,
 		Net:       &s.net.guest,
 	}
 	if _, err := rand.Read(c.Entropy); err != nil {

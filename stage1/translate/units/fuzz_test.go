@@ -357,9 +357,12 @@ func checkAppUnit(t *testing.T, p Pod, a App, opts []*unit.UnitOption) {
 		}
 	}
 	for _, name := range []string{"Requires", "After", "Before"} {
-		for _, v := range values(opts, "Unit", name) {
-			if v != contract.IOService && v != contract.JournalService && v != SysctlService {
-				fail("%s=%q", name, v)
+		for _, line := range values(opts, "Unit", name) {
+			for _, v := range strings.Fields(line) {
+				if v != contract.IOService && v != contract.JournalService && v != SysctlService &&
+					!slices.Contains(strings.Fields(contract.JournalSockets), v) {
+					fail("%s=%q", name, v)
+				}
 			}
 		}
 	}

@@ -105,10 +105,6 @@ func Generate(p Pod) ([]File, error) {
 			return nil, err
 		}
 	}
-	ioOpts, err := ioUnit(names, p.Interactive, p.TTY)
-	if err != nil {
-		return nil, err
-	}
 	ready, settled := readyUnit(names), settledUnit()
 	mark, err := markServiceUnit()
 	if err != nil {
@@ -129,7 +125,6 @@ func Generate(p Pod) ([]File, error) {
 		name string
 		opts []*unit.UnitOption
 	}{
-		{contract.IOService, ioOpts},
 		{contract.ReadySocket, ready},
 		{contract.SettledSocket, settled},
 		{contract.MarkService, mark},
@@ -210,8 +205,6 @@ func guestCommand(prefix string, args ...string) (string, error) {
 	return execLine(prefix, append([]string{contract.GuestProgram}, args...))
 }
 
-func appsFlag(names []string) string { return "--apps=" + strings.Join(names, ",") }
-
 func serviceNames(names []string) string {
 	s := make([]string, len(names))
 	for i, n := range names {
@@ -240,39 +233,53 @@ func podTarget(names []string, extra ...string) []*unit.UnitOption {
 	}
 }
 
-// ioUnit is the forwarder of the apps' standard streams. It starts as early
-// as journald can log for it, creates every app's FIFOs and tells systemd
-// it is ready (Type=notify) before any app starts (Before=). Since apps are
-// ordered after it, at shutdown they stop first and it drains their output,
-// then waits for journald to store it. The same process is the guest agent
-// (enter, stop), whose commands therefore live in this unit's cgroup.
-func ioUnit(names []string, interactive, tty bool) ([]*unit.UnitOption, error) {
-	args := []string{"io", appsFlag(names)}
-	if interactive {
-		args = append(args, "--interactive="+names[0])
-		if tty {
-			args = append(args, "--tty")
-		}
+// IOConfig is what the I/O forwarder serves p with (sent in
+// contract.PodConfig): every app, and the interactive one.
+func IOConfig(p Pod) contract.IOConfig {
+	c := contract.IOConfig{TTY: p.Interactive && p.TTY}
+	for _, a := range p.Apps {
+		c.Apps = append(c.Apps, a.Name)
 	}
-	exec, err := guestCommand("", args...)
+	if p.Interactive && len(p.Apps) > 0 {
+		c.Interactive = p.Apps[0].Name
+	}
+	return c
+}
+
+// IOService is the unit of the I/O forwarder (contract.IOService), for
+// the guest image: the boot starts it, before the configure service,
+// which hands it the pod's apps (contract.IOConfig). It creates every
+// app's FIFOs before the configure service ends and the apps start.
+// Since apps are ordered after it, at shutdown they stop first and it
+// drains their output, then waits for journald to store it. The same
+// process is the guest agent (enter, stop), whose commands therefore live
+// in this unit's cgroup.
+func IOService() (File, error) {
+	exec, err := guestCommand("", "io")
 	if err != nil {
-		return nil, err
+		return File{}, err
 	}
-	return []*unit.UnitOption{
+	content, err := render([]*unit.UnitOption{
 		unitOpt("Description", "I/O forwarding and guest agent for the pod's apps"),
 		unitOpt("DefaultDependencies", "no"),
-		unitOpt("After", contract.JournalSockets),
+		// At boot journald's sockets have no job (they are the pod's),
+		// so this orders only the stop: before journald's.
+		unitOpt("After", "basic.target "+contract.JournalSockets),
 		// Stopped by the power-off itself (after the apps), while
 		// journald still runs: it then waits for journald to have
 		// written everything the apps said (guest.SyncJournal).
-		unitOpt("Before", serviceNames(names)+" shutdown.target"),
+		unitOpt("Before", contract.ConfigureService+" shutdown.target"),
 		unitOpt("Conflicts", "shutdown.target"),
 		service("Type", "notify"),
 		service("ExecStart", exec),
 		// Its stop waits for journald to store, then for the host to
 		// take, the apps' last output.
 		service("TimeoutStopSec", strconv.Itoa(int(contract.IOStopTimeout/time.Second))+"s"),
-	}, nil
+	})
+	if err != nil {
+		return File{}, err
+	}
+	return File{Name: contract.IOService, Content: content}, nil
 }
 
 // readyUnit marks that every app has been started: systemd makes its FIFO
@@ -407,8 +414,10 @@ func placement() []*unit.UnitOption {
 	return []*unit.UnitOption{
 		// The I/O forwarder must hold the FIFOs' other ends before the
 		// app opens them, and outlive the app at shutdown.
+		// The apps may log to journald's sockets (/dev/log) from their
+		// start.
 		unitOpt("Requires", contract.IOService),
-		unitOpt("After", contract.IOService),
+		unitOpt("After", contract.IOService+" "+contract.JournalSockets),
 		// journald starts once the apps have: its start (~0.4 s of
 		// emulated CPU on one vCPU) would otherwise delay the app's.
 		// Nothing is lost meanwhile: its sockets already exist and

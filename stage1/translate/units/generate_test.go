@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -119,7 +120,7 @@ func TestGenerateFileNames(t *testing.T) {
 	for _, f := range files {
 		names = append(names, f.Name)
 	}
-	want := []string{"alpha.service", "stage1-io.service", "stage1-mark.service", "stage1-pod.target", "stage1-ready.socket", "stage1-settled.socket", "zeta.service"}
+	want := []string{"alpha.service", "stage1-mark.service", "stage1-pod.target", "stage1-ready.socket", "stage1-settled.socket", "zeta.service"}
 	if !slices.Equal(names, want) {
 		t.Errorf("files = %q, want %q", names, want)
 	}
@@ -170,7 +171,7 @@ func TestAppUnit(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"Requires": "stage1-io.service",
-		"After":    "stage1-io.service",
+		"After":    "stage1-io.service systemd-journald.socket systemd-journald-dev-log.socket",
 	} {
 		if got := u.one(t, "Unit", name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -297,8 +298,8 @@ func TestInteractive(t *testing.T) {
 	if got := units["sh.service"].one(t, "Service", "StandardInput"); got != "file:/run/stage1/io/sh.stdin" {
 		t.Errorf("StandardInput = %q", got)
 	}
-	if got, want := units["stage1-io.service"].exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "io", "--apps=sh", "--interactive=sh"}}; !equalCmds(got, want) {
-		t.Errorf("io ExecStart = %q, want %q", got, want)
+	if got, want := IOConfig(Pod{Apps: []App{simpleApp("sh")}, Interactive: true}), (contract.IOConfig{Apps: []string{"sh"}, Interactive: "sh"}); !reflect.DeepEqual(got, want) {
+		t.Errorf("IOConfig = %+v, want %+v", got, want)
 	}
 
 	_, err := Generate(Pod{Apps: []App{simpleApp("a"), simpleApp("b")}, Interactive: true})
@@ -330,20 +331,6 @@ func TestPodUnits(t *testing.T) {
 	}
 	checkMark(t, settled, "/run/stage1/marks/settled")
 
-	io := units["stage1-io.service"]
-	io.expect(t, "io", "Unit", map[string]string{
-		"DefaultDependencies": "no",
-		"After":               "systemd-journald.socket systemd-journald-dev-log.socket",
-		"Before":              "b.service a.service shutdown.target",
-		"Conflicts":           "shutdown.target",
-	})
-	if got := io.one(t, "Service", "Type"); got != "notify" {
-		t.Errorf("io Type = %q", got)
-	}
-	if got, want := io.exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "io", "--apps=b,a"}}; !equalCmds(got, want) {
-		t.Errorf("io ExecStart = %q, want %q", got, want)
-	}
-
 	ready := units["stage1-ready.socket"]
 	if got := ready.one(t, "Unit", "After"); got != "b.service a.service" {
 		t.Errorf("ready After = %q", got)
@@ -358,6 +345,42 @@ func TestPodUnits(t *testing.T) {
 	}
 	if got := mark.all("Unit", "After"); len(got) != 0 {
 		t.Errorf("mark After = %q, want none", got)
+	}
+}
+
+// The I/O forwarder is the image's, up from the boot: before the
+// configure service (which hands it the pod), stopped after the apps
+// (which are ordered after it) and before journald's sockets.
+func TestIOService(t *testing.T) {
+	f, err := IOService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Name != contract.IOService {
+		t.Errorf("name %q, want %q", f.Name, contract.IOService)
+	}
+	io := parse(t, f)
+	io.expect(t, "io", "Unit", map[string]string{
+		"DefaultDependencies": "no",
+		"After":               "basic.target systemd-journald.socket systemd-journald-dev-log.socket",
+		"Before":              "stage1-configure.service shutdown.target",
+		"Conflicts":           "shutdown.target",
+	})
+	if got := io.one(t, "Service", "Type"); got != "notify" {
+		t.Errorf("io Type = %q", got)
+	}
+	if got, want := io.exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "io"}}; !equalCmds(got, want) {
+		t.Errorf("io ExecStart = %q, want %q", got, want)
+	}
+	// Every app names it, and the pod's target needs it.
+	units := generate(t, Pod{Apps: []App{simpleApp("b"), simpleApp("a")}})
+	for _, u := range []string{"a.service", "b.service", "stage1-pod.target"} {
+		if got := units[u].one(t, "Unit", "Requires"); !slices.Contains(strings.Fields(got), contract.IOService) {
+			t.Errorf("%s Requires = %q", u, got)
+		}
+	}
+	if got, want := IOConfig(Pod{Apps: []App{simpleApp("b"), simpleApp("a")}}), (contract.IOConfig{Apps: []string{"b", "a"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("IOConfig = %+v, want %+v", got, want)
 	}
 }
 
@@ -569,7 +592,8 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 func TestInteractiveTTY(t *testing.T) {
-	units := generate(t, Pod{Apps: []App{simpleApp("web")}, Interactive: true, TTY: true, Rows: 40, Cols: 120})
+	pod := Pod{Apps: []App{simpleApp("web")}, Interactive: true, TTY: true, Rows: 40, Cols: 120}
+	units := generate(t, pod)
 	u := units["web.service"]
 	for name, want := range map[string]string{
 		"StandardInput": "tty", "StandardOutput": "tty", "StandardError": "tty",
@@ -580,9 +604,8 @@ func TestInteractiveTTY(t *testing.T) {
 		}
 	}
 	// The forwarder makes the terminal and relays it.
-	io := units["stage1-io.service"]
-	if got, want := io.exec(t, "ExecStart"), [][]string{{"", contract.GuestProgram, "io", "--apps=web", "--interactive=web", "--tty"}}; !equalCmds(got, want) {
-		t.Errorf("io ExecStart = %q, want %q", got, want)
+	if got, want := IOConfig(pod), (contract.IOConfig{Apps: []string{"web"}, Interactive: "web", TTY: true}); !reflect.DeepEqual(got, want) {
+		t.Errorf("IOConfig = %+v, want %+v", got, want)
 	}
 }
 
@@ -650,7 +673,11 @@ func TestStopFitsPowerOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io, err := time.ParseDuration(units["stage1-io.service"].one(t, "Service", "TimeoutStopSec"))
+	f, err := IOService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io, err := time.ParseDuration(parse(t, f).one(t, "Service", "TimeoutStopSec"))
 	if err != nil {
 		t.Fatal(err)
 	}
