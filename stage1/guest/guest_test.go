@@ -163,3 +163,36 @@ func TestKmsgSeqnum(t *testing.T) {
 		}
 	}
 }
+
+// An ended service's status comes with its state: systemd sends the
+// Service interface's change just before the Unit interface's, and the
+// reader passes the main process's end on with the latter, so the
+// reporter asks nothing (the bus here has no connection).
+func TestUnitChangeCarriesMainEnd(t *testing.T) {
+	path := unitPath("app.service")
+	signal := func(intf string, props map[string]dbus.Variant) *dbus.Signal {
+		return &dbus.Signal{Path: path, Name: "org.freedesktop.DBus.Properties.PropertiesChanged", Body: []any{intf, props, []string{}}}
+	}
+	var r unitChangeReader
+	if _, _, ok := r.read(signal(serviceInterface, map[string]dbus.Variant{
+		"ExecMainCode": dbus.MakeVariant(int32(mainExited)), "ExecMainStatus": dbus.MakeVariant(int32(3)), "MainPID": dbus.MakeVariant(uint32(0)),
+	})); ok {
+		t.Fatal("a Service interface change alone was passed on")
+	}
+	got, props, ok := r.read(signal(unitInterface, map[string]dbus.Variant{
+		"ActiveState": dbus.MakeVariant("failed"), "InactiveExitTimestampMonotonic": dbus.MakeVariant(uint64(7)),
+	}))
+	if !ok || got != path {
+		t.Fatalf("the Unit interface change was not passed on: %v %v", got, ok)
+	}
+	end, err := (&systemdBus{}).unitEnd(context.Background(), "app.service", props)
+	if err != nil || end != (unitEnd{ended: true, code: mainExited, status: 3}) {
+		t.Errorf("unitEnd = %+v, %v; want ended with status 3, from the changes alone", end, err)
+	}
+	// The next change of the unit has no service change before it: the
+	// last one's status is not carried over.
+	_, props, _ = r.read(signal(unitInterface, map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("inactive")}))
+	if _, ok := props["ExecMainStatus"]; ok {
+		t.Errorf("a later unit change carried an earlier service change's status")
+	}
+}

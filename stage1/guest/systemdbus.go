@@ -42,23 +42,60 @@ func dialSystemd() (*systemdBus, error) {
 func (b *systemdBus) close() error { return b.conn.Close() }
 
 // unitChanges passes on every change of a unit's state systemd sends:
-// the unit's object path and its changed properties.
+// the unit's object path and its changed properties. systemd sends a
+// service's change in two signals, its Service interface's properties
+// first, then its Unit interface's, and says clients may rely on that
+// order; so the main process's end (ExecMainCode, ExecMainStatus) that
+// came just before is passed on with the unit's state, and a reporter
+// need not ask for it.
 func (b *systemdBus) unitChanges(changed func(path dbus.ObjectPath, props map[string]dbus.Variant)) {
 	ch := make(chan *dbus.Signal, 64)
 	b.conn.Signal(ch)
 	go func() {
+		var r unitChangeReader
 		for s := range ch {
-			if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(s.Body) < 2 {
-				continue
-			}
-			if intf, _ := s.Body[0].(string); intf != unitInterface {
-				continue
-			}
-			if props, ok := s.Body[1].(map[string]dbus.Variant); ok {
-				changed(s.Path, props)
+			if path, props, ok := r.read(s); ok {
+				changed(path, props)
 			}
 		}
 	}()
+}
+
+// unitChangeReader reads unit changes from systemd's signals in order,
+// keeping each service's last Service interface change until the Unit
+// interface change that follows it.
+type unitChangeReader struct {
+	service map[dbus.ObjectPath]map[string]dbus.Variant
+}
+
+// read returns the unit change s completes, if it does: the unit's path
+// and its Unit interface's changed properties, with the main process's
+// end (ExecMainCode, ExecMainStatus) of the service change before it.
+func (r *unitChangeReader) read(s *dbus.Signal) (dbus.ObjectPath, map[string]dbus.Variant, bool) {
+	if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(s.Body) < 2 {
+		return "", nil, false
+	}
+	intf, _ := s.Body[0].(string)
+	props, ok := s.Body[1].(map[string]dbus.Variant)
+	if !ok {
+		return "", nil, false
+	}
+	switch intf {
+	case serviceInterface:
+		if r.service == nil {
+			r.service = map[dbus.ObjectPath]map[string]dbus.Variant{}
+		}
+		r.service[s.Path] = props
+	case unitInterface:
+		for _, name := range []string{"ExecMainCode", "ExecMainStatus"} {
+			if v, ok := r.service[s.Path][name]; ok {
+				props[name] = v
+			}
+		}
+		delete(r.service, s.Path)
+		return s.Path, props, true
+	}
+	return "", nil, false
 }
 
 // unitPath is the object path of unit on systemd's bus.
