@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,12 +22,16 @@ const InitStartFile = "/run/stage1/init-start-ms"
 // mountShare mounts the host share tag on target, over virtiofs when the
 // host says so (contract.VirtiofsParam), else over 9p.
 func mountShare(tag, target string, flags uintptr) error {
-	for _, t := range strings.Split(kernelParam(contract.VirtiofsParam), ",") {
-		if t == tag {
-			return unix.Mount(tag, target, "virtiofs", flags, "")
-		}
+	if virtiofsShare(tag) {
+		return unix.Mount(tag, target, "virtiofs", flags, "")
 	}
 	return unix.Mount(tag, target, "9p", flags, contract.NinePMountOptions)
+}
+
+// virtiofsShare says whether the share tag is served by virtiofs (the
+// kernel command line lists those), not 9p.
+func virtiofsShare(tag string) bool {
+	return slices.Contains(strings.Split(kernelParam(contract.VirtiofsParam), ","), tag)
 }
 
 // kernelParam is the value of key=value on the kernel's command line ("" if

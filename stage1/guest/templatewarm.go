@@ -19,6 +19,9 @@ import (
 // and a clone's QEMU starts with it (docs/architecture.md, "Templates").
 // What every clone runs and a template's boot does not is run here once,
 // so that it is translated already, in PID 1, the kernel and our program:
+//   - the kernel's 9p client: mounting the pod share, a lookup and a
+//     directory read in it, and unmounting it (a clone mounts the share
+//     first thing);
 //   - the exit reporter's calls on systemd's private bus (a short pod's end
 //     waits for them);
 //   - an app's start and end: systemd sets up a sandbox as for any pod's
@@ -45,6 +48,9 @@ func warmUp() error {
 	if kernelParam(contract.MakingTemplateParam) != "1" {
 		return nil
 	}
+	if err := warmShare(); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1-guest: warm-up: %v\n", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), warmUpTimeout)
 	defer cancel()
 	err := warmSystemd(ctx)
@@ -53,6 +59,26 @@ func warmUp() error {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1-guest: warm-up: %v\n", err)
+	}
+	return nil
+}
+
+// warmShare mounts the pod share as a clone does, read-only, reads it
+// and unmounts it. The template's QEMU gives it an empty directory of its
+// own, and lets the guest be saved once the share is unmounted (QEMU's 9p
+// server refuses to migrate while it is mounted). A share served by
+// virtiofs is left alone: its shapes have no templates.
+func warmShare() error {
+	if virtiofsShare(contract.PodTag) {
+		return nil
+	}
+	if err := mountShare(contract.PodTag, contract.PodMount, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_RDONLY); err != nil {
+		return fmt.Errorf("mount the pod share: %w", err)
+	}
+	os.ReadDir(contract.PodMount)
+	os.Stat(filepath.Join(contract.PodMount, contract.ShareConfig))
+	if err := unix.Unmount(contract.PodMount, 0); err != nil {
+		return fmt.Errorf("unmount the pod share: %w", err)
 	}
 	return nil
 }
