@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -29,7 +30,8 @@ import (
 
 // Version is the layout of a template directory; Key includes it, so a
 // change makes every older template unused (and Prune drops them).
-const Version = 1
+// Version 2: the RAM file's data is checked with CRC-32C, not SHA-256.
+const Version = 2
 
 // Files of a template directory.
 const (
@@ -80,11 +82,13 @@ type Meta struct {
 	StateBytes  int64  `json:"stateBytes"`
 	StateSHA256 string `json:"stateSHA256"`
 	// RAMModNano is the RAM file's modification time once made: a
-	// template's files never change after it is made. RAMSHA256 hashes
-	// its data (hashData): a clone of a RAM file changed since would run
-	// a guest no one booted.
+	// template's files never change after it is made. RAMCRC32C is the
+	// checksum of its data (sumData): a clone of a RAM file changed since
+	// would run a guest no one booted. A checksum, not a cryptographic
+	// hash: it is checked at every clone's start, and only root, who
+	// could rewrite this record too, can write the file (docs/security.md).
 	RAMModNano int64  `json:"ramModNano"`
-	RAMSHA256  string `json:"ramSHA256"`
+	RAMCRC32C  string `json:"ramCRC32C"`
 	// TranslationsBytes and TranslationsSHA256 describe TranslationsFile
 	// (0 and "": the template has none). QEMU runs what it holds as
 	// code, so it is checked like the state.
@@ -182,7 +186,7 @@ func (t Template) CheckState() error {
 // record: ErrCorrupt if it changed (a clone would run a guest no one
 // booted).
 func (t Template) CheckRAM() error {
-	if sum, err := hashData(t.RAM()); err != nil || sum != t.Meta.RAMSHA256 {
+	if sum, err := sumData(t.RAM()); err != nil || sum != t.Meta.RAMCRC32C {
 		return fmt.Errorf("%w: %s: RAM file's contents changed since it was made (%v)", ErrCorrupt, t.Meta.Key, err)
 	}
 	return nil
@@ -266,7 +270,7 @@ func record(dir, key string) (Meta, error) {
 		return m, fmt.Errorf("template: %w", err)
 	}
 	m.RAMBytes, m.RAMModNano = ram.Size(), ram.ModTime().UnixNano()
-	if m.RAMSHA256, err = hashData(filepath.Join(dir, RAMFile)); err != nil {
+	if m.RAMCRC32C, err = sumData(filepath.Join(dir, RAMFile)); err != nil {
 		return m, fmt.Errorf("template: %w", err)
 	}
 	if m.StateBytes, m.StateSHA256, err = hashFile(filepath.Join(dir, StateFile)); err != nil {
@@ -439,11 +443,13 @@ func checkFile(path string, size int64, sum string) error {
 	return nil
 }
 
-// hashData hashes the data of a sparse file: each extent's offset,
-// length and bytes, skipping holes (most of a guest's RAM, which it never
-// touched), so a check costs what the template holds, not the guest's
-// size.
-func hashData(path string) (string, error) {
+// sumData is the CRC-32C of the data of a sparse file: each extent's
+// offset, length and bytes, skipping holes (most of a guest's RAM, which
+// it never touched), so a check costs what the template holds, not the
+// guest's size. CRC-32C runs at memory speed here (the CPU's CRC32
+// instruction: ~10 ms for a template's ~50 MB, against ~45 ms for
+// SHA-256 even with the SHA extensions), and a clone's start waits for it.
+func sumData(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -453,7 +459,8 @@ func hashData(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
+	h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	buf := make([]byte, 1<<20)
 	fd := int(f.Fd())
 	for off := int64(0); off < st.Size(); {
 		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
@@ -467,7 +474,7 @@ func hashData(path string) (string, error) {
 			return "", err
 		}
 		fmt.Fprintf(h, "%d+%d\n", start, end-start)
-		if _, err := io.Copy(h, io.NewSectionReader(f, start, end-start)); err != nil {
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(f, start, end-start), buf); err != nil {
 			return "", err
 		}
 		off = end
