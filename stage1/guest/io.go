@@ -57,12 +57,12 @@ func ForwardIO() error {
 	if conn == nil {
 		return err // stopped before any pod, or no handover
 	}
-	defer conn.Close()
 	var pod *podIO
 	if err == nil {
 		pod, err = servePod(c)
 	}
 	answerIOConfig(conn, err)
+	conn.Close()
 	if err != nil {
 		return err
 	}
